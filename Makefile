@@ -1,0 +1,46 @@
+# Quick start: `make demo` (services, worker, simulated traffic, report) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
+export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
+
+.PHONY: install services-up services-down services-status test test-unit test-integration demo schemas clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+services-up:
+	@bash deploy/local/services.sh up
+
+services-down:
+	@bash deploy/local/services.sh down
+
+services-status:
+	@bash deploy/local/services.sh status
+
+## Unit tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
+test: install services-up
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+test-integration: install services-up
+	$(BIN)/pytest tests/integration
+
+demo: install services-up
+	@bash deploy/local/demo.sh
+
+schemas: install
+	$(BIN)/telemetry-worker schemas
+
+clean: services-down
+	rm -rf .cache .venv .demo .pytest_cache .hypothesis

@@ -1,0 +1,161 @@
+"""Worker processes, drain detection and exact comparison of the database with a ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from worker.settings import Settings
+from worker.simulation import Ledger
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    return {name.upper(): str(value) for name, value in settings.model_dump().items()}
+
+
+class WorkerProcess:
+    """`telemetry-worker run` as a real OS process, so that it can be killed with SIGKILL."""
+
+    def __init__(self, settings: Settings, log_path: Path):
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "run"], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    async def readiness(self) -> tuple[int, dict] | None:
+        url = f"http://127.0.0.1:{self.settings.web_port}/readyz"
+        try:
+            async with aiohttp.ClientSession() as http, http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return r.status, await r.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+            return None
+
+    async def wait_ready(self, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            answer = await self.readiness()
+            if answer and answer[0] == 200:
+                return answer[1]
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"worker not ready within {timeout} s:\n{self.log_tail()}")
+
+    async def wait_flushing(self, timeout: float = 60.0) -> None:
+        """Until this process has written at least one flush."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = await self.wait_ready(max(1.0, deadline - time.monotonic()))
+            if ready["stats"]["flushes"] > 0:
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"worker wrote nothing within {timeout} s:\n{self.log_tail()}")
+
+    def kill9(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+
+async def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in (settings.topic_calls_completed, settings.topic_calls_failed)
+               for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
+        return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh consumer knows no topics yet
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def wait_drained(settings: Settings, pool: asyncpg.Pool, timeout: float = 90.0, workers=()) -> None:
+    """Until the stored offsets reach the end of every input partition."""
+    ends = await end_offsets(settings)
+    deadline = time.monotonic() + timeout
+    stored: dict = {}
+    while time.monotonic() < deadline:
+        rows = await pool.fetch("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group=$1",
+                                settings.consumer_group)
+        stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        if all(end == 0 or stored.get(tp, -1) >= end for tp, end in ends.items()):
+            return
+        await asyncio.sleep(0.25)
+    logs = "\n".join(w.log_tail(20) for w in workers)
+    raise AssertionError(f"not drained in {timeout} s: ends={ends} stored={stored}\n{logs}")
+
+
+async def assert_matches_ledger(pool: asyncpg.Pool, ledger: Ledger) -> None:
+    """Every (model, task type) row equals what was produced: counts and tokens exactly."""
+    rows = await pool.fetch(
+        "SELECT model_id, task_type, total_calls, success_count, latency_sum_ms, cost_sum_usd, input_tokens,"
+        " output_tokens FROM model_performance")
+    got = {(r["model_id"], r["task_type"]): r for r in rows}
+    assert set(got) == set(ledger.by_model_task)
+    for key, want in ledger.by_model_task.items():
+        row = got[key]
+        assert (row["total_calls"], row["success_count"], row["input_tokens"], row["output_tokens"]) == (
+            want.calls, want.successes, want.input_tokens, want.output_tokens), key
+        assert abs(row["latency_sum_ms"] - want.latency_sum_ms) <= 1e-9 * want.latency_sum_ms + 1e-6, key
+        assert abs(row["cost_sum_usd"] - want.cost_sum_usd) <= 1e-9 * want.cost_sum_usd + 1e-9, key
+    minutes = await pool.fetchval("SELECT coalesce(sum(total_calls), 0) FROM model_performance_minutes")
+    series = await pool.fetchval(
+        "SELECT coalesce(sum(metric_value), 0) FROM performance_metrics WHERE metric_name = 'calls'"
+        " AND series_key = 'layer=all'")
+    assert minutes == ledger.calls and series == ledger.calls
+
+
+async def dead_letters(settings: Settings, timeout: float = 10.0) -> list:
+    """Every record on the dead-letter topic, from the beginning."""
+    consumer = AIOKafkaConsumer(settings.topic_dlq, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    records = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            if not batch and records:
+                break
+            for messages in batch.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def source_of(record) -> tuple:
+    h = {k: v.decode() for k, v in record.headers}
+    return h["dlq.source_topic"], int(h["dlq.source_partition"]), int(h["dlq.source_offset"]), h.get("dlq.envelope_index")

@@ -1,0 +1,131 @@
+"""The PostgreSQL side on a real server: migrations under concurrency, the offset fence, dedupe,
+and the SQL histogram functions agreeing with the Python ones."""
+
+import asyncio
+import random
+import uuid
+
+import asyncpg
+import orjson
+import pytest
+
+from worker import histogram
+from worker.decode import Call
+from worker.store.flush import OffsetFenced, write_flush
+from worker.store.migrate import migrate, migration_files
+from worker.store.offsets import UNSTORED, prune_seen, stored_offsets
+
+GROUP = "g"
+TP = ("calls", 0)
+
+
+def call(event_id=None, model="m", ok=True, latency=100.0, at=1_790_000_000.0):
+    return Call(event_id or str(uuid.uuid4()), at, model, "coding", "fast", ok, latency, 0.5, 10, 2)
+
+
+async def flush(conn, calls, expected, next_offset, dead_letters=0):
+    return await write_flush(conn, group=GROUP, expected={TP: expected}, next_offsets={TP: next_offset},
+                             calls=calls, dead_letters=dead_letters, now=1_790_000_000.0)
+
+
+@pytest.fixture
+async def migrated(pool):
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
+async def test_pods_migrating_at_once_apply_each_migration_exactly_once(database):
+    conns = [await asyncpg.connect(database) for _ in range(6)]
+    try:
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        versions = [v for v, _ in migration_files()]
+        assert sorted(v for applied in results for v in applied) == versions
+        assert await conns[0].fetchval("SELECT count(*) FROM schema_migrations") == len(versions)
+        assert await migrate(conns[0]) == []
+    finally:
+        for c in conns:
+            await c.close()
+
+
+async def test_sql_quantiles_equal_python_quantiles(migrated):
+    rng = random.Random(11)
+    for _ in range(20):
+        values = [rng.lognormvariate(6, 1.2) for _ in range(rng.randrange(1, 400))] + [0.0] * rng.randrange(3)
+        left, right = histogram.from_values(values[::2]), histogram.from_values(values[1::2])
+        as_json = lambda h: orjson.dumps(histogram.to_json_keys(h)).decode()  # noqa: E731
+        for q in (0.0, 0.5, 0.95, 0.99, 1.0):
+            sql = await migrated.fetchval("SELECT hist_quantile(hist_merge($1::jsonb, $2::jsonb), $3)",
+                                          as_json(left), as_json(right), q)
+            expected = histogram.quantile(histogram.from_values(values), q)
+            assert sql == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+async def test_a_flush_from_a_stale_owner_is_fenced_and_changes_nothing(migrated):
+    async with migrated.acquire() as conn:
+        assert await stored_offsets(conn, GROUP, [TP]) == {TP: UNSTORED}
+        await flush(conn, [call(), call()], expected=UNSTORED, next_offset=2)
+        with pytest.raises(OffsetFenced):
+            await flush(conn, [call()], expected=UNSTORED, next_offset=3)  # believes nothing was stored
+        assert await conn.fetchval("SELECT total_calls FROM model_performance") == 2
+        assert await stored_offsets(conn, GROUP, [TP]) == {TP: 2}
+        await flush(conn, [call()], expected=2, next_offset=3)
+        assert await conn.fetchval("SELECT total_calls FROM model_performance") == 3
+
+
+async def test_two_owners_racing_on_one_partition_count_once(migrated):
+    async with migrated.acquire() as conn:
+        await stored_offsets(conn, GROUP, [TP])
+    batch = [call() for _ in range(50)]
+
+    async def owner():
+        async with migrated.acquire() as conn:
+            try:
+                await flush(conn, batch, expected=UNSTORED, next_offset=50)
+                return "written"
+            except OffsetFenced:
+                return "fenced"
+
+    outcomes = await asyncio.gather(*(owner() for _ in range(4)))
+    assert sorted(outcomes) == ["fenced"] * 3 + ["written"]
+    assert await migrated.fetchval("SELECT total_calls FROM model_performance") == 50
+
+
+async def test_resent_events_count_once_within_and_across_flushes(migrated):
+    same = str(uuid.uuid4())
+    async with migrated.acquire() as conn:
+        await stored_offsets(conn, GROUP, [TP])
+        first = await flush(conn, [call(same), call(same), call()], expected=UNSTORED, next_offset=3)
+        second = await flush(conn, [call(same)], expected=3, next_offset=4)
+    assert (first.counted, first.duplicates, second.counted, second.duplicates) == (2, 1, 0, 1)
+    assert await migrated.fetchval("SELECT total_calls FROM model_performance") == 2
+    dup = await migrated.fetchval("SELECT sum(metric_value) FROM performance_metrics WHERE metric_name='events_duplicate'")
+    assert dup == 2
+
+
+async def test_rows_derive_rates_averages_and_percentiles(migrated):
+    latencies = [100.0, 200.0, 300.0, 400.0]
+    calls = [call(latency=v, ok=i != 0) for i, v in enumerate(latencies)]
+    async with migrated.acquire() as conn:
+        await stored_offsets(conn, GROUP, [TP])
+        await flush(conn, calls[:2], expected=UNSTORED, next_offset=2)
+        await flush(conn, calls[2:], expected=2, next_offset=4, dead_letters=3)
+    row = await migrated.fetchrow("SELECT * FROM model_performance")
+    assert (row["total_calls"], row["success_count"], row["failure_count"]) == (4, 3, 1)
+    assert row["success_rate"] == pytest.approx(75.0)
+    assert row["avg_latency_ms"] == pytest.approx(250.0)
+    assert row["avg_cost"] == pytest.approx(0.5)
+    assert row["latency_p50_ms"] == pytest.approx(histogram.quantile(histogram.from_values(latencies), 0.5))
+    p99 = await migrated.fetchval("SELECT metric_value FROM performance_metrics WHERE metric_name='latency_p99_ms'"
+                                  " AND series_key='layer=all'")
+    assert p99 == pytest.approx(histogram.quantile(histogram.from_values(latencies), 0.99))
+    assert await migrated.fetchval(
+        "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name='events_dead_lettered'") == 3
+
+
+async def test_pruning_forgets_only_old_event_ids(migrated):
+    old, new = uuid.uuid4(), uuid.uuid4()
+    await migrated.execute("INSERT INTO seen_events VALUES ($1, now() - interval '2 hours'), ($2, now())", old, new)
+    async with migrated.acquire() as conn:
+        assert await prune_seen(conn, window_s=3600) == 1
+    assert [r[0] for r in await migrated.fetch("SELECT event_id FROM seen_events")] == [new]

@@ -1,0 +1,96 @@
+"""Decoding message values: every input ends as counted calls or reasoned rejections, never a crash."""
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests import samples
+from worker.decode import Limits, decode, nesting_depth_exceeds
+from worker.events import EventKind
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def test_one_event_per_message():
+    calls, rejections = decode(orjson.dumps(samples.completed(model_id="gpt-4o")), EventKind.completed)
+    assert [c.model_id for c in calls] == ["gpt-4o"] and rejections == []
+    assert calls[0].ok and calls[0].failure is None
+
+
+def test_a_failed_event_keeps_its_failure_details():
+    calls, _ = decode(orjson.dumps(samples.failed()), EventKind.failed)
+    assert not calls[0].ok and calls[0].failure.error_type == "timeout"
+
+
+def test_envelope_elements_are_judged_one_by_one():
+    envelope = [samples.completed(), samples.completed(latency_ms=-3), "junk", samples.completed()]
+    calls, rejections = decode(orjson.dumps(envelope), EventKind.completed)
+    assert len(calls) == 2
+    assert [(r.index, r.reason) for r in rejections] == [(1, "invalid_event"), (2, "not_an_object")]
+    assert "latency_ms" in rejections[0].detail
+
+
+def test_a_completed_topic_refuses_nothing_it_should_not():
+    # a failed event on the completed topic is still a valid completed event (extra fields ignored)
+    calls, rejections = decode(orjson.dumps(samples.failed()), EventKind.completed)
+    assert len(calls) == 1 and calls[0].ok and not rejections
+
+
+def test_limits_have_their_own_reasons():
+    limits = Limits(max_message_bytes=2048, max_events_per_envelope=2, max_nesting_depth=4)
+    cases = {
+        b"": "empty",
+        None: "empty",
+        b"x" * 3000: "too_large",
+        b"{not json": "not_json",
+        b"\xff\xfe": "not_json",
+        b"[]": "empty_envelope",
+        orjson.dumps([samples.completed()] * 3): "envelope_too_large",
+        orjson.dumps(samples.completed(extra={"a": {"b": {"c": {"d": 1}}}})): "too_deep",
+        b"42": "not_an_object",
+    }
+    for value, reason in cases.items():
+        calls, rejections = decode(value, EventKind.completed, limits)
+        assert calls == [] and [r.reason for r in rejections] == [reason], value
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_raise(value):
+    calls, rejections = decode(value, EventKind.failed)
+    assert len(calls) + len(rejections) >= 1
+
+
+@given(json_values)
+def test_arbitrary_json_is_either_counted_or_rejected(value):
+    raw = orjson.dumps(value)
+    calls, rejections = decode(raw, EventKind.completed)
+    items = len(value) if isinstance(value, list) and 0 < len(value) <= 10_000 else 1
+    assert len(calls) + len(rejections) == items
+    assert all(r.reason and r.detail for r in rejections)
+
+
+@given(
+    latency=st.floats(min_value=0, max_value=86_400_000),
+    tokens=st.integers(min_value=0, max_value=2**31 - 1),
+    cost=st.floats(min_value=0, max_value=1e6),
+    model=st.text(min_size=1, max_size=200),
+)
+def test_valid_values_reach_the_call_unchanged(latency, tokens, cost, model):
+    event = samples.completed(latency_ms=latency, input_tokens=tokens, cost_usd=cost, model_id=model)
+    calls, rejections = decode(orjson.dumps(event), EventKind.completed)
+    assert rejections == []
+    call = calls[0]
+    assert (call.latency_ms, call.input_tokens, call.cost_usd, call.model_id) == (latency, tokens, cost, model)
+
+
+@given(st.integers(min_value=1, max_value=60))
+def test_nesting_depth_is_measured_exactly(depth):
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    assert nesting_depth_exceeds(value, depth) is False
+    assert nesting_depth_exceeds(value, depth - 1) is True

@@ -1,0 +1,108 @@
+"""The Faust application: wires the database, the ingest pipeline, timers and HTTP endpoints.
+
+Faust owns the process lifecycle (signals, graceful shutdown), the web server and leader-only
+timers; the ingest pipeline is one of its services (see worker/pipeline/ingest.py for why it
+drives its own consumer).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+import mode
+
+from worker.pipeline.ingest import Ingest
+from worker.settings import Settings
+from worker.store.db import redact_dsn, wait_for_pool
+from worker.store.migrate import migrate
+from worker.store.offsets import prune_seen
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_S = 300.0
+
+
+class Runtime(mode.Service):
+    """Connects to PostgreSQL (waiting if needed), migrates, then starts ingestion.
+
+    Start-up runs in the background so the web server answers /healthz (and a not-ready /readyz)
+    while the database is still coming up.
+    """
+
+    def __init__(self, settings: Settings, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.pool = None
+        self.ingest: Ingest | None = None
+        self.phase = "starting"
+
+    async def on_start(self) -> None:
+        self.add_future(self._bring_up())
+
+    async def _bring_up(self) -> None:
+        self.phase = "waiting for PostgreSQL"
+        log.info("connecting to %s", redact_dsn(self.settings.database_url))
+        self.pool = await wait_for_pool(self.settings.database_url)
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("schema migrations applied: %s", ", ".join(applied) or "none pending")
+        self.ingest = Ingest(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
+        self.phase = "joining the consumer group"
+        await self.add_runtime_dependency(self.ingest)
+        self.phase = "running"
+
+    async def on_stop(self) -> None:
+        if self.ingest is not None:
+            await self.ingest.stop()  # final flush needs the pool: stop ingestion first
+        if self.pool is not None:
+            await self.pool.close()
+
+    @property
+    def ready(self) -> bool:
+        return self.ingest is not None and self.ingest.ready
+
+
+def create_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{host.strip()}" for host in settings.kafka_bootstrap_servers.split(",")],
+        store="memory://",
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_bind=settings.web_host,
+        topic_replication_factor=1,
+        topic_partitions=1,
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
+    )
+    runtime = Runtime(settings)
+    app.service(runtime)
+    app.runtime = runtime  # type: ignore[attr-defined]
+
+    @app.page("/healthz")
+    async def healthz(web, request):
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web, request):
+        ingest = runtime.ingest
+        body = {
+            "ready": runtime.ready,
+            "phase": runtime.phase,
+            "failed_flush_attempts": ingest.failures if ingest else None,
+            "partitions_waiting_for_offsets": len(ingest.positions.pending) if ingest and ingest.positions else None,
+            "stats": ingest.stats.summary() if ingest else None,
+        }
+        return web.json(body, status=200 if runtime.ready else 503)
+
+    @app.timer(PRUNE_INTERVAL_S, on_leader=True)
+    async def forget_old_event_ids() -> None:
+        if runtime.pool is None:
+            return
+        async with runtime.pool.acquire() as conn:
+            removed = await prune_seen(conn, settings.dedupe_window_s)
+        if removed:
+            log.info("dedupe log: forgot %d event ids older than %d s", removed, settings.dedupe_window_s)
+
+    return app

@@ -1,0 +1,90 @@
+"""Building one flush: `initial()` and `accumulate(batch, record)`, pure and cheap per message.
+
+A batch owns, per partition, the offset to resume from once it is written: invalid messages
+advance it too (they are dead-lettered in the same flush), so nothing is read twice or skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import orjson
+
+from worker.decode import Call, Limits, Rejection, decode
+from worker.events import EventKind
+
+TopicPartition = tuple[str, int]
+
+
+class Record(Protocol):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    rejection: Rejection
+    truncated_from: int | None = None  # original size when the value was cut
+
+
+@dataclass(slots=True)
+class Batch:
+    opened_at: float
+    messages: int = 0
+    calls: list[Call] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    dead_letters_sent: bool = False  # set once produced, so a retried flush does not produce them again
+
+    def __bool__(self) -> bool:
+        return self.messages > 0
+
+    @property
+    def items(self) -> int:
+        """Events and dead letters: what a flush has to write."""
+        return len(self.calls) + len(self.dead_letters)
+
+
+def initial(now: float) -> Batch:
+    return Batch(opened_at=now)
+
+
+def _element_bytes(element: object) -> bytes:
+    try:
+        return orjson.dumps(element)
+    except TypeError:  # e.g. an integer beyond 64 bits: keep a faithful textual form
+        return repr(element).encode("utf-8", "replace")
+
+
+def dead_letter(record: Record, rejection: Rejection, max_value_bytes: int) -> DeadLetter:
+    whole = rejection.index is None
+    value = (record.value or b"") if whole else _element_bytes(rejection.element)
+    truncated_from = len(value) if len(value) > max_value_bytes else None
+    return DeadLetter(
+        record.topic, record.partition, record.offset, record.key,
+        value[:max_value_bytes], rejection, truncated_from,
+    )
+
+
+def accumulate(
+    batch: Batch, record: Record, kind: EventKind, limits: Limits, max_dead_letter_bytes: int
+) -> Batch:
+    calls, rejections = decode(record.value, kind, limits)
+    batch.calls.extend(calls)
+    batch.dead_letters.extend(dead_letter(record, r, max_dead_letter_bytes) for r in rejections)
+    batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
+    batch.messages += 1
+    return batch
+
+
+def is_due(batch: Batch, now: float, max_items: int, max_age_s: float) -> bool:
+    return batch.items >= max_items or (batch.messages > 0 and now - batch.opened_at >= max_age_s)

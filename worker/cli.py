@@ -1,0 +1,174 @@
+"""`telemetry-worker`: run the worker, migrate, report, simulate gateway traffic, write schemas."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from worker.settings import Settings, get_settings
+
+# Wide enough for the report's tables when output goes to a file or a CI log.
+console = Console(stderr=False, width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from faust.worker import Worker
+
+    from worker.app import create_app
+
+    app = create_app(settings)
+    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()  # returns only through SystemExit
+    return 0
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    from worker.store.db import wait_for_pool
+    from worker.store.migrate import migrate
+
+    pool = await wait_for_pool(settings.database_url, attempts=10, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            return await migrate(conn)
+    finally:
+        await pool.close()
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    applied = asyncio.run(_migrate(settings))
+    console.print(f"migrations applied: {', '.join(applied) or 'none pending'}")
+    return 0
+
+
+async def _report(settings: Settings, task_type: str | None):
+    import asyncpg
+
+    from worker.report import build_report
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await build_report(conn, task_type)
+    finally:
+        await conn.close()
+
+
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.report import render
+
+    report = asyncio.run(_report(settings, args.task_type))
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        render(report, console)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.simulation import Degradation
+    from worker.simulator import simulate
+
+    degrade = Degradation(args.degrade_model, args.degrade_after) if args.degrade_model else None
+    result = asyncio.run(simulate(
+        settings, count=args.count, rate=args.rate, envelope=args.envelope, seed=args.seed,
+        resend_fraction=args.resend_fraction, invalid_fraction=args.invalid_fraction, degrade=degrade,
+        partitions=args.partitions, progress=not args.quiet,
+    ))
+    console.print(
+        f"produced {result.ledger.calls:,} calls in {result.messages:,} messages over {result.seconds:.1f} s "
+        f"({result.ledger.calls / max(result.seconds, 1e-9):,.0f} events/s); re-sent {result.resent:,}, "
+        f"invalid {result.invalid:,}"
+    )
+    if args.ledger:
+        ledger = {
+            "calls": result.ledger.calls, "resent": result.resent, "invalid": result.invalid,
+            "messages": result.messages, "failures_by_type": result.ledger.failures_by_type,
+            "by_model_task": [
+                {"model_id": m, "task_type": t, **vars(tally)}
+                for (m, t), tally in sorted(result.ledger.by_model_task.items())
+            ],
+        }
+        Path(args.ledger).write_text(json.dumps(ledger, indent=2))
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from worker import status
+
+    if args.wait is not None:
+        caught_up = asyncio.run(status.wait_until_caught_up(settings, args.wait, err))
+        if not caught_up:
+            err.print(f"[red]the worker did not catch up within {args.wait:.0f} s[/red]")
+    status.render(asyncio.run(status.partition_lags(settings)), console)
+    return 0 if args.wait is None or caught_up else 1
+
+
+def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
+    from worker import schemas
+
+    folder = Path(args.out)
+    if args.check:
+        drift = schemas.stale(folder)
+        if drift:
+            err.print(f"schemas out of date: {', '.join(drift)}; run 'telemetry-worker schemas'")
+            return 1
+        console.print("schemas up to date")
+        return 0
+    for path in schemas.write(folder):
+        console.print(f"wrote {path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="telemetry-worker", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the worker (Kafka -> PostgreSQL) until stopped").set_defaults(func=_run)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=_cmd_migrate)
+    r = sub.add_parser("report", help="print the analyze_metrics report")
+    r.add_argument("--task-type", help="only this task type")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=_cmd_report)
+    s = sub.add_parser("simulate", help="produce simulated gateway traffic")
+    s.add_argument("--count", type=int, default=20_000, help="call events to produce (default 20000)")
+    s.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
+    s.add_argument("--envelope", type=int, default=1, help="events per message; >1 sends batch envelopes")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--resend-fraction", type=float, default=0.0, help="share of events sent twice")
+    s.add_argument("--invalid-fraction", type=float, default=0.0, help="share of extra invalid inputs")
+    s.add_argument("--degrade-model", help="model that degrades during the run")
+    s.add_argument("--degrade-after", type=int, default=0, help="event number from which it degrades")
+    s.add_argument("--partitions", type=int, default=4, help="partitions of topics created by the simulator")
+    s.add_argument("--ledger", help="write what was produced, as JSON, to this file")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=_cmd_simulate)
+    st = sub.add_parser("status", help="consumer lag per partition and last flush")
+    st.add_argument("--wait", type=float, metavar="SECONDS", help="first wait until the lag is zero")
+    st.set_defaults(func=_cmd_status)
+    c = sub.add_parser("schemas", help="write the wire contract's JSON Schema files")
+    c.add_argument("--out", default="schemas")
+    c.add_argument("--check", action="store_true", help="fail if the files differ from the models")
+    c.set_defaults(func=_cmd_schemas)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        err.print(f"[red]error:[/red] {error}. Are the services up? Try 'make services-up'.")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Message value (bytes) -> valid calls and rejections, each with a stable reason code.
+
+A value is one event object or a JSON array of them (a batch envelope); each element of an
+envelope is judged on its own, so one bad element never costs the good ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import orjson
+from pydantic import ValidationError
+
+from worker.events import MODEL_OF_KIND, CallEvent, CallFailed, EventKind
+
+
+class Limits(NamedTuple):
+    max_message_bytes: int = 1_048_576
+    max_events_per_envelope: int = 10_000
+    max_nesting_depth: int = 32
+
+
+class Call(NamedTuple):
+    """The part of an event the aggregates need; `failure` keeps the failed event whole."""
+
+    event_id: str
+    occurred_at: float  # epoch seconds
+    model_id: str
+    task_type: str
+    layer: str
+    ok: bool
+    latency_ms: float
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    failure: CallFailed | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an input was refused. `index` is the element's position in an envelope, else None."""
+
+    reason: str  # stable code, sent as the dlq.reason header
+    detail: str
+    index: int | None = None
+    element: Any = None  # the offending envelope element, for the dead letter
+
+
+def to_call(event: CallEvent) -> Call:
+    failed = isinstance(event, CallFailed)
+    return Call(
+        str(event.event_id), event.occurred_at.timestamp(), event.model_id, event.task_type,
+        event.layer.value, not failed, float(event.latency_ms), float(event.cost_usd),
+        event.input_tokens, event.output_tokens, event if failed else None,
+    )
+
+
+def nesting_depth_exceeds(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
+def _explain(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors(include_url=False, include_input=False)[:5]:
+        loc = ".".join(str(p) for p in e["loc"]) or "(event)"
+        parts.append(f"{loc}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None) -> Call | Rejection:
+    if not isinstance(element, dict):
+        return Rejection("not_an_object", f"expected an event object, got {type(element).__name__}", index, element)
+    if nesting_depth_exceeds(element, limits.max_nesting_depth):
+        return Rejection("too_deep", f"nesting deeper than {limits.max_nesting_depth} levels", index, element)
+    try:
+        return to_call(MODEL_OF_KIND[kind].model_validate(element))
+    except ValidationError as error:
+        return Rejection("invalid_event", _explain(error), index, element)
+
+
+def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> tuple[list[Call], list[Rejection]]:
+    if not value:
+        return [], [Rejection("empty", "message has no value")]
+    if len(value) > limits.max_message_bytes:
+        return [], [Rejection("too_large", f"{len(value)} bytes > limit {limits.max_message_bytes}")]
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError as error:
+        return [], [Rejection("not_json", str(error)[:500])]
+    if not isinstance(parsed, list):
+        outcome = _judge(parsed, kind, limits, None)
+        return ([outcome], []) if isinstance(outcome, Call) else ([], [outcome])
+    if not parsed:
+        return [], [Rejection("empty_envelope", "batch envelope holds no events")]
+    if len(parsed) > limits.max_events_per_envelope:
+        return [], [Rejection("envelope_too_large", f"{len(parsed)} events > limit {limits.max_events_per_envelope}")]
+    calls: list[Call] = []
+    rejections: list[Rejection] = []
+    for index, element in enumerate(parsed):
+        outcome = _judge(element, kind, limits, index)
+        (calls if isinstance(outcome, Call) else rejections).append(outcome)
+    return calls, rejections

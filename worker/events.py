@@ -1,0 +1,90 @@
+"""Wire contract v1: the events the gateway emits for every model call.
+
+The pydantic models are the single source of the contract: `schemas/*.json` is generated from
+them (`telemetry-worker schemas`) and a test keeps the two in sync. Types are strict (a string is
+never silently read as a number, a boolean never as an integer) because a producer bug should
+reach the dead-letter topic, not the aggregates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+
+MAX_LATENCY_MS = 86_400_000
+MAX_TOKENS = 2**31 - 1
+
+
+class Layer(str, enum.Enum):
+    fast = "fast"
+    balanced = "balanced"
+    deep = "deep"
+
+
+class EventKind(str, enum.Enum):
+    completed = "completed"
+    failed = "failed"
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Timestamps travel as RFC 3339 text; a bare number is a producer bug, not epoch seconds."""
+    if not isinstance(value, (str, dt.datetime)):
+        raise ValueError("must be an RFC 3339 timestamp string with a time zone")
+    return value
+
+
+def _uuid_text(value: Any) -> Any:
+    if not isinstance(value, (str, uuid.UUID)):
+        raise ValueError("must be a UUID string")
+    return value
+
+
+Millis = Annotated[float, Strict(), Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
+Tokens = Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)]
+Text = Annotated[str, Strict()]
+
+
+class CallEvent(BaseModel):
+    """Fields shared by both events. Unknown fields are ignored, never aggregated."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: Literal[1] = 1
+    event_id: Annotated[uuid.UUID, BeforeValidator(_uuid_text)]
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+    request_id: Annotated[Text, Field(max_length=200)] | None = None
+    model_id: Annotated[Text, Field(min_length=1, max_length=200)]
+    provider: Annotated[Text, Field(max_length=100)] | None = None
+    layer: Layer
+    task_type: Annotated[Text, Field(min_length=1, max_length=100)]
+    latency_ms: Millis
+    ttft_ms: Millis | None = None
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    cost_usd: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] = 0.0
+    routing_rule_id: Annotated[Text, Field(max_length=200)] | None = None
+
+
+class CallCompleted(CallEvent):
+    """A model call that returned a usable answer: a success."""
+
+
+class CallFailed(CallEvent):
+    """A model call that failed: counted as a call that did not succeed."""
+
+    error_type: Annotated[Text, Field(min_length=1, max_length=100)]
+    error_message: Annotated[Text, Field(max_length=16_384)]
+    category: Annotated[Text, Field(max_length=100)] | None = None
+    http_status: Annotated[int, Strict(), Field(ge=100, le=599)] | None = None
+    retryable: Annotated[bool, Strict()] | None = None
+    request: dict[str, Any] | None = None
+
+
+MODEL_OF_KIND: dict[EventKind, type[CallEvent]] = {
+    EventKind.completed: CallCompleted,
+    EventKind.failed: CallFailed,
+}

@@ -1,0 +1,186 @@
+"""The ingest pipeline: fetch record batches, decode, flush exactly once into PostgreSQL.
+
+Runs as a service inside the Faust app but drives its own aiokafka consumer: the offsets that
+matter are the ones stored in PostgreSQL with the aggregates (see worker/store/flush.py), and
+Faust's own commit and seek bookkeeping would fight them. Kafka commits are only a hint here,
+kept up to date so that consumer-group lag is visible to operators and autoscalers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+
+import asyncpg
+import mode
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from worker import batch as batching
+from worker.dead_letters import headers
+from worker.decode import Limits
+from worker.events import EventKind
+from worker.pipeline.positions import Positions
+from worker.pipeline.stats import IngestStats
+from worker.settings import Settings
+from worker.store.flush import OffsetFenced, write_flush
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError)
+
+
+class Ingest(mode.Service):
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, **kwargs):
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.pool = pool
+        self.kinds = {settings.topic_calls_completed: EventKind.completed, settings.topic_calls_failed: EventKind.failed}
+        self.limits = Limits(settings.max_message_bytes, settings.max_events_per_envelope, settings.max_nesting_depth)
+        self.stats = IngestStats()
+        self.lock = asyncio.Lock()
+        self.batch = batching.initial(time.monotonic())
+        self.retry_at: float | None = None
+        self.failures = 0
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.positions: Positions | None = None
+        self.loop_exited = asyncio.Event()
+        self.consuming = False  # the consumer joined its group and the consume loop runs
+
+    @property
+    def ready(self) -> bool:
+        return (self.consuming and not self.should_stop and self.positions is not None
+                and self.positions.settled and self.retry_at is None)
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=5,
+            max_request_size=max(1_048_576, s.dlq_max_value_bytes + 65_536),
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap_servers, group_id=s.consumer_group, enable_auto_commit=False,
+            auto_offset_reset=s.start_offset_when_unstored, isolation_level=s.isolation_level,
+            max_partition_fetch_bytes=max(1_048_576, s.max_message_bytes + 65_536),
+            session_timeout_ms=int(s.kafka_session_timeout_s * 1000),
+            heartbeat_interval_ms=int(min(3.0, s.kafka_session_timeout_s / 3) * 1000),
+        )
+        self.positions = Positions(self)
+        await self.producer.start()
+        self.consumer.subscribe(list(self.kinds), listener=self.positions)
+        await self.consumer.start()
+        self.consuming = True
+        log.info("ingest started: group=%s topics=%s", s.consumer_group, ", ".join(self.kinds))
+
+    async def on_stop(self) -> None:
+        try:  # let the step in progress finish, so that nothing is read after the final flush
+            await asyncio.wait_for(self.loop_exited.wait(), self.settings.flush_timeout_s + 5)
+        except asyncio.TimeoutError:
+            log.warning("consume loop did not stop in time; flushing what it has")
+        async with self.lock:
+            if self.batch:
+                log.info("final flush of %d events before stopping", self.batch.items)
+                await self.flush(timeout=self.settings.revoke_flush_timeout_s)
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        log.info("ingest stopped: %s", self.stats.summary())
+
+    @mode.Service.task
+    async def _consume_forever(self) -> None:
+        try:
+            while not self.should_stop:
+                try:
+                    await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # never let one bad step end consumption; it is retried
+                    log.exception("ingest step failed; retrying in 1 s")
+                    await asyncio.sleep(1.0)
+        finally:
+            self.loop_exited.set()
+
+    async def step(self) -> None:
+        assert self.consumer is not None and self.positions is not None
+        if self.positions.pending:
+            async with self.lock:
+                await self.positions.settle()
+        if self.retry_at is not None:
+            await self.consumer.getmany(timeout_ms=max(0, int((self.retry_at - time.monotonic()) * 1000)))
+            async with self.lock:
+                if self.batch and time.monotonic() >= self.retry_at:
+                    await self.flush(timeout=self.settings.flush_timeout_s)
+            return
+        room = max(1, self.settings.flush_max_events - self.batch.items)
+        records = await self.consumer.getmany(timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room)
+        async with self.lock:
+            for tp, messages in records.items():
+                self._accumulate(tp, messages)
+            if batching.is_due(self.batch, time.monotonic(), self.settings.flush_max_events,
+                               self.settings.flush_interval_ms / 1000):
+                await self.flush(timeout=self.settings.flush_timeout_s)
+
+    def _accumulate(self, tp: TopicPartition, messages) -> None:
+        key = (tp.topic, tp.partition)
+        expected = self.positions.expected.get(key)
+        if expected is None:  # revoked or not yet positioned: it will be read again from the stored offset
+            return
+        floor = self.batch.next_offsets.get(key, expected)
+        kind, s = self.kinds[tp.topic], self.settings
+        for message in messages:
+            if message.offset < floor:
+                continue  # already stored
+            batching.accumulate(self.batch, message, kind, self.limits, s.dlq_max_value_bytes)
+
+    async def flush(self, timeout: float) -> bool:
+        """Write the batch; on success advance positions. Call with the lock held."""
+        current = self.batch
+        started = time.monotonic()
+        try:
+            if current.dead_letters and not current.dead_letters_sent:
+                await asyncio.wait_for(self._send_dead_letters(current), timeout)
+                current.dead_letters_sent = True
+            async with self.pool.acquire(timeout=timeout) as conn:
+                outcome = await asyncio.wait_for(write_flush(
+                    conn, group=self.settings.consumer_group, expected=self.positions.expected,
+                    next_offsets=current.next_offsets, calls=current.calls,
+                    dead_letters=len(current.dead_letters), now=time.time(),
+                ), timeout)
+        except OffsetFenced as fenced:
+            log.warning("flush discarded, another consumer moved on: %s", fenced)
+            self.stats.fenced += 1
+            self.batch = batching.initial(time.monotonic())
+            self.positions.reposition_all()
+            return False
+        except RETRYABLE as error:
+            self.failures += 1
+            backoff = min(self.settings.retry_backoff_max_s, 0.25 * 2 ** min(self.failures, 10))
+            self.retry_at = time.monotonic() + backoff
+            self.positions.pause_all()
+            self.stats.flush_errors += 1
+            log.warning("flush of %d events failed (%s: %s); retry %d in %.1f s, consumption paused",
+                        current.items, type(error).__name__, error, self.failures, backoff)
+            return False
+        self.positions.advance(current.next_offsets)
+        self.stats.record_flush(current, outcome, time.monotonic() - started)
+        self.batch = batching.initial(time.monotonic())
+        if self.retry_at is not None:
+            log.info("flush succeeded after %d failed attempts; consumption resumed", self.failures)
+        self.retry_at, self.failures = None, 0
+        self.positions.resume_all()
+        await self.positions.commit_hint(current.next_offsets)
+        return True
+
+    async def _send_dead_letters(self, current: batching.Batch) -> None:
+        assert self.producer is not None
+        now = dt.datetime.now(dt.UTC).isoformat()
+        sends = [
+            await self.producer.send(self.settings.topic_dlq, value=letter.value, key=letter.key,
+                                     headers=headers(letter, self.settings.consumer_group, now))
+            for letter in current.dead_letters
+        ]
+        await asyncio.gather(*sends)

@@ -1,0 +1,36 @@
+"""Counters of the ingest pipeline, for logs, readiness and the status endpoint."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from worker.batch import Batch
+from worker.store.flush import FlushOutcome
+
+
+@dataclass(slots=True)
+class IngestStats:
+    messages: int = 0
+    counted: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    flushes: int = 0
+    flush_errors: int = 0
+    fenced: int = 0
+    lost_to_retention: int = 0
+    last_flush_at: float | None = None
+    last_flush_seconds: float = 0.0
+    started_at: float = field(default_factory=time.time)
+
+    def record_flush(self, batch: Batch, outcome: FlushOutcome, seconds: float) -> None:
+        self.messages += batch.messages
+        self.counted += outcome.counted
+        self.duplicates += outcome.duplicates
+        self.dead_lettered += len(batch.dead_letters)
+        self.flushes += 1
+        self.last_flush_at = time.time()
+        self.last_flush_seconds = seconds
+
+    def summary(self) -> dict[str, float | int | None]:
+        return {name: getattr(self, name) for name in self.__slots__}

@@ -1,0 +1,64 @@
+"""JSON Schema files of the wire contract, generated from the pydantic models in worker/events.py.
+
+A message value is one event or a batch envelope (an array of events); the schemas say both.
+`telemetry-worker schemas` writes them to schemas/; a test fails when they drift.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from worker.events import CallCompleted, CallEvent, CallFailed
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+MAX_ENVELOPE = 10_000
+
+FILES: dict[str, tuple[type[CallEvent], str]] = {
+    "call-completed.v1.schema.json": (CallCompleted, "A gateway call that succeeded (topic gateway.calls.completed)."),
+    "call-failed.v1.schema.json": (CallFailed, "A gateway call that failed (topic gateway.calls.failed)."),
+}
+
+
+def message_schema(model: type[CallEvent], description: str) -> dict:
+    event = model.model_json_schema(mode="validation")
+    defs = event.pop("$defs", {})
+    name = model.__name__
+    defs[name] = event
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"urn:gateway-telemetry:{name}:v1",
+        "title": f"{name} message v1",
+        "description": description + " The value is one event object or a batch envelope: an array of them, "
+        "each judged on its own. Unknown fields are allowed and ignored.",
+        "anyOf": [
+            {"$ref": f"#/$defs/{name}"},
+            {"type": "array", "items": {"$ref": f"#/$defs/{name}"}, "minItems": 1, "maxItems": MAX_ENVELOPE},
+        ],
+        "$defs": defs,
+    }
+
+
+def rendered() -> dict[str, str]:
+    return {
+        filename: json.dumps(message_schema(model, description), indent=2, sort_keys=True) + "\n"
+        for filename, (model, description) in FILES.items()
+    }
+
+
+def write(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, text in rendered().items():
+        path = folder / filename
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale(folder: Path) -> list[str]:
+    """Files in `folder` that differ from what the models generate."""
+    return [
+        name for name, text in rendered().items()
+        if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != text
+    ]

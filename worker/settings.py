@@ -1,0 +1,82 @@
+"""Every setting the worker reads, from environment variables, with its default.
+
+One place, so that the README's configuration table can be checked against it by a test.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- connections
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
+    database_url: str = Field(
+        "postgresql://postgres:postgres@127.0.0.1:5432/telemetry", description="PostgreSQL DSN."
+    )
+
+    # --- topics (wire contract v1)
+    topic_calls_completed: str = Field("gateway.calls.completed", description="Input: call-completed events.")
+    topic_calls_failed: str = Field("gateway.calls.failed", description="Input: call-failed events.")
+    topic_heuristics: str = Field("gateway.routing.heuristics", description="Output: routing heuristics (compacted).")
+    topic_dlq: str = Field("gateway.telemetry.dlq", description="Output: dead letters, with the reason in headers.")
+
+    # --- consumption
+    consumer_group: str = Field("gateway-telemetry-worker", description="Kafka consumer group of the ingest pipeline.")
+    app_id: str = Field("gateway-telemetry", description="Faust application id (its own group and internal topics).")
+    start_offset_when_unstored: Literal["earliest", "latest"] = Field(
+        "earliest", description="Where a partition starts when PostgreSQL holds no offset for it yet."
+    )
+    kafka_session_timeout_s: float = Field(
+        10.0, ge=1, description="How long a silent worker keeps its partitions before the group moves them "
+        "(a crashed pod's partitions wait this long). The broker allows 6 s to 30 min by default."
+    )
+    isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        "read_committed", description="Skip events of aborted producer transactions."
+    )
+
+    # --- micro-batching
+    flush_max_events: int = Field(5000, ge=1, description="Flush when the batch holds this many events (dead letters included).")
+    flush_interval_ms: int = Field(1000, ge=10, description="Flush at least this often while events arrive.")
+    flush_timeout_s: float = Field(30.0, gt=0, description="Give up one flush attempt after this long and retry.")
+    retry_backoff_max_s: float = Field(10.0, gt=0, description="Longest wait between retries of a failed flush.")
+    revoke_flush_timeout_s: float = Field(
+        10.0, gt=0, description="On a rebalance, how long to try the final flush before handing the batch back."
+    )
+    dedupe_window_s: int = Field(
+        6 * 3600, ge=0, description="A re-sent event (same event_id) arriving within this window counts once."
+    )
+
+    # --- input limits (beyond these an input goes to the dead-letter topic)
+    max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted message value.")
+    max_events_per_envelope: int = Field(10_000, ge=1, description="Largest accepted batch envelope.")
+    max_nesting_depth: int = Field(32, ge=2, description="Deepest accepted JSON nesting inside one event.")
+    dlq_max_value_bytes: int = Field(
+        262_144, ge=1024, description="Dead-letter values are cut to this size (header dlq.truncated says so)."
+    )
+
+    # --- web
+    web_host: str = Field("127.0.0.1", description="Address of the HTTP server (health, readiness).")
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the HTTP server.")
+
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @model_validator(mode="after")
+    def _groups_differ(self) -> Settings:
+        if self.consumer_group == self.app_id:
+            raise ValueError(
+                "CONSUMER_GROUP and APP_ID must differ: Faust joins its own group named after APP_ID "
+                "with a different assignment protocol"
+            )
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,135 @@
+"""Produce simulated gateway traffic to Kafka: rate-limited, optionally enveloped, with re-sends and
+invalid input mixed in on request, and a ledger of what a correct worker must end up counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+from dataclasses import dataclass, field
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from worker.events import EventKind
+from worker.settings import Settings
+from worker.simulation import Degradation, Ledger, generate
+
+INVALID_SAMPLES = (
+    b"this is not json",
+    b'{"event_id": "not-a-uuid"}',
+    b'{"model_id": 42, "layer": "fast"}',
+    b"\xff\xfe\x00garbage",
+    b"[]",
+)
+
+
+def _invalid_element(rng: random.Random, event: dict) -> dict:
+    broken = dict(event)
+    choice = rng.randrange(4)
+    if choice == 0:
+        broken["latency_ms"] = -5
+    elif choice == 1:
+        del broken["model_id"]
+    elif choice == 2:
+        broken["layer"] = "turbo"
+    else:
+        broken["input_tokens"] = "many"
+    return broken
+
+
+@dataclass
+class Result:
+    ledger: Ledger = field(default_factory=Ledger)
+    messages: int = 0
+    resent: int = 0
+    invalid: int = 0  # items that must reach the dead-letter topic
+    seconds: float = 0.0
+
+
+async def ensure_topics(settings: Settings, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [settings.topic_calls_completed, settings.topic_calls_failed, settings.topic_dlq]
+        missing = [NewTopic(t, partitions, 1) for t in wanted if t not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+
+
+async def simulate(
+    settings: Settings, *, count: int, rate: float | None = None, envelope: int = 1, seed: int = 7,
+    resend_fraction: float = 0.0, invalid_fraction: float = 0.0, degrade: Degradation | None = None,
+    partitions: int = 4, progress: bool = True,
+) -> Result:
+    await ensure_topics(settings, partitions)
+    rng = random.Random(seed + 1)
+    topics = {EventKind.completed: settings.topic_calls_completed, EventKind.failed: settings.topic_calls_failed}
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True,
+                                linger_ms=10, max_batch_size=262_144, max_request_size=4_194_304)
+    result, pending, sent_events = Result(), [], []
+    envelopes: dict[EventKind, list[dict]] = {EventKind.completed: [], EventKind.failed: []}
+    started = time.monotonic()
+    clock = lambda: dt.datetime.now(dt.UTC).isoformat()  # noqa: E731
+
+    async def send(kind: EventKind, value: bytes) -> None:
+        pending.append(await producer.send(topics[kind], value=value))
+        result.messages += 1
+        if len(pending) >= 2000:
+            await asyncio.gather(*pending)
+            pending.clear()
+
+    async def emit(kind: EventKind, item: dict) -> None:
+        if envelope <= 1:
+            await send(kind, orjson.dumps(item))
+            return
+        envelopes[kind].append(item)
+        if len(envelopes[kind]) >= envelope:
+            await send(kind, orjson.dumps(envelopes[kind]))
+            envelopes[kind] = []
+
+    columns = (TextColumn("[bold]simulating gateway traffic"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]:>8.0f} events/s"), TimeRemainingColumn())
+    await producer.start()
+    try:
+        with Progress(*columns, disable=not progress, transient=False) as bar:
+            task = bar.add_task("events", total=count, rate=0.0)
+            for number, (kind, event) in enumerate(generate(count, seed=seed, clock=clock, degrade=degrade), 1):
+                result.ledger.add(kind, event)
+                if len(sent_events) < 10_000:  # re-sends are drawn from the first events
+                    sent_events.append((kind, event))
+                await emit(kind, event)
+                if resend_fraction and rng.random() < resend_fraction:
+                    await emit(*rng.choice(sent_events))
+                    result.resent += 1
+                if invalid_fraction and rng.random() < invalid_fraction:
+                    result.invalid += 1
+                    if envelope <= 1:
+                        await send(kind, rng.choice(INVALID_SAMPLES))
+                    else:
+                        await emit(kind, _invalid_element(rng, event))
+                if rate and number % 50 == 0:
+                    ahead = number / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                if number % 500 == 0 or number == count:
+                    bar.update(task, completed=number, rate=number / max(1e-9, time.monotonic() - started))
+            for kind, items in envelopes.items():
+                if items:
+                    await send(kind, orjson.dumps(items))
+            await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,78 @@
+"""Consumer lag per partition, measured as Kafka's end offset minus the offset stored in PostgreSQL
+(the offset that counts), and when each partition was last flushed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.table import Table
+
+from worker.settings import Settings
+
+STORED = """
+SELECT topic, partition, next_offset, updated_at FROM consumer_offsets WHERE consumer_group = $1"""
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    stored: int | None  # None: never flushed
+    end: int
+    last_flush: str | None
+
+    @property
+    def lag(self) -> int:
+        return self.end - max(self.stored or 0, 0)
+
+
+async def partition_lags(settings: Settings) -> list[PartitionLag]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - learn every topic's partitions
+        topics = (settings.topic_calls_completed, settings.topic_calls_failed)
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = await consumer.end_offsets(tps) if tps else {}
+    finally:
+        await consumer.stop()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = {(r["topic"], r["partition"]): r for r in await conn.fetch(STORED, settings.consumer_group)}
+    finally:
+        await conn.close()
+    lags = []
+    for tp in tps:
+        row = rows.get((tp.topic, tp.partition))
+        stored = row["next_offset"] if row and row["next_offset"] >= 0 else None
+        last = row["updated_at"].isoformat(timespec="seconds") if row and stored is not None else None
+        lags.append(PartitionLag(tp.topic, tp.partition, stored, ends[tp], last))
+    return lags
+
+
+async def wait_until_caught_up(settings: Settings, timeout_s: float, console: Console) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        total = sum(p.lag for p in await partition_lags(settings))
+        if total == 0:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        console.print(f"waiting for the worker: {total:,} messages not yet flushed")
+        await asyncio.sleep(1.0)
+
+
+def render(lags: list[PartitionLag], console: Console) -> None:
+    table = Table(title="Ingest lag (Kafka end offset - offset stored with the aggregates)", title_justify="left")
+    for name in ("topic", "partition", "stored offset", "end offset", "lag", "last flush"):
+        table.add_column(name, justify="left" if name in ("topic", "last flush") else "right")
+    for p in lags:
+        table.add_row(p.topic, str(p.partition), "-" if p.stored is None else f"{p.stored:,}", f"{p.end:,}",
+                      f"{p.lag:,}", p.last_flush or "never")
+    console.print(table)
+    console.print(f"total lag: {sum(p.lag for p in lags):,} messages")

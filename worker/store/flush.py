@@ -1,0 +1,125 @@
+"""One flush = one transaction: fence on the stored offsets, drop re-sent events, add the deltas,
+advance the offsets. Either all of it is visible or none of it is; that is the exactly-once effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from worker.aggregate import aggregate, minute_of
+from worker.batch import TopicPartition
+from worker.decode import Call
+from worker.store import rows
+
+LOCK_OFFSETS = """
+SELECT topic, partition, next_offset FROM consumer_offsets
+WHERE consumer_group = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))
+ORDER BY topic, partition FOR UPDATE"""
+
+ADVANCE_OFFSETS = """
+UPDATE consumer_offsets AS c SET next_offset = u.next_offset, updated_at = now()
+FROM unnest($2::text[], $3::int[], $4::int8[]) AS u(topic, partition, next_offset)
+WHERE c.consumer_group = $1 AND c.topic = u.topic AND c.partition = u.partition"""
+
+MARK_SEEN = """
+INSERT INTO seen_events (event_id) SELECT * FROM unnest($1::uuid[])
+ON CONFLICT DO NOTHING RETURNING event_id::text"""
+
+_SUMS_UPDATE = """
+    total_calls = t.total_calls + EXCLUDED.total_calls,
+    success_count = t.success_count + EXCLUDED.success_count,
+    latency_sum_ms = t.latency_sum_ms + EXCLUDED.latency_sum_ms,
+    cost_sum_usd = t.cost_sum_usd + EXCLUDED.cost_sum_usd,
+    input_tokens = t.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = t.output_tokens + EXCLUDED.output_tokens,
+    latency_histogram = hist_merge(t.latency_histogram, EXCLUDED.latency_histogram)"""
+
+UPSERT_MODELS = f"""
+INSERT INTO model_performance AS t (model_id, task_type, total_calls, success_count, latency_sum_ms,
+    cost_sum_usd, input_tokens, output_tokens, latency_histogram, first_seen, last_seen)
+SELECT m, k, n, s, l, c, i, o, h, to_timestamp(f), to_timestamp(z)
+FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::float8[], $6::float8[], $7::int8[],
+            $8::int8[], $9::jsonb[], $10::float8[], $11::float8[]) AS u(m, k, n, s, l, c, i, o, h, f, z)
+ON CONFLICT (model_id, task_type) DO UPDATE SET {_SUMS_UPDATE},
+    first_seen = least(t.first_seen, EXCLUDED.first_seen),
+    last_seen = greatest(t.last_seen, EXCLUDED.last_seen),
+    updated_at = now()"""
+
+UPSERT_MINUTES = f"""
+INSERT INTO model_performance_minutes AS t (minute, model_id, task_type, layer, total_calls, success_count,
+    latency_sum_ms, cost_sum_usd, input_tokens, output_tokens, latency_histogram)
+SELECT to_timestamp(w), m, k, y, n, s, l, c, i, o, h
+FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::float8[],
+            $8::float8[], $9::int8[], $10::int8[], $11::jsonb[]) AS u(w, m, k, y, n, s, l, c, i, o, h)
+ON CONFLICT (minute, model_id, task_type, layer) DO UPDATE SET {_SUMS_UPDATE}"""
+
+UPSERT_SERIES = """
+INSERT INTO performance_metrics AS t (metric_name, metric_value, metric_unit, context, recorded_at,
+    series_key, histogram, quantile)
+SELECT n, v, u, c, to_timestamp(w), k, h, q
+FROM unnest($1::text[], $2::float8[], $3::text[], $4::jsonb[], $5::float8[], $6::text[], $7::jsonb[],
+            $8::float8[]) AS x(n, v, u, c, w, k, h, q)
+ON CONFLICT (metric_name, recorded_at, series_key) WHERE series_key IS NOT NULL DO UPDATE SET
+    metric_value = CASE WHEN t.histogram IS NULL THEN t.metric_value + EXCLUDED.metric_value
+                        ELSE hist_quantile(hist_merge(t.histogram, EXCLUDED.histogram), t.quantile) END,
+    histogram = hist_merge(t.histogram, EXCLUDED.histogram)"""
+
+
+class OffsetFenced(RuntimeError):
+    """Another consumer stored offsets for these partitions since we read them: our batch is stale."""
+
+    def __init__(self, stale: Mapping[TopicPartition, tuple[int, int | None]]):
+        self.stale = dict(stale)
+        listed = ", ".join(f"{t}[{p}] expected {e} found {f}" for (t, p), (e, f) in sorted(self.stale.items()))
+        super().__init__(f"stored offsets moved under this consumer: {listed}")
+
+
+@dataclass(frozen=True, slots=True)
+class FlushOutcome:
+    counted: int
+    duplicates: int
+
+
+def first_fresh(calls: Sequence[Call], fresh_ids: set[str]) -> list[Call]:
+    """Each fresh event once, even when the batch itself holds several copies."""
+    kept = []
+    for call in calls:
+        if call.event_id in fresh_ids:
+            fresh_ids.discard(call.event_id)
+            kept.append(call)
+    return kept
+
+
+async def write_flush(
+    conn: asyncpg.Connection,
+    *,
+    group: str,
+    expected: Mapping[TopicPartition, int],
+    next_offsets: Mapping[TopicPartition, int],
+    calls: Sequence[Call],
+    dead_letters: int,
+    now: float,
+) -> FlushOutcome:
+    parts = sorted(next_offsets)
+    topics, partitions = [t for t, _ in parts], [p for _, p in parts]
+    async with conn.transaction():
+        found = {(r[0], r[1]): r[2] for r in await conn.fetch(LOCK_OFFSETS, group, topics, partitions)}
+        stale = {tp: (expected.get(tp, -2), found.get(tp)) for tp in parts if found.get(tp) != expected.get(tp)}
+        if stale:
+            raise OffsetFenced(stale)
+        fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, [c.event_id for c in calls])} if calls else set()
+        fresh = first_fresh(calls, fresh_ids)
+        deltas = aggregate(fresh)
+        if fresh:
+            await conn.execute(UPSERT_MODELS, *rows.model_rows(deltas))
+            await conn.execute(UPSERT_MINUTES, *rows.minute_rows(deltas))
+        worker_counts = {
+            "events_consumed": len(calls), "events_duplicate": len(calls) - len(fresh),
+            "events_dead_lettered": dead_letters,
+        }
+        await conn.execute(UPSERT_SERIES, *rows.series_rows(deltas, worker_counts, minute_of(now), group))
+        await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
+    return FlushOutcome(counted=len(fresh), duplicates=len(calls) - len(fresh))

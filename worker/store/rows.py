@@ -1,0 +1,69 @@
+"""Deltas -> column arrays for one multi-row `INSERT ... SELECT FROM unnest(...)` per table.
+
+Pure (no database import), so the shapes are testable without a server. Rows are sorted by key:
+pods that upsert the same keys then lock them in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+
+from worker import histogram
+from worker.aggregate import Deltas, Tally
+
+PERCENTILES = (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95), ("latency_p99_ms", 0.99))
+
+
+def _hist_json(h: histogram.Histogram) -> str:
+    return orjson.dumps(histogram.to_json_keys(h)).decode()
+
+
+def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Transpose rows into `width` column lists (unnest takes one array per column)."""
+    cols: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    return cols
+
+
+def _sums(t: Tally) -> tuple:
+    return (t.calls, t.successes, t.latency_sum_ms, t.cost_sum_usd, t.input_tokens, t.output_tokens,
+            _hist_json(t.latency_histogram))
+
+
+def model_rows(deltas: Deltas) -> list[list[Any]]:
+    rows = ((m, task, *_sums(t), t.first_seen, t.last_seen) for (m, task), t in sorted(deltas.by_model.items()))
+    return columns(rows, 11)
+
+
+def minute_rows(deltas: Deltas) -> list[list[Any]]:
+    rows = ((minute, m, task, layer, *_sums(t)) for (minute, m, task, layer), t in sorted(deltas.by_minute.items()))
+    return columns(rows, 11)
+
+
+def series_rows(deltas: Deltas, worker_counts: dict[str, int], worker_minute: int, group: str) -> list[list[Any]]:
+    """performance_metrics rows: name, value, unit, context, minute, series_key, histogram, quantile."""
+    rows: list[tuple] = []
+    for (minute, layer), t in sorted(deltas.by_layer_minute.items()):
+        context = orjson.dumps({"layer": layer, "window": "1m"}).decode()
+        key = f"layer={layer}"
+        for name, value, unit in (
+            ("calls", t.calls, "calls"),
+            ("errors", t.failures, "calls"),
+            ("cost_usd", t.cost_sum_usd, "USD"),
+            ("input_tokens", t.input_tokens, "tokens"),
+            ("output_tokens", t.output_tokens, "tokens"),
+        ):
+            rows.append((name, float(value), unit, context, minute, key, None, None))
+        hist = _hist_json(t.latency_histogram)
+        for name, q in PERCENTILES:
+            rows.append((name, histogram.quantile(t.latency_histogram, q), "ms", context, minute, key, hist, q))
+    context = orjson.dumps({"consumer_group": group, "window": "1m"}).decode()
+    for name, value in sorted(worker_counts.items()):
+        rows.append((name, float(value), "events", context, worker_minute, f"worker:{group}", None, None))
+    rows.sort(key=lambda r: (r[0], r[4], r[5]))
+    return columns(rows, 8)
