@@ -110,19 +110,26 @@ class Ingest(mode.Service):
             async with self.lock:
                 await self.positions.settle()
         if self.retry_at is not None:
-            await self.consumer.getmany(timeout_ms=max(0, int((self.retry_at - time.monotonic()) * 1000)))
+            # Partitions are paused, but the poll keeps this consumer in its group. Whatever a poll
+            # returns is kept: dropping it would move the fetch position past uncounted events.
+            wait_ms = max(0, int((self.retry_at - time.monotonic()) * 1000))
+            records = await self.consumer.getmany(timeout_ms=wait_ms, max_records=1000)
             async with self.lock:
-                if self.batch and time.monotonic() >= self.retry_at:
+                self._accumulate_all(records)
+                if self.batch and self.retry_at is not None and time.monotonic() >= self.retry_at:
                     await self.flush(timeout=self.settings.flush_timeout_s)
             return
         room = max(1, self.settings.flush_max_events - self.batch.items)
         records = await self.consumer.getmany(timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room)
         async with self.lock:
-            for tp, messages in records.items():
-                self._accumulate(tp, messages)
+            self._accumulate_all(records)
             if batching.is_due(self.batch, time.monotonic(), self.settings.flush_max_events,
                                self.settings.flush_interval_ms / 1000):
                 await self.flush(timeout=self.settings.flush_timeout_s)
+
+    def _accumulate_all(self, records) -> None:
+        for tp, messages in records.items():
+            self._accumulate(tp, messages)
 
     def _accumulate(self, tp: TopicPartition, messages) -> None:
         key = (tp.topic, tp.partition)

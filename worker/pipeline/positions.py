@@ -88,7 +88,8 @@ class Positions(ConsumerRebalanceListener):
         for tp in todo:
             self.expected[(tp.topic, tp.partition)] = offsets[tp]
         self.pending.clear()
-        self.consumer.resume(*todo)
+        if self.ingest.retry_at is None:  # while a flush is being retried, everything stays paused
+            self.consumer.resume(*todo)
         log.info("resuming from stored offsets: %s", ", ".join(f"{tp.topic}[{tp.partition}]@{offsets[tp]}" for tp in todo))
 
     async def _warn_if_retention_passed(self, known: list[TopicPartition], offsets: dict) -> None:
