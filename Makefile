@@ -9,12 +9,18 @@ export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
 .PHONY: install services-up services-down services-status test test-unit test-integration demo schemas clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed tests/typescript/node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+# The TypeScript compiler's parser, which the tests use to check generated Vitest stubs.
+tests/typescript/node_modules/.installed: tests/typescript/package.json tests/typescript/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the stub tests: apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --prefix tests/typescript --no-audit --no-fund --cache $(CURDIR)/.cache/npm --loglevel=error
 	@touch $@
 
 services-up:

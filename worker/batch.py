@@ -13,6 +13,7 @@ import orjson
 
 from worker.decode import Call, Limits, Rejection, decode
 from worker.events import EventKind
+from worker.redaction import redact_bytes
 
 TopicPartition = tuple[str, int]
 
@@ -66,8 +67,9 @@ def _element_bytes(element: object) -> bytes:
 
 
 def dead_letter(record: Record, rejection: Rejection, max_value_bytes: int) -> DeadLetter:
+    """The dead letter of a rejected input: its value redacted (secrets never reach a topic) and cut."""
     whole = rejection.index is None
-    value = (record.value or b"") if whole else _element_bytes(rejection.element)
+    value = redact_bytes((record.value or b"") if whole else _element_bytes(rejection.element))
     truncated_from = len(value) if len(value) > max_value_bytes else None
     return DeadLetter(
         record.topic, record.partition, record.offset, record.key,

@@ -1,4 +1,4 @@
-"""`telemetry-worker`: run the worker, migrate, report, simulate gateway traffic, write schemas."""
+"""`telemetry-worker`: run the worker, migrate, report, status, simulate traffic, export tests, schemas."""
 
 from __future__ import annotations
 
@@ -109,6 +109,24 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if args.wait is None or caught_up else 1
 
 
+async def _export(settings: Settings, framework: str, out: Path, category: str | None):
+    import asyncpg
+
+    from worker.export import export_tests
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return await export_tests(conn, framework, out, category)
+    finally:
+        await conn.close()
+
+
+def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
+    written = asyncio.run(_export(settings, args.framework, Path(args.out), args.category))
+    console.print(f"wrote {len(written)} {args.framework} test files and README.md to {args.out}")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     from worker import schemas
 
@@ -150,6 +168,11 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="consumer lag per partition and last flush")
     st.add_argument("--wait", type=float, metavar="SECONDS", help="first wait until the lag is zero")
     st.set_defaults(func=_cmd_status)
+    x = sub.add_parser("export-tests", help="write regression stubs as test files")
+    x.add_argument("--framework", choices=("vitest", "pytest"), default="vitest")
+    x.add_argument("--out", required=True, help="folder to write into")
+    x.add_argument("--category", help="only stubs of this category")
+    x.set_defaults(func=_cmd_export_tests)
     c = sub.add_parser("schemas", help="write the wire contract's JSON Schema files")
     c.add_argument("--out", default="schemas")
     c.add_argument("--check", action="store_true", help="fail if the files differ from the models")

@@ -14,6 +14,10 @@ SELECT model_id, task_type, success_rate, avg_latency_ms, avg_cost, total_calls,
 FROM model_performance WHERE ($1::text IS NULL OR task_type = $1)
 ORDER BY task_type, success_rate DESC, avg_latency_ms ASC"""
 
+RECENT_BUGS = """
+SELECT severity, pattern, occurrences, error_type, last_seen FROM bug_patterns
+ORDER BY last_seen DESC NULLS LAST, occurrences DESC LIMIT 5"""
+
 SUMMARY = """
 SELECT (SELECT count(*) FROM regression_tests) AS regression_tests,
        (SELECT count(*) FROM bug_patterns) AS bug_patterns,
@@ -40,11 +44,21 @@ class ModelRow:
 
 
 @dataclass(frozen=True)
+class RecentBug:
+    severity: str
+    pattern: str
+    occurrences: int
+    error_type: str | None
+    last_seen: str | None
+
+
+@dataclass(frozen=True)
 class Report:
     models: list[ModelRow]
     regression_tests: int
     bug_patterns: int
     routing_heuristics: int
+    recent_bugs: list[RecentBug]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,7 +71,9 @@ async def build_report(conn: asyncpg.Connection, task_type: str | None = None) -
         for r in rows
     ]
     summary = await conn.fetchrow(SUMMARY)
-    return Report(models, **dict(summary))
+    bugs = [RecentBug(r["severity"], r["pattern"], r["occurrences"], r["error_type"],
+                      r["last_seen"].isoformat() if r["last_seen"] else None) for r in await conn.fetch(RECENT_BUGS)]
+    return Report(models, **dict(summary), recent_bugs=bugs)
 
 
 def _ms(value: float | None) -> str:
@@ -81,3 +97,7 @@ def render(report: Report, console: Console) -> None:
         f"Self-improvement summary: regression tests {report.regression_tests}, "
         f"bug patterns {report.bug_patterns}, routing heuristics {report.routing_heuristics}"
     )
+    if report.recent_bugs:
+        console.print("Recent bugs:")
+        for bug in report.recent_bugs:
+            console.print(f"  [{bug.severity}] {bug.pattern} ({bug.occurrences:,}x)", markup=False, highlight=False)

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         6 * 3600, ge=0, description="A re-sent event (same event_id) arriving within this window counts once."
     )
 
+    pattern_window_s: int = Field(
+        900, ge=60, description="Recent window over which a bug pattern's failure share sets its severity."
+    )
+
     # --- input limits (beyond these an input goes to the dead-letter topic)
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted message value.")
     max_events_per_envelope: int = Field(10_000, ge=1, description="Largest accepted batch envelope.")

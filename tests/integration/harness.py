@@ -137,6 +137,14 @@ async def assert_matches_ledger(pool: asyncpg.Pool, ledger: Ledger) -> None:
     assert minutes == ledger.calls and series == ledger.calls
 
 
+async def assert_patterns_match_ledger(pool: asyncpg.Pool, ledger: Ledger) -> None:
+    """One bug pattern per simulated error type, occurrences exact, one regression stub each."""
+    rows = await pool.fetch("SELECT error_type, occurrences FROM bug_patterns")
+    assert {r["error_type"]: r["occurrences"] for r in rows} == ledger.failures_by_type
+    assert len(rows) == len(ledger.failures_by_type)
+    assert await pool.fetchval("SELECT count(*) FROM regression_tests") == len(rows)
+
+
 async def dead_letters(settings: Settings, timeout: float = 10.0) -> list:
     """Every record on the dead-letter topic, from the beginning."""
     consumer = AIOKafkaConsumer(settings.topic_dlq, bootstrap_servers=settings.kafka_bootstrap_servers,

@@ -4,7 +4,13 @@ joining and leaving the group while traffic flows."""
 import asyncio
 import random
 
-from tests.integration.harness import assert_matches_ledger, dead_letters, source_of, wait_drained
+from tests.integration.harness import (
+    assert_matches_ledger,
+    assert_patterns_match_ledger,
+    dead_letters,
+    source_of,
+    wait_drained,
+)
 from worker.simulator import ensure_topics, simulate
 
 
@@ -27,6 +33,7 @@ async def test_kill9_mid_stream_then_restart_loses_and_doubles_nothing(settings,
     await worker.wait_ready()
     await wait_drained(settings, pool, workers=[worker])
     await assert_matches_ledger(pool, result.ledger)
+    await assert_patterns_match_ledger(pool, result.ledger)
     duplicates = await pool.fetchval(
         "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name = 'events_duplicate'")
     assert duplicates == result.resent
@@ -49,3 +56,4 @@ async def test_workers_joining_and_leaving_mid_stream_keep_totals_exact(settings
     result = await traffic
     await wait_drained(settings, pool, workers=[second, third])
     await assert_matches_ledger(pool, result.ledger)
+    await assert_patterns_match_ledger(pool, result.ledger)

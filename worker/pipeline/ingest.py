@@ -156,6 +156,7 @@ class Ingest(mode.Service):
                     conn, group=self.settings.consumer_group, expected=self.positions.expected,
                     next_offsets=current.next_offsets, calls=current.calls,
                     dead_letters=len(current.dead_letters), now=time.time(),
+                    pattern_window_s=self.settings.pattern_window_s,
                 ), timeout)
         except OffsetFenced as fenced:
             log.warning("flush discarded, another consumer moved on: %s", fenced)

@@ -14,6 +14,7 @@ class IngestStats:
     messages: int = 0
     counted: int = 0
     duplicates: int = 0
+    new_patterns: int = 0
     dead_lettered: int = 0
     flushes: int = 0
     flush_errors: int = 0
@@ -27,6 +28,7 @@ class IngestStats:
         self.messages += batch.messages
         self.counted += outcome.counted
         self.duplicates += outcome.duplicates
+        self.new_patterns += outcome.new_patterns
         self.dead_lettered += len(batch.dead_letters)
         self.flushes += 1
         self.last_flush_at = time.time()

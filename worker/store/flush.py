@@ -1,5 +1,5 @@
-"""One flush = one transaction: fence on the stored offsets, drop re-sent events, add the deltas,
-advance the offsets. Either all of it is visible or none of it is; that is the exactly-once effect.
+"""One flush = one transaction: fence on the stored offsets, drop re-sent events, add the deltas
+(aggregates, series, bug patterns and their stubs), advance the offsets. Either all of it is visible or none of it is; that is the exactly-once effect.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import asyncpg
 from worker.aggregate import aggregate, minute_of
 from worker.batch import TopicPartition
 from worker.decode import Call
+from worker.patterns import pattern_deltas
 from worker.store import rows
+from worker.store.bug_patterns import write_patterns
 
 LOCK_OFFSETS = """
 SELECT topic, partition, next_offset FROM consumer_offsets
@@ -81,6 +83,7 @@ class OffsetFenced(RuntimeError):
 class FlushOutcome:
     counted: int
     duplicates: int
+    new_patterns: int = 0
 
 
 def first_fresh(calls: Sequence[Call], fresh_ids: set[str]) -> list[Call]:
@@ -102,6 +105,7 @@ async def write_flush(
     calls: Sequence[Call],
     dead_letters: int,
     now: float,
+    pattern_window_s: float = 900.0,
 ) -> FlushOutcome:
     parts = sorted(next_offsets)
     topics, partitions = [t for t, _ in parts], [p for _, p in parts]
@@ -113,13 +117,17 @@ async def write_flush(
         fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, [c.event_id for c in calls])} if calls else set()
         fresh = first_fresh(calls, fresh_ids)
         deltas = aggregate(fresh)
+        new_patterns = 0
         if fresh:
             await conn.execute(UPSERT_MODELS, *rows.model_rows(deltas))
             await conn.execute(UPSERT_MINUTES, *rows.minute_rows(deltas))
+            patterns = pattern_deltas(fresh)
+            if patterns:
+                new_patterns = await write_patterns(conn, patterns, pattern_window_s)
         worker_counts = {
             "events_consumed": len(calls), "events_duplicate": len(calls) - len(fresh),
             "events_dead_lettered": dead_letters,
         }
         await conn.execute(UPSERT_SERIES, *rows.series_rows(deltas, worker_counts, minute_of(now), group))
         await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
-    return FlushOutcome(counted=len(fresh), duplicates=len(calls) - len(fresh))
+    return FlushOutcome(counted=len(fresh), duplicates=len(calls) - len(fresh), new_patterns=new_patterns)

@@ -1,0 +1,88 @@
+"""Failed calls -> bug-pattern deltas, one per fingerprint, added up like the other aggregates.
+
+Only redacted text leaves this module: messages and captured requests go through
+worker.redaction before they are kept as examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from worker.decode import Call
+from worker.fingerprint import Fingerprint, fingerprint
+from worker.redaction import redact_payload, redact_text
+from worker.remedies import remedy_for
+
+MAX_EXAMPLES = 5
+MAX_EXAMPLE_STRING = 2000
+MAX_EXAMPLE_REQUEST_BYTES = 65_536
+
+
+@dataclass(slots=True)
+class PatternDelta:
+    fingerprint: Fingerprint
+    first_event_id: str
+    example_message: str
+    example_request: Any = None
+    occurrences: int = 0
+    retryable: int = 0
+    first_seen: float = float("inf")
+    last_seen: float = float("-inf")
+    models: dict[str, int] = field(default_factory=dict)
+    layers: dict[str, int] = field(default_factory=dict)
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    example_event_ids: list[str] = field(default_factory=list)
+
+
+def _shortened(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > MAX_EXAMPLE_STRING:
+        return value[:MAX_EXAMPLE_STRING] + f"...[{len(value) - MAX_EXAMPLE_STRING} more characters]"
+    if isinstance(value, dict):
+        return {k: _shortened(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shortened(v) for v in value]
+    return value
+
+
+def captured_request(request: Any) -> Any:
+    """The request as a stub may embed it: redacted, long strings cut, dropped when still too big."""
+    if request is None:
+        return None
+    kept = _shortened(redact_payload(request))
+    try:
+        size = len(orjson.dumps(kept))
+    except TypeError:  # an integer beyond 64 bits: not representable in the stubs' JSON either
+        return None
+    return kept if size <= MAX_EXAMPLE_REQUEST_BYTES else None
+
+
+def pattern_deltas(calls: Iterable[Call]) -> dict[str, PatternDelta]:
+    deltas: dict[str, PatternDelta] = {}
+    for call in calls:
+        failure = call.failure
+        if failure is None:
+            continue
+        category = failure.category or remedy_for(failure.error_type).default_category
+        fp = fingerprint(failure.error_type, category, failure.error_message, call.model_id)
+        delta = deltas.get(fp.digest)
+        if delta is None:
+            delta = deltas[fp.digest] = PatternDelta(
+                fp, call.event_id, redact_text(failure.error_message)[:MAX_EXAMPLE_STRING],
+                captured_request(failure.request),
+            )
+        delta.occurrences += 1
+        delta.retryable += bool(failure.retryable)
+        delta.first_seen = min(delta.first_seen, call.occurred_at)
+        delta.last_seen = max(delta.last_seen, call.occurred_at)
+        delta.models[call.model_id] = delta.models.get(call.model_id, 0) + 1
+        delta.layers[call.layer] = delta.layers.get(call.layer, 0) + 1
+        delta.pairs.add((call.model_id, call.task_type))
+        if len(delta.example_event_ids) < MAX_EXAMPLES:
+            delta.example_event_ids.append(call.event_id)
+        if delta.example_request is None and failure.request is not None:
+            delta.example_request = captured_request(failure.request)
+    return deltas

@@ -1,0 +1,72 @@
+"""Secrets and personal data out of everything the worker keeps or forwards.
+
+Applied to failure messages and captured requests before they reach a table, and to dead-letter
+values before they reach a topic. Patterns run on RE2 (linear time), so hostile input cannot make
+redaction slow. Order matters: whole private-key blocks and URL credentials go before the shorter
+token shapes that could match inside them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import re2
+
+REDACTED = "[REDACTED]"
+
+_TEXT_RULES: tuple[tuple[str, str], ...] = (
+    # PEM private keys, whole block (or to the end of the text when the END line is missing)
+    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z ]*PRIVATE KEY-----|\z)", "[REDACTED PRIVATE KEY]"),
+    # credentials in URLs: scheme://user:password@host
+    (r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/@]+):[^\s/@]+@", r"\1:" + REDACTED + "@"),
+    # JSON Web Tokens
+    (r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*", REDACTED),
+    # Authorization: Bearer / Basic <token>
+    (r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}", r"\1 " + REDACTED),
+    # OpenAI / Anthropic style keys: sk-..., sk-proj-..., sk-ant-...
+    (r"\bsk-[A-Za-z0-9_*-]{8,}", REDACTED),
+    # AWS access key ids
+    (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", REDACTED),
+    # other common vendor tokens (GitHub, Slack, Google API keys)
+    (r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}\b", REDACTED),
+    (r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b", REDACTED),
+    (r"\bAIza[0-9A-Za-z_-]{35}\b", REDACTED),
+    # key=value secrets in free text: password=..., api_key: ..., token=...
+    (r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret)[\"']?)"
+     r"(\s*[=:]\s*[\"']?)[^\s,;&\"']+", r"\1\2" + REDACTED),
+    # e-mail addresses
+    (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "[REDACTED EMAIL]"),
+)
+
+_COMPILED = tuple((re2.compile(pattern), replacement) for pattern, replacement in _TEXT_RULES)
+
+SENSITIVE_KEYS = frozenset({
+    "authorization", "proxy-authorization", "cookie", "set-cookie", "password", "passwd", "secret",
+    "api_key", "apikey", "api-key", "x-api-key", "access_token", "refresh_token", "id_token", "token",
+    "client_secret", "private_key", "aws_secret_access_key", "aws_session_token", "session_token",
+})
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _COMPILED:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_bytes(value: bytes) -> bytes:
+    """For raw message values: latin-1 maps each byte to one character, so undecodable bytes survive."""
+    return redact_text(value.decode("latin-1")).encode("latin-1")
+
+
+def redact_payload(value: Any) -> Any:
+    """A copy of a JSON-like value with sensitive keys blanked and every string redacted."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if isinstance(key, str) and key.lower() in SENSITIVE_KEYS else redact_payload(v)
+            for key, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_payload(v) for v in value]
+    return value

@@ -1,0 +1,108 @@
+"""Bug patterns and their regression stubs, written inside the flush transaction.
+
+Three steps, each one statement: add the batch's pattern deltas (RETURNING the merged rows), raise
+severities from the evidence, and create one stub for each pattern this statement inserted
+(a pattern another pod inserted first is an update here, so its stub is created exactly once).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from worker import severity
+from worker.patterns import PatternDelta
+from worker.remedies import remedy_for
+from worker.stubs import StubSpec, render_vitest
+
+UPSERT = """
+INSERT INTO bug_patterns AS t (fingerprint, error_type, category, pattern, description, solution, occurrences,
+    severity, first_seen, last_seen, models, layers, retryable_occurrences, example_event_ids, example_request)
+SELECT f, e, c, p, d, s, n, 'low', to_timestamp(a), to_timestamp(z), m, l, r, string_to_array(x, ','), q
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::float8[],
+            $9::float8[], $10::jsonb[], $11::jsonb[], $12::int8[], $13::text[], $14::jsonb[])
+     AS u(f, e, c, p, d, s, n, a, z, m, l, r, x, q)
+ON CONFLICT (fingerprint) DO UPDATE SET
+    occurrences = t.occurrences + EXCLUDED.occurrences,
+    first_seen = least(t.first_seen, EXCLUDED.first_seen),
+    last_seen = greatest(t.last_seen, EXCLUDED.last_seen),
+    models = hist_merge(t.models, EXCLUDED.models),
+    layers = hist_merge(t.layers, EXCLUDED.layers),
+    retryable_occurrences = t.retryable_occurrences + EXCLUDED.retryable_occurrences,
+    example_event_ids = (t.example_event_ids || EXCLUDED.example_event_ids)[1:5],
+    example_request = coalesce(t.example_request, EXCLUDED.example_request),
+    solution = CASE WHEN t.solution_source = 'operator' THEN t.solution ELSE EXCLUDED.solution END,
+    updated_at = now()
+RETURNING fingerprint, occurrences, models, retryable_occurrences, severity, (xmax = 0) AS inserted"""
+
+WINDOW_SHARES = """
+SELECT model_id, task_type, sum(total_calls) AS calls, sum(total_calls - success_count) AS failures
+FROM model_performance_minutes
+WHERE minute >= now() - make_interval(secs => $3)
+  AND (model_id, task_type) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+GROUP BY model_id, task_type"""
+
+SET_SEVERITY = """
+UPDATE bug_patterns AS t SET severity = u.s FROM unnest($1::text[], $2::text[]) AS u(f, s)
+WHERE t.fingerprint = u.f AND t.severity <> u.s"""
+
+INSERT_STUBS = """
+INSERT INTO regression_tests (test_name, category, description, test_code, expected_behavior, discovered_from, metadata)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
+ON CONFLICT (test_name) DO NOTHING"""
+
+
+def _json(value) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _description(d: PatternDelta) -> str:
+    fp = d.fingerprint
+    return f"{fp.error_type} ({fp.category}), first on {next(iter(d.models))}: {d.example_message}"[:2000]
+
+
+async def write_patterns(conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float) -> int:
+    """Add the deltas; return how many new patterns (and stubs) appeared."""
+    ordered = [deltas[k] for k in sorted(deltas)]
+    cols = list(zip(*(
+        (d.fingerprint.digest, d.fingerprint.error_type, d.fingerprint.category, d.fingerprint.template,
+         _description(d), remedy_for(d.fingerprint.error_type).solution, d.occurrences, d.first_seen, d.last_seen,
+         _json(d.models), _json(d.layers), d.retryable, ",".join(d.example_event_ids),
+         None if d.example_request is None else _json(d.example_request))
+        for d in ordered
+    )))
+    merged = {r["fingerprint"]: r for r in await conn.fetch(UPSERT, *map(list, cols))}
+
+    pairs = sorted({pair for d in ordered for pair in d.pairs})
+    shares = {(r["model_id"], r["task_type"]): (r["calls"], r["failures"])
+              for r in await conn.fetch(WINDOW_SHARES, [m for m, _ in pairs], [t for _, t in pairs], float(window_s))}
+    changes = []
+    for d in ordered:
+        row = merged[d.fingerprint.digest]
+        evidence = severity.Evidence(
+            share=severity.failure_share([shares[p] for p in d.pairs if p in shares]),
+            models=len(orjson.loads(row["models"])), occurrences=row["occurrences"],
+            retryable=2 * row["retryable_occurrences"] >= row["occurrences"],
+        )
+        level = severity.raised(row["severity"], severity.assess(evidence))
+        if level != row["severity"]:
+            changes.append((d.fingerprint.digest, level))
+    if changes:
+        await conn.execute(SET_SEVERITY, [f for f, _ in changes], [s for _, s in changes])
+
+    new = [d for d in ordered if merged[d.fingerprint.digest]["inserted"]]
+    if new:
+        stubs = [_stub_row(d) for d in new]
+        await conn.execute(INSERT_STUBS, *map(list, zip(*stubs)))
+    return len(new)
+
+
+def _stub_row(d: PatternDelta) -> tuple:
+    fp = d.fingerprint
+    remedy = remedy_for(fp.error_type)
+    spec = StubSpec(fp.digest, fp.error_type, fp.category, fp.template, remedy.expected_behavior, d.example_request)
+    metadata = {"fingerprint": fp.digest, "error_type": fp.error_type, "template": fp.template,
+                "first_event_id": d.first_event_id, "occurrences_at_creation": d.occurrences,
+                "models_at_creation": d.models, "framework": "vitest"}
+    return (spec.test_name, fp.category, f"Prevent {fp.error_type} ({fp.category}) from recurring: {fp.template}"[:2000],
+            render_vitest(spec), remedy.expected_behavior, "bug", _json(metadata))
