@@ -46,6 +46,9 @@ class Tally:
 ModelKey = tuple[str, str]  # model_id, task_type
 MinuteKey = tuple[int, str, str, str]  # minute (epoch s), model_id, task_type, layer
 LayerMinuteKey = tuple[int, str]  # minute (epoch s), layer or "all"
+HealthKey = tuple[int, str, str]  # 1-second bucket (epoch s), model_id, layer
+
+HEALTH_BUCKET_S = 1
 
 
 @dataclass(slots=True)
@@ -53,6 +56,7 @@ class Deltas:
     by_model: dict[ModelKey, Tally] = field(default_factory=dict)
     by_minute: dict[MinuteKey, Tally] = field(default_factory=dict)
     by_layer_minute: dict[LayerMinuteKey, Tally] = field(default_factory=dict)
+    by_health: dict[HealthKey, Tally] = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -78,4 +82,6 @@ def aggregate(calls: Iterable[Call]) -> Deltas:
         _tally(deltas.by_minute, (minute, call.model_id, call.task_type, call.layer)).add(call)
         _tally(deltas.by_layer_minute, (minute, call.layer)).add(call)
         _tally(deltas.by_layer_minute, (minute, ALL_LAYERS)).add(call)
+        bucket = int(call.occurred_at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S
+        _tally(deltas.by_health, (bucket, call.model_id, call.layer)).add(call)
     return deltas

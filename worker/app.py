@@ -13,10 +13,11 @@ import faust
 import mode
 
 from worker.pipeline.ingest import Ingest
+from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
 from worker.store.db import redact_dsn, wait_for_pool
 from worker.store.migrate import migrate
-from worker.store.offsets import prune_seen
+from worker.store.offsets import prune_health, prune_seen
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Runtime(mode.Service):
         self.settings = settings
         self.pool = None
         self.ingest: Ingest | None = None
+        self.routing: RoutingPublisher | None = None
         self.phase = "starting"
 
     async def on_start(self) -> None:
@@ -47,6 +49,8 @@ class Runtime(mode.Service):
         async with self.pool.acquire() as conn:
             applied = await migrate(conn)
         log.info("schema migrations applied: %s", ", ".join(applied) or "none pending")
+        self.routing = RoutingPublisher(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
+        await self.add_runtime_dependency(self.routing)
         self.ingest = Ingest(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         self.phase = "joining the consumer group"
         await self.add_runtime_dependency(self.ingest)
@@ -55,12 +59,22 @@ class Runtime(mode.Service):
     async def on_stop(self) -> None:
         if self.ingest is not None:
             await self.ingest.stop()  # final flush needs the pool: stop ingestion first
+        if self.routing is not None:
+            await self.routing.stop()
         if self.pool is not None:
             await self.pool.close()
 
     @property
     def ready(self) -> bool:
         return self.ingest is not None and self.ingest.ready
+
+
+async def _logged(work, what: str) -> None:
+    """A timer must survive a database or broker hiccup: log it, the next tick tries again."""
+    try:
+        await work
+    except Exception as error:  # noqa: BLE001
+        log.warning("%s failed (%s: %s); next tick retries", what, type(error).__name__, error)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -93,6 +107,8 @@ def create_app(settings: Settings) -> faust.App:
             "failed_flush_attempts": ingest.failures if ingest else None,
             "partitions_waiting_for_offsets": len(ingest.positions.pending) if ingest and ingest.positions else None,
             "stats": ingest.stats.summary() if ingest else None,
+            "leader": app.is_leader(),
+            "heuristics_published": runtime.routing.published if runtime.routing else 0,
         }
         return web.json(body, status=200 if runtime.ready else 503)
 
@@ -102,7 +118,18 @@ def create_app(settings: Settings) -> faust.App:
             return
         async with runtime.pool.acquire() as conn:
             removed = await prune_seen(conn, settings.dedupe_window_s)
+            await prune_health(conn)
         if removed:
             log.info("dedupe log: forgot %d event ids older than %d s", removed, settings.dedupe_window_s)
+
+    @app.timer(settings.heuristics_interval_s, on_leader=True)
+    async def recompute_routing() -> None:
+        if runtime.routing is not None and runtime.routing.producer is not None:
+            await _logged(runtime.routing.recompute(), "routing recompute")
+
+    @app.timer(settings.degradation_check_s, on_leader=True)
+    async def watch_for_degradation() -> None:
+        if runtime.routing is not None and runtime.routing.producer is not None:
+            await _logged(runtime.routing.check_degradation(), "degradation check")
 
     return app

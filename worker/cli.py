@@ -127,6 +127,53 @@ def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _rules(settings: Settings, args: argparse.Namespace):
+    import asyncpg
+
+    from worker.store import routing
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if args.rules_command == "list":
+            return await routing.rules(conn, active_only=not args.all)
+        row = None
+        if args.rules_command == "set-active":
+            row = await conn.fetchrow("SELECT pattern, preferred_layer, preferred_model, priority, reasoning, metadata "
+                                      "FROM routing_rules WHERE id = $1 AND source = 'manual'", args.id)
+            if row is None:
+                raise LookupError(f"no manual routing rule with id {args.id}")
+            return [await routing.save_manual_rule(
+                conn, pattern=row["pattern"], layer=row["preferred_layer"], model=row["preferred_model"],
+                priority=row["priority"], active=args.active == "true", reasoning=row["reasoning"] or "",
+                metadata=json.loads(row["metadata"]), rule_id=args.id)]
+        return [await routing.save_manual_rule(
+            conn, pattern=args.pattern, layer=args.layer, model=args.model, priority=args.priority, active=True,
+            reasoning=args.reasoning, metadata={"created_by": "cli"})]
+    finally:
+        await conn.close()
+
+
+def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.rules import InvalidPattern, compile_pattern
+
+    if args.rules_command == "add":
+        try:
+            compile_pattern(args.pattern)
+        except InvalidPattern as error:
+            err.print(f"[red]rejected:[/red] {error}", markup=True, highlight=False)
+            return 2
+    try:
+        records = asyncio.run(_rules(settings, args))
+    except LookupError as error:
+        err.print(f"[red]error:[/red] {error}")
+        return 2
+    for record in records:
+        console.print_json(json.dumps(record))
+    if args.rules_command != "list":
+        console.print("saved; the group leader publishes it within a few seconds")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     from worker import schemas
 
@@ -173,6 +220,20 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="folder to write into")
     x.add_argument("--category", help="only stubs of this category")
     x.set_defaults(func=_cmd_export_tests)
+    rules = sub.add_parser("rules", help="routing rules: list, add a manual rule, (de)activate one")
+    rules_sub = rules.add_subparsers(dest="rules_command", required=True)
+    listing = rules_sub.add_parser("list", help="the current rules, highest priority first")
+    listing.add_argument("--all", action="store_true", help="include inactive rules")
+    add = rules_sub.add_parser("add", help="add a manual rule (an RE2 pattern matched against the request)")
+    add.add_argument("--pattern", required=True)
+    add.add_argument("--layer", required=True, choices=("fast", "balanced", "deep"))
+    add.add_argument("--model", help="preferred model (optional)")
+    add.add_argument("--priority", type=int, default=100, help="higher wins; learned rules have 0 (default 100)")
+    add.add_argument("--reasoning", default="manual rule")
+    active = rules_sub.add_parser("set-active", help="turn a manual rule on or off")
+    active.add_argument("id", type=int)
+    active.add_argument("active", choices=("true", "false"))
+    rules.set_defaults(func=_cmd_rules)
     c = sub.add_parser("schemas", help="write the wire contract's JSON Schema files")
     c.add_argument("--out", default="schemas")
     c.add_argument("--check", action="store_true", help="fail if the files differ from the models")

@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from worker.events import CallCompleted, CallEvent, CallFailed
+from worker.routing_contract import RoutingAlert, RoutingHeuristic
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MAX_ENVELOPE = 10_000
@@ -39,11 +42,22 @@ def message_schema(model: type[CallEvent], description: str) -> dict:
     }
 
 
+OUTPUTS: dict[str, tuple[type[BaseModel], str]] = {
+    "routing-heuristic.v1.schema.json": (RoutingHeuristic, "A routing rule (topic gateway.routing.heuristics)."),
+    "routing-alert.v1.schema.json": (RoutingAlert, "A model degraded or recovered (topic gateway.routing.alerts)."),
+}
+
+
+def output_schema(model: type[BaseModel], description: str) -> dict:
+    schema = model.model_json_schema(mode="serialization")
+    return {"$schema": SCHEMA_DIALECT, "$id": f"urn:gateway-telemetry:{model.__name__}:v1",
+            "description": description, **schema}
+
+
 def rendered() -> dict[str, str]:
-    return {
-        filename: json.dumps(message_schema(model, description), indent=2, sort_keys=True) + "\n"
-        for filename, (model, description) in FILES.items()
-    }
+    schemas = {name: message_schema(model, text) for name, (model, text) in FILES.items()}
+    schemas |= {name: output_schema(model, text) for name, (model, text) in OUTPUTS.items()}
+    return {name: json.dumps(schema, indent=2, sort_keys=True) + "\n" for name, schema in schemas.items()}
 
 
 def write(folder: Path) -> list[Path]:

@@ -6,7 +6,7 @@ One place, so that the README's configuration table can be checked against it by
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     topic_calls_failed: str = Field("gateway.calls.failed", description="Input: call-failed events.")
     topic_heuristics: str = Field("gateway.routing.heuristics", description="Output: routing heuristics (compacted).")
     topic_dlq: str = Field("gateway.telemetry.dlq", description="Output: dead letters, with the reason in headers.")
+    topic_alerts: str = Field("gateway.routing.alerts", description="Output: model degraded / recovered alerts.")
+
+    topic_replication_factor: int = Field(
+        1, ge=1, description="Replication factor of output topics the worker creates when they are missing."
+    )
 
     # --- consumption
     consumer_group: str = Field("gateway-telemetry-worker", description="Kafka consumer group of the ingest pipeline.")
@@ -55,6 +60,31 @@ class Settings(BaseSettings):
 
     pattern_window_s: int = Field(
         900, ge=60, description="Recent window over which a bug pattern's failure share sets its severity."
+    )
+
+    # --- routing heuristics (computed on the group leader)
+    heuristics_interval_s: float = Field(60.0, gt=0, description="How often learned routing rules are recomputed.")
+    heuristics_window_s: int = Field(3600, ge=60, description="Evidence window of the learned rules.")
+    heuristics_min_calls: int = Field(20, ge=1, description="Calls a model needs in the window to be preferred.")
+    heuristics_exploration: float = Field(
+        0.05, ge=0, le=0.5, description="Traffic share kept for exploring models with little recent data."
+    )
+    heuristics_weight_change: float = Field(
+        0.10, ge=0, le=1, description="Publish a new version when a model's traffic share moves by more than this."
+    )
+    routing_weights: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description='Per task type scoring overrides, JSON: {"chat": {"latency": 0.3}}. '
+        "Keys: latency, cost, latency_ref_ms, cost_ref_usd."
+    )
+    degradation_check_s: float = Field(2.0, gt=0, description="How often the degradation fast path runs.")
+    degradation_failure_rate: float = Field(0.5, gt=0, le=1, description="Failure rate that excludes a model.")
+    degradation_recover_rate: float = Field(0.25, gt=0, le=1, description="Failure rate below which it comes back.")
+    degradation_latency_factor: float = Field(
+        3.0, gt=1, description="p95 latency this many times the model's usual p95 excludes it."
+    )
+    degradation_min_calls: int = Field(20, ge=1, description="Calls a short window needs before it can exclude.")
+    degradation_cooldown_s: float = Field(
+        120.0, gt=0, description="An excluded model with too little traffic to judge comes back after this long."
     )
 
     # --- input limits (beyond these an input goes to the dead-letter topic)

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from worker.events import EventKind
 from worker.settings import Settings
-from worker.simulation import Degradation, Ledger, generate
+from worker.simulation import MODELS, TASK_TYPES, Degradation, Ledger, ModelProfile, generate
 
 INVALID_SAMPLES = (
     b"this is not json",
@@ -71,7 +71,8 @@ async def ensure_topics(settings: Settings, partitions: int) -> None:
 async def simulate(
     settings: Settings, *, count: int, rate: float | None = None, envelope: int = 1, seed: int = 7,
     resend_fraction: float = 0.0, invalid_fraction: float = 0.0, degrade: Degradation | None = None,
-    partitions: int = 4, progress: bool = True,
+    partitions: int = 4, progress: bool = True, models: tuple[ModelProfile, ...] = MODELS,
+    task_types: tuple[str, ...] = TASK_TYPES,
 ) -> Result:
     await ensure_topics(settings, partitions)
     rng = random.Random(seed + 1)
@@ -105,7 +106,8 @@ async def simulate(
     try:
         with Progress(*columns, disable=not progress, transient=False) as bar:
             task = bar.add_task("events", total=count, rate=0.0)
-            for number, (kind, event) in enumerate(generate(count, seed=seed, clock=clock, degrade=degrade), 1):
+            for number, (kind, event) in enumerate(
+                    generate(count, seed=seed, clock=clock, degrade=degrade, models=models, task_types=task_types), 1):
                 result.ledger.add(kind, event)
                 if len(sent_events) < 10_000:  # re-sends are drawn from the first events
                     sent_events.append((kind, event))

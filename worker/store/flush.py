@@ -58,6 +58,15 @@ FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::in
             $8::float8[], $9::int8[], $10::int8[], $11::jsonb[]) AS u(w, m, k, y, n, s, l, c, i, o, h)
 ON CONFLICT (minute, model_id, task_type, layer) DO UPDATE SET {_SUMS_UPDATE}"""
 
+UPSERT_HEALTH = """
+INSERT INTO model_health AS t (bucket, model_id, layer, total_calls, failure_count, latency_histogram)
+SELECT to_timestamp(b), m, y, n, f, h
+FROM unnest($1::float8[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::jsonb[]) AS u(b, m, y, n, f, h)
+ON CONFLICT (bucket, model_id, layer) DO UPDATE SET
+    total_calls = t.total_calls + EXCLUDED.total_calls,
+    failure_count = t.failure_count + EXCLUDED.failure_count,
+    latency_histogram = hist_merge(t.latency_histogram, EXCLUDED.latency_histogram)"""
+
 UPSERT_SERIES = """
 INSERT INTO performance_metrics AS t (metric_name, metric_value, metric_unit, context, recorded_at,
     series_key, histogram, quantile)
@@ -121,6 +130,7 @@ async def write_flush(
         if fresh:
             await conn.execute(UPSERT_MODELS, *rows.model_rows(deltas))
             await conn.execute(UPSERT_MINUTES, *rows.minute_rows(deltas))
+            await conn.execute(UPSERT_HEALTH, *rows.health_rows(deltas))
             patterns = pattern_deltas(fresh)
             if patterns:
                 new_patterns = await write_patterns(conn, patterns, pattern_window_s)

@@ -33,6 +33,14 @@ async def stored_offsets(conn: asyncpg.Connection, group: str, tps: Iterable[Top
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
+PRUNE_HEALTH = "DELETE FROM model_health WHERE bucket < now() - interval '1 hour'"
+
+
+async def prune_health(conn: asyncpg.Connection) -> int:
+    """1-second health buckets only feed the degradation fast path: an hour is plenty."""
+    return int((await conn.execute(PRUNE_HEALTH)).split()[-1])
+
+
 async def prune_seen(conn: asyncpg.Connection, window_s: int, batch_size: int = 50_000) -> int:
     """Forget event ids older than the dedupe window; returns how many were removed."""
     removed = 0

@@ -45,6 +45,12 @@ def minute_rows(deltas: Deltas) -> list[list[Any]]:
     return columns(rows, 11)
 
 
+def health_rows(deltas: Deltas) -> list[list[Any]]:
+    rows = ((bucket, m, layer, t.calls, t.failures, _hist_json(t.latency_histogram))
+            for (bucket, m, layer), t in sorted(deltas.by_health.items()))
+    return columns(rows, 6)
+
+
 def series_rows(deltas: Deltas, worker_counts: dict[str, int], worker_minute: int, group: str) -> list[list[Any]]:
     """performance_metrics rows: name, value, unit, context, minute, series_key, histogram, quantile."""
     rows: list[tuple] = []

@@ -1,0 +1,142 @@
+"""Routing heuristics on real services, driven by the simulator: the best model is preferred after
+one period, a degradation burst excludes it within seconds, recovery restores it, only the leader
+publishes, manual rules override by priority, and a dangerous regex is refused."""
+
+import asyncio
+import subprocess
+import sys
+import time
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from tests.integration.harness import settings_env
+from worker.router_client import HeuristicsSubscriber, RoutingTable
+from worker.simulation import Degradation, ModelProfile
+from worker.simulator import ensure_topics, simulate
+
+MODELS = (
+    ModelProfile("good-model", "acme", "balanced", 0.99, 900, 0.3, 0.001, 0.002),
+    ModelProfile("ok-model", "acme", "balanced", 0.90, 900, 0.3, 0.001, 0.002),
+    ModelProfile("weak-model", "acme", "fast", 0.75, 900, 0.3, 0.001, 0.002),
+)
+TASKS = ("coding", "chat")
+FAST = {"heuristics_interval_s": 3.0, "degradation_check_s": 1.0, "degradation_cooldown_s": 600.0}
+
+
+async def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def alerts(settings) -> list[dict]:
+    consumer = AIOKafkaConsumer(settings.topic_alerts, bootstrap_servers=settings.kafka_bootstrap_servers,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        batch = await consumer.getmany(timeout_ms=3000)
+        return [orjson.loads(r.value) for records in batch.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+async def test_prefer_best_exclude_on_burst_within_seconds_restore_on_recovery(settings, workers):
+    await ensure_topics(settings, partitions=2)
+    worker = workers(**FAST)
+    await worker.wait_ready()
+    table, changes = RoutingTable(), []
+    subscriber = HeuristicsSubscriber(settings.kafka_bootstrap_servers, table, topic=settings.topic_heuristics,
+                                      on_change=lambda rule: changes.append((time.monotonic(), rule)))
+    await subscriber.start()
+    try:
+        await simulate(settings, count=6000, rate=3000, seed=21, models=MODELS, task_types=TASKS, progress=False)
+        for task in TASKS:
+            rule = await wait_for(lambda t=task: table.choose(t), 30, f"a learned rule for {task}")
+            assert rule.preferred_model == "good-model" and rule.preferred_layer == "balanced", rule.reasoning
+            assert rule.fallback_models[0] == "ok-model" and rule.weights["good-model"] > 0.5
+
+        burst_started = time.monotonic()
+        burst = asyncio.create_task(simulate(
+            settings, count=6000, rate=1500, seed=22, models=MODELS, task_types=TASKS, progress=False,
+            degrade=Degradation("good-model", start=0, success=0.1)))
+        excluded = await wait_for(
+            lambda: all("good-model" in (table.choose(t).excluded or {}) for t in TASKS), 20, "the exclusion")
+        reaction = max(at for at, rule in changes if "good-model" in rule.excluded) - burst_started
+        print(f"degradation burst -> exclusion published: {reaction:.2f} s")
+        assert reaction <= 10.0, f"excluded after {reaction:.1f} s"
+        assert all(table.choose(t).preferred_model != "good-model" for t in TASKS) and excluded
+        await burst
+        kinds = [(a["kind"], a["model_id"]) for a in await alerts(settings)]
+        assert ("model_degraded", "good-model") in kinds
+
+        await simulate(settings, count=6000, rate=1500, seed=23, models=MODELS, task_types=TASKS, progress=False)
+        await wait_for(lambda: all("good-model" not in table.choose(t).excluded for t in TASKS), 60, "the restore")
+        assert all("good-model" in table.choose(t).weights for t in TASKS)
+        assert ("model_recovered", "good-model") in [(a["kind"], a["model_id"]) for a in await alerts(settings)]
+        versions = [rule.version for _, rule in changes if rule.task_type == "coding"]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    finally:
+        await subscriber.stop()
+
+
+async def test_only_one_worker_publishes_when_two_run(settings, workers, pool):
+    await ensure_topics(settings, partitions=4)
+    first, second = workers(**FAST), workers(**FAST)
+    await first.wait_ready()
+    await second.wait_ready()
+    await asyncio.sleep(3)  # let the Faust group settle on one leader
+    leaders = [(await w.readiness())[1]["leader"] for w in (first, second)]
+    assert sorted(leaders) == [False, True]
+    await simulate(settings, count=4000, rate=2000, seed=31, models=MODELS, task_types=TASKS, progress=False)
+    await simulate(settings, count=6000, rate=1500, seed=32, models=MODELS, task_types=TASKS, progress=False,
+                   degrade=Degradation("good-model", start=0, success=0.1))
+    published = "SELECT count(*) FROM routing_rule_versions WHERE published_by IS NOT NULL"
+    deadline = time.monotonic() + 30
+    while await pool.fetchval(published) < 2 * len(TASKS) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)  # first versions, then the ones that exclude the degraded model
+    exclusions = await pool.fetch("SELECT model_id, reason FROM model_exclusions")
+    assert await pool.fetchval(published) >= 2 * len(TASKS), (exclusions, first.log_tail(30), second.log_tail(30))
+    publishers = {r[0] for r in await pool.fetch("SELECT DISTINCT published_by FROM routing_rule_versions "
+                                                  "WHERE published_by IS NOT NULL")}
+    assert len(publishers) == 1
+    leader = first if leaders[0] else second
+    assert publishers == {f"{leader.worker_host}:{leader.proc.pid}"}
+
+
+async def test_manual_rules_override_by_priority_and_bad_regexes_are_refused(settings, workers):
+    await ensure_topics(settings, partitions=1)
+    worker = workers(**FAST)
+    await worker.wait_ready()
+    env = {**settings_env(settings), "PATH": ""}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "worker.cli", "rules", *args], env=env, capture_output=True,
+                              text=True)
+
+    refused = cli("add", "--pattern", r"(\w+)\1", "--layer", "deep")
+    assert refused.returncode == 2 and "not accepted by the linear-time regex engine" in refused.stderr
+    added = cli("add", "--pattern", r"(?i)algorithm", "--layer", "deep", "--model", "deep-model", "--priority", "100")
+    assert added.returncode == 0
+    rule_id = orjson.loads(added.stdout[: added.stdout.rindex("}") + 1])["heuristic_id"].split(":")[1]
+    assert cli("add", "--pattern", "hello", "--layer", "fast", "--model", "low-model",
+               "--priority", "-5").returncode == 0
+
+    table = RoutingTable()
+    subscriber = HeuristicsSubscriber(settings.kafka_bootstrap_servers, table, topic=settings.topic_heuristics)
+    await subscriber.start()
+    try:
+        await simulate(settings, count=3000, rate=3000, seed=41, models=MODELS, task_types=TASKS, progress=False)
+        await wait_for(lambda: table.choose("coding") and len(table.rules) >= 4, 30, "learned and manual rules")
+        assert table.choose("coding", "Implement an Algorithm").preferred_model == "deep-model"
+        assert table.choose("coding", "hello").preferred_model == "good-model"  # learned (0) beats -5
+        assert table.choose("summarization", "hello").preferred_model == "low-model"  # nothing learned there
+        assert cli("set-active", rule_id, "false").returncode == 0
+        await wait_for(lambda: table.choose("coding", "Implement an Algorithm").preferred_model == "good-model", 15,
+                       "the deactivated rule to stop matching")
+    finally:
+        await subscriber.stop()

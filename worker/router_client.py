@@ -1,0 +1,122 @@
+"""For Python routers: follow the heuristics topic and answer "which model for this request?".
+
+The topic is compacted and keyed per rule, so reading it from the beginning gives the latest
+version of every rule. The subscriber uses no consumer group (every router instance reads all
+partitions), keeps the highest version per key, calls back on every change, and reconnects when
+the broker goes away.
+
+    table = RoutingTable()
+    subscriber = HeuristicsSubscriber("127.0.0.1:9092", table, on_change=print)
+    await subscriber.start()
+    rule = table.choose("coding", "implement a sorting algorithm")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from worker.routing_contract import RoutingHeuristic
+from worker.rules import InvalidPattern, matches
+
+log = logging.getLogger(__name__)
+
+
+class RoutingTable:
+    """The latest version of every rule; manual rules match by pattern, learned ones by task type."""
+
+    def __init__(self) -> None:
+        self.rules: dict[str, RoutingHeuristic] = {}
+
+    def apply(self, key: str, value: bytes | None) -> RoutingHeuristic | None:
+        """Take one topic record; returns the rule when it changed the table."""
+        if value is None:  # tombstone: the rule is gone
+            self.rules.pop(key, None)
+            return None
+        rule = RoutingHeuristic.model_validate(orjson.loads(value))
+        known = self.rules.get(key)
+        if known is not None and known.version >= rule.version:
+            return None
+        self.rules[key] = rule
+        return rule
+
+    def choose(self, task_type: str, text: str = "") -> RoutingHeuristic | None:
+        candidates = []
+        for rule in self.rules.values():
+            if not rule.active:
+                continue
+            if rule.pattern is None:
+                if rule.task_type == task_type:
+                    candidates.append(rule)
+                continue
+            try:
+                if (rule.task_type in (None, task_type)) and matches(rule.pattern, text):
+                    candidates.append(rule)
+            except InvalidPattern:
+                log.warning("ignoring rule %s: its pattern is not valid RE2", rule.heuristic_id)
+        return max(candidates, key=lambda r: (r.priority, r.version), default=None)
+
+
+class HeuristicsSubscriber:
+    def __init__(self, bootstrap_servers: str, table: RoutingTable, *, topic: str = "gateway.routing.heuristics",
+                 on_change: Callable[[RoutingHeuristic], None] | None = None):
+        self.bootstrap_servers = bootstrap_servers
+        self.table = table
+        self.topic = topic
+        self.on_change = on_change
+        self._task: asyncio.Task | None = None
+        self.caught_up = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        positions: dict[TopicPartition, int] = {}
+        while True:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+            try:
+                await consumer.start()
+                await self._follow(consumer, positions)
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError) as error:
+                log.warning("heuristics subscriber lost the broker (%s); reconnecting", error)
+                await asyncio.sleep(1.0)
+            finally:
+                await consumer.stop()
+
+    async def _follow(self, consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]) -> None:
+        partitions = consumer.partitions_for_topic(self.topic)
+        while not partitions:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - wait for the topic to exist
+            partitions = consumer.partitions_for_topic(self.topic)
+            if not partitions:
+                await asyncio.sleep(1.0)
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        for tp in tps:  # resume where we were after a reconnect, else from the beginning
+            if tp in positions:
+                consumer.seek(tp, positions[tp])
+            else:
+                await consumer.seek_to_beginning(tp)
+        ends = await consumer.end_offsets(tps)
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, records in batch.items():
+                for record in records:
+                    positions[tp] = record.offset + 1
+                    rule = self.table.apply(record.key.decode() if record.key else "", record.value)
+                    if rule is not None and self.on_change is not None:
+                        self.on_change(rule)
+            if not self.caught_up.is_set() and all(positions.get(tp, 0) >= ends[tp] for tp in tps):
+                self.caught_up.set()
