@@ -7,7 +7,7 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
-.PHONY: install services-up services-down services-status test test-unit test-integration demo schemas clean
+.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo schemas clean
 
 install: $(VENV)/.installed tests/typescript/node_modules/.installed
 
@@ -34,13 +34,17 @@ services-status:
 
 ## Unit tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
 test: install services-up
-	$(BIN)/pytest
+	$(BIN)/pytest tests/unit tests/integration
 
 test-unit: install
 	$(BIN)/pytest tests/unit
 
 test-integration: install services-up
 	$(BIN)/pytest tests/integration
+
+## Outages, crashes and hostile input: stops and restarts the local services it runs on.
+test-faults: install services-up
+	$(BIN)/pytest tests/faults
 
 demo: install services-up
 	@bash deploy/local/demo.sh

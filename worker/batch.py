@@ -44,7 +44,7 @@ class Batch:
     calls: list[Call] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    dead_letters_sent: bool = False  # set once produced, so a retried flush does not produce them again
+    dead_letters_sent: int = 0  # how many are produced already, so a retried flush does not produce them again
 
     def __bool__(self) -> bool:
         return self.messages > 0
@@ -75,6 +75,16 @@ def dead_letter(record: Record, rejection: Rejection, max_value_bytes: int) -> D
         record.topic, record.partition, record.offset, record.key,
         value[:max_value_bytes], rejection, truncated_from,
     )
+
+
+def refused_letter(call: Call, reason: str) -> DeadLetter:
+    """A valid event the database refused: its source offset is unknown here (-1), its event_id is not."""
+    event = call._asdict()
+    failure = event.pop("failure")
+    if failure is not None:
+        event.update(failure.model_dump(mode="json", exclude=set(event)))
+    value = redact_bytes(_element_bytes(event))
+    return DeadLetter("", -1, -1, None, value, Rejection("rejected_by_database", reason[:500]))
 
 
 def accumulate(

@@ -252,6 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         err.print(f"[red]error:[/red] {error}. Are the services up? Try 'make services-up'.")
         return 2
+    except Exception as error:
+        import asyncpg
+
+        if isinstance(error, asyncpg.UndefinedTableError):
+            err.print(f"[red]error:[/red] {error}: the database has no schema yet; run 'telemetry-worker migrate' "
+                      "(the worker also migrates when it starts)")
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -67,6 +67,22 @@ def nesting_depth_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
+def has_nul(value: Any) -> bool:
+    """U+0000 anywhere (a key or a string): PostgreSQL's text and jsonb cannot store it."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node:
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def _explain(error: ValidationError) -> str:
     parts = []
     for e in error.errors(include_url=False, include_input=False)[:5]:
@@ -80,6 +96,8 @@ def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None) -> 
         return Rejection("not_an_object", f"expected an event object, got {type(element).__name__}", index, element)
     if nesting_depth_exceeds(element, limits.max_nesting_depth):
         return Rejection("too_deep", f"nesting deeper than {limits.max_nesting_depth} levels", index, element)
+    if has_nul(element):
+        return Rejection("nul_character", "a key or string contains U+0000, which cannot be stored", index, element)
     try:
         return to_call(MODEL_OF_KIND[kind].model_validate(element))
     except ValidationError as error:

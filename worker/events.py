@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 MAX_LATENCY_MS = 86_400_000
 MAX_TOKENS = 2**31 - 1
+MAX_COST_USD = 1_000_000.0  # per call; also keeps the database's sums far from float overflow
 
 
 class Layer(str, enum.Enum):
@@ -65,7 +66,7 @@ class CallEvent(BaseModel):
     ttft_ms: Millis | None = None
     input_tokens: Tokens = 0
     output_tokens: Tokens = 0
-    cost_usd: Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)] = 0.0
+    cost_usd: Annotated[float, Strict(), Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] = 0.0
     routing_rule_id: Annotated[Text, Field(max_length=200)] | None = None
 
 

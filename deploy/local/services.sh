@@ -2,6 +2,7 @@
 # Local Apache Kafka (KRaft, jars from Maven Central) and PostgreSQL (Debian's package), no Docker.
 #
 #   deploy/local/services.sh up|down|status
+#   deploy/local/services.sh kafka-stop|kafka-start|pg-stop|pg-start   (one service; the fault tests use these)
 #
 # Everything lives under .cache/ (git-ignored). `up` is idempotent: services already running are
 # left alone, missing packages are installed, and it returns only once both services answer.
@@ -139,8 +140,12 @@ case "${1:-}" in
     kafka_up; pg_up; kafka_wait
     say "ready: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT DATABASE_URL=postgresql://postgres:postgres@127.0.0.1:$POSTGRES_PORT/telemetry" ;;
   down) kafka_down; pg_down ;;
+  kafka-stop) kafka_down ;;
+  kafka-start) kafka_up; kafka_wait ;;
+  pg-stop) pg_down ;;
+  pg-start) pg_up ;;
   status)
     kafka_running && say "kafka: running (pid $(kafka_pid))" || say "kafka: stopped"
     pg_running && say "postgresql: running" || say "postgresql: stopped" ;;
-  *) die "usage: $0 up|down|status" ;;
+  *) die "usage: $0 up|down|status|kafka-stop|kafka-start|pg-stop|pg-start" ;;
 esac

@@ -77,7 +77,11 @@ async def database(service_urls):
     admin = await asyncpg.connect(_with_database(dsn, "postgres"))
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield _with_database(dsn, name)
+    finally:
+        await admin.close()
+    yield _with_database(dsn, name)
+    admin = await asyncpg.connect(_with_database(dsn, "postgres"))  # a new one: a fault test may restart the server
+    try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()

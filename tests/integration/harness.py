@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -168,3 +169,32 @@ async def dead_letters(settings: Settings, timeout: float = 10.0) -> list:
 def source_of(record) -> tuple:
     h = {k: v.decode() for k, v in record.headers}
     return h["dlq.source_topic"], int(h["dlq.source_partition"]), int(h["dlq.source_offset"]), h.get("dlq.envelope_index")
+
+
+async def kill9_scenario(settings: Settings, workers, pool: asyncpg.Pool, *, kills: int, seed: int) -> None:
+    """SIGKILL the worker `kills` times while traffic flows, restart it each time, then compare exactly."""
+    from worker.simulator import ensure_topics, simulate
+
+    await ensure_topics(settings, partitions=4)
+    worker = workers()
+    await worker.wait_ready()
+    traffic = asyncio.create_task(simulate(settings, count=14_000 * kills, rate=1200, envelope=1, seed=seed,
+                                           resend_fraction=0.02, invalid_fraction=0.005, progress=False))
+    rng = random.Random(seed)
+    done = 0
+    while not traffic.done() and done < kills:
+        await worker.wait_flushing()  # kill while it works, not while it is still joining the group
+        await asyncio.sleep(rng.uniform(0.3, 1.5))
+        worker.kill9()
+        done += 1
+        worker = workers()
+    result = await traffic
+    assert done == kills, "the traffic ended before every kill: make it longer"
+    await worker.wait_ready()
+    await wait_drained(settings, pool, workers=[worker])
+    await assert_matches_ledger(pool, result.ledger)
+    await assert_patterns_match_ledger(pool, result.ledger)
+    duplicates = await pool.fetchval(
+        "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name = 'events_duplicate'")
+    assert duplicates == result.resent
+    assert len({source_of(r) for r in await dead_letters(settings)}) == result.invalid

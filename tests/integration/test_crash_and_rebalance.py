@@ -2,42 +2,13 @@
 joining and leaving the group while traffic flows."""
 
 import asyncio
-import random
 
-from tests.integration.harness import (
-    assert_matches_ledger,
-    assert_patterns_match_ledger,
-    dead_letters,
-    source_of,
-    wait_drained,
-)
+from tests.integration.harness import assert_matches_ledger, assert_patterns_match_ledger, kill9_scenario, wait_drained
 from worker.simulator import ensure_topics, simulate
 
 
 async def test_kill9_mid_stream_then_restart_loses_and_doubles_nothing(settings, workers, pool):
-    await ensure_topics(settings, partitions=4)
-    worker = workers()
-    await worker.wait_ready()
-    traffic = asyncio.create_task(simulate(settings, count=40_000, rate=1200, envelope=1, seed=5,
-                                           resend_fraction=0.02, invalid_fraction=0.005, progress=False))
-    rng = random.Random(99)
-    kills = 0
-    while not traffic.done() and kills < 3:
-        await worker.wait_flushing()  # kill while it works, not while it is still joining the group
-        await asyncio.sleep(rng.uniform(0.3, 1.5))
-        worker.kill9()
-        kills += 1
-        worker = workers()
-    result = await traffic
-    assert kills == 3, "the traffic ended before three kills: make it longer"
-    await worker.wait_ready()
-    await wait_drained(settings, pool, workers=[worker])
-    await assert_matches_ledger(pool, result.ledger)
-    await assert_patterns_match_ledger(pool, result.ledger)
-    duplicates = await pool.fetchval(
-        "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name = 'events_duplicate'")
-    assert duplicates == result.resent
-    assert len({source_of(r) for r in await dead_letters(settings)}) == result.invalid
+    await kill9_scenario(settings, workers, pool, kills=3, seed=5)
 
 
 async def test_workers_joining_and_leaving_mid_stream_keep_totals_exact(settings, workers, pool):

@@ -52,6 +52,8 @@ def test_limits_have_their_own_reasons():
         orjson.dumps([samples.completed()] * 3): "envelope_too_large",
         orjson.dumps(samples.completed(extra={"a": {"b": {"c": {"d": 1}}}})): "too_deep",
         b"42": "not_an_object",
+        orjson.dumps(samples.completed(model_id="gpt\x00-4o")): "nul_character",
+        orjson.dumps(samples.completed(extra={"k\x00": 1})): "nul_character",
     }
     for value, reason in cases.items():
         calls, rejections = decode(value, EventKind.completed, limits)
@@ -77,7 +79,7 @@ def test_arbitrary_json_is_either_counted_or_rejected(value):
     latency=st.floats(min_value=0, max_value=86_400_000),
     tokens=st.integers(min_value=0, max_value=2**31 - 1),
     cost=st.floats(min_value=0, max_value=1e6),
-    model=st.text(min_size=1, max_size=200),
+    model=st.text(min_size=1, max_size=200).filter(lambda t: "\x00" not in t),
 )
 def test_valid_values_reach_the_call_unchanged(latency, tokens, cost, model):
     event = samples.completed(latency_ms=latency, input_tokens=tokens, cost_usd=cost, model_id=model)

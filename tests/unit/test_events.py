@@ -46,6 +46,7 @@ def test_unknown_fields_are_ignored_not_refused():
         ("input_tokens", 2**31),
         ("input_tokens", True),
         ("cost_usd", -0.01),
+        ("cost_usd", 1e7),  # per call; sums of such values could overflow the database's doubles
         ("schema_version", 2),
     ],
 )

@@ -25,7 +25,7 @@ from worker.events import EventKind
 from worker.pipeline.positions import Positions
 from worker.pipeline.stats import IngestStats
 from worker.settings import Settings
-from worker.store.flush import OffsetFenced, write_flush
+from worker.store.flush import REFUSED, OffsetFenced, refused_calls, write_flush
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +148,12 @@ class Ingest(mode.Service):
         current = self.batch
         started = time.monotonic()
         try:
-            if current.dead_letters and not current.dead_letters_sent:
+            if len(current.dead_letters) > current.dead_letters_sent:
                 await asyncio.wait_for(self._send_dead_letters(current), timeout)
-                current.dead_letters_sent = True
             async with self.pool.acquire(timeout=timeout) as conn:
-                outcome = await asyncio.wait_for(write_flush(
-                    conn, group=self.settings.consumer_group, expected=self.positions.expected,
-                    next_offsets=current.next_offsets, calls=current.calls,
-                    dead_letters=len(current.dead_letters), now=time.time(),
-                    pattern_window_s=self.settings.pattern_window_s,
-                ), timeout)
+                outcome = await asyncio.wait_for(write_flush(conn, **self._flush_arguments(current)), timeout)
+        except REFUSED as error:  # not transient: some event's values are refused; find and set them aside
+            return await self._quarantine(current, error, timeout)
         except OffsetFenced as fenced:
             log.warning("flush discarded, another consumer moved on: %s", fenced)
             self.stats.fenced += 1
@@ -183,12 +179,45 @@ class Ingest(mode.Service):
         await self.positions.commit_hint(current.next_offsets)
         return True
 
+    def _flush_arguments(self, current: batching.Batch) -> dict:
+        return dict(group=self.settings.consumer_group, expected=self.positions.expected,
+                    next_offsets=current.next_offsets, calls=current.calls, dead_letters=len(current.dead_letters),
+                    now=time.time(), pattern_window_s=self.settings.pattern_window_s)
+
+    async def _quarantine(self, current: batching.Batch, error: Exception, timeout: float) -> bool:
+        """The database refused values it should not have been offered: dead-letter those events, keep the rest.
+
+        Validation is meant to stop such values first (NUL characters, out-of-range numbers); this is
+        the safety net that keeps one unforeseen value from blocking every partition behind it.
+        """
+        log.error("the database refused part of a batch (%s: %s); isolating the events it refuses",
+                  type(error).__name__, error)
+        try:
+            async with self.pool.acquire(timeout=timeout) as conn:
+                refused = await asyncio.wait_for(refused_calls(conn, **self._flush_arguments(current)), timeout * 4)
+        except RETRYABLE as lookup_error:
+            log.warning("could not isolate the refused events yet (%s); retrying the flush later", lookup_error)
+            self.failures += 1
+            self.retry_at = time.monotonic() + min(self.settings.retry_backoff_max_s, 1.0 * self.failures)
+            return False
+        if not refused:  # not attributable to events: treat as transient
+            self.failures += 1
+            self.retry_at = time.monotonic() + min(self.settings.retry_backoff_max_s, 1.0 * self.failures)
+            return False
+        refused_ids = {id(c) for c in refused}
+        current.calls = [c for c in current.calls if id(c) not in refused_ids]
+        current.dead_letters.extend(batching.refused_letter(call, str(error)) for call in refused)
+        log.error("dead-lettered %d events the database refused; writing the other %d", len(refused), len(current.calls))
+        return await self.flush(timeout)
+
     async def _send_dead_letters(self, current: batching.Batch) -> None:
         assert self.producer is not None
         now = dt.datetime.now(dt.UTC).isoformat()
+        pending = current.dead_letters[current.dead_letters_sent:]
         sends = [
             await self.producer.send(self.settings.topic_dlq, value=letter.value, key=letter.key,
                                      headers=headers(letter, self.settings.consumer_group, now))
-            for letter in current.dead_letters
+            for letter in pending
         ]
         await asyncio.gather(*sends)
+        current.dead_letters_sent = len(current.dead_letters)

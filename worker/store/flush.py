@@ -141,3 +141,38 @@ async def write_flush(
         await conn.execute(UPSERT_SERIES, *rows.series_rows(deltas, worker_counts, minute_of(now), group))
         await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
     return FlushOutcome(counted=len(fresh), duplicates=len(calls) - len(fresh), new_patterns=new_patterns)
+
+
+# Errors that say "these values", not "try again": data exceptions (class 22) and constraint violations (23).
+REFUSED = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+class _DryRun(Exception):
+    pass
+
+
+async def refused_calls(conn: asyncpg.Connection, *, calls: Sequence[Call], **flush) -> list[Call]:
+    """The calls whose write the database refuses with a data error, found by bisection with rolled-back
+    trial flushes (only after a real flush failed that way: log2(n) trials per refused call)."""
+
+    async def refused(subset: Sequence[Call]) -> bool:
+        try:
+            async with conn.transaction():
+                await write_flush(conn, calls=subset, **flush)
+                raise _DryRun
+        except _DryRun:
+            return False
+        except REFUSED:
+            return True
+
+    async def bisect(subset: Sequence[Call]) -> list[Call]:
+        if not subset or not await refused(subset):
+            return []
+        if len(subset) == 1:
+            return list(subset)
+        middle = len(subset) // 2
+        return await bisect(subset[:middle]) + await bisect(subset[middle:])
+
+    if await refused([]):
+        return []  # the failure does not come from the events
+    return await bisect(list(calls))
