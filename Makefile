@@ -7,7 +7,7 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
-.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo schemas clean
+.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo bench schemas clean
 
 install: $(VENV)/.installed tests/typescript/node_modules/.installed
 
@@ -54,3 +54,8 @@ schemas: install
 
 clean: services-down
 	rm -rf .cache .venv .demo .pytest_cache .hypothesis
+
+## Throughput, memory and delay, side by side (not part of make test). BENCH_ARGS="--events 100000 --runs 1"
+bench: install services-up
+	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/run.py --profile .cache/bench/profile.txt $(BENCH_ARGS)

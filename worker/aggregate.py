@@ -31,16 +31,31 @@ class Tally:
     def failures(self) -> int:
         return self.calls - self.successes
 
-    def add(self, call: Call) -> None:
+    def add(self, call: Call, bucket: int) -> None:
+        """Count one call; `bucket` is its latency's histogram bucket, computed once for all tallies."""
         self.calls += 1
         self.successes += call.ok
         self.latency_sum_ms += call.latency_ms
         self.cost_sum_usd += call.cost_usd
         self.input_tokens += call.input_tokens
         self.output_tokens += call.output_tokens
-        histogram.record(self.latency_histogram, call.latency_ms)
-        self.first_seen = min(self.first_seen, call.occurred_at)
-        self.last_seen = max(self.last_seen, call.occurred_at)
+        h = self.latency_histogram
+        h[bucket] = h.get(bucket, 0) + 1
+        if call.occurred_at < self.first_seen:
+            self.first_seen = call.occurred_at
+        if call.occurred_at > self.last_seen:
+            self.last_seen = call.occurred_at
+
+    def merge(self, other: Tally) -> None:
+        self.calls += other.calls
+        self.successes += other.successes
+        self.latency_sum_ms += other.latency_sum_ms
+        self.cost_sum_usd += other.cost_sum_usd
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.latency_histogram = histogram.merge(self.latency_histogram, other.latency_histogram)
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
 
 
 ModelKey = tuple[str, str]  # model_id, task_type
@@ -76,12 +91,15 @@ def _tally(table: dict, key) -> Tally:
 
 def aggregate(calls: Iterable[Call]) -> Deltas:
     deltas = Deltas()
+    by_model, by_minute, by_health = deltas.by_model, deltas.by_minute, deltas.by_health
     for call in calls:
+        bucket = histogram.bucket_of(call.latency_ms)
         minute = minute_of(call.occurred_at)
-        _tally(deltas.by_model, (call.model_id, call.task_type)).add(call)
-        _tally(deltas.by_minute, (minute, call.model_id, call.task_type, call.layer)).add(call)
-        _tally(deltas.by_layer_minute, (minute, call.layer)).add(call)
-        _tally(deltas.by_layer_minute, (minute, ALL_LAYERS)).add(call)
-        bucket = int(call.occurred_at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S
-        _tally(deltas.by_health, (bucket, call.model_id, call.layer)).add(call)
+        second = int(call.occurred_at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S
+        _tally(by_model, (call.model_id, call.task_type)).add(call, bucket)
+        _tally(by_minute, (minute, call.model_id, call.task_type, call.layer)).add(call, bucket)
+        _tally(by_health, (second, call.model_id, call.layer)).add(call, bucket)
+    for (minute, _, _, layer), tally in by_minute.items():  # per layer and overall: sums of the minute rows
+        _tally(deltas.by_layer_minute, (minute, layer)).merge(tally)
+        _tally(deltas.by_layer_minute, (minute, ALL_LAYERS)).merge(tally)
     return deltas

@@ -56,31 +56,23 @@ def to_call(event: CallEvent) -> Call:
     )
 
 
-def nesting_depth_exceeds(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-    return False
-
-
-def has_nul(value: Any) -> bool:
-    """U+0000 anywhere (a key or a string): PostgreSQL's text and jsonb cannot store it."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            if "\x00" in node:
-                return True
-        elif isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
+def scan(value: Any, limit: int, depth: int = 1) -> str | None:
+    """One pass over an event for what the database or the stack cannot take: nesting beyond
+    `limit` ("too_deep") or a NUL character ("nul_character"). Recursion is bounded by `limit`."""
+    if depth > limit:
+        return "too_deep"
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in items:
+        if isinstance(key, str) and "\x00" in key:
+            return "nul_character"
+        if isinstance(child, str):
+            if "\x00" in child:
+                return "nul_character"
+        elif isinstance(child, (dict, list)):
+            found = scan(child, limit, depth + 1)
+            if found:
+                return found
+    return None
 
 
 def _explain(error: ValidationError) -> str:
@@ -94,9 +86,10 @@ def _explain(error: ValidationError) -> str:
 def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None) -> Call | Rejection:
     if not isinstance(element, dict):
         return Rejection("not_an_object", f"expected an event object, got {type(element).__name__}", index, element)
-    if nesting_depth_exceeds(element, limits.max_nesting_depth):
+    problem = scan(element, limits.max_nesting_depth)
+    if problem == "too_deep":
         return Rejection("too_deep", f"nesting deeper than {limits.max_nesting_depth} levels", index, element)
-    if has_nul(element):
+    if problem == "nul_character":
         return Rejection("nul_character", "a key or string contains U+0000, which cannot be stored", index, element)
     try:
         return to_call(MODEL_OF_KIND[kind].model_validate(element))

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import samples
-from worker.decode import Limits, decode, nesting_depth_exceeds
+from worker.decode import Limits, decode, scan
 from worker.events import EventKind
 
 json_values = st.recursive(
@@ -94,5 +94,5 @@ def test_nesting_depth_is_measured_exactly(depth):
     value: object = 1
     for _ in range(depth):
         value = [value]
-    assert nesting_depth_exceeds(value, depth) is False
-    assert nesting_depth_exceeds(value, depth - 1) is True
+    assert scan(value, depth) is None
+    assert scan(value, depth - 1) == "too_deep"

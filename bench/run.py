@@ -1,0 +1,348 @@
+"""Throughput, memory and delay of the worker, measured side by side on the same broker, topic data
+and database, in one run (`make bench`). Prints a table of medians and the ratios to the targets.
+
+    limit      a bare aiokafka consumer that reads and decodes the same messages (no writes)
+    worker     the real worker process, first message to everything visible in PostgreSQL
+    per-event  what the gateway's design does: one upsert per call (updateModelPerformance)
+
+Also: peak RSS of the worker, and end-to-end delay (occurred_at -> visible) at half the measured
+worker throughput. Not part of `make test`: figures are not assertions, and the machine is noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import asyncpg
+import orjson
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.integration.harness import WorkerProcess, free_port  # noqa: E402
+from worker.settings import Settings  # noqa: E402
+from worker.simulation import generate  # noqa: E402
+from worker.store.migrate import migrate  # noqa: E402
+
+PARTITIONS = 4
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+async def create_topics(bootstrap: str, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: int, seed: int) -> int:
+    """Write `count` simulated calls; returns the number of messages."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1_048_576,
+                                max_request_size=4_194_304)
+    await producer.start()
+    messages, pending, buffers = 0, [], {"completed": [], "failed": []}
+    try:
+        for kind, event in generate(count, seed=seed, clock=now_iso):
+            buffer = buffers[kind.value]
+            buffer.append(event)
+            if len(buffer) >= envelope:
+                value = orjson.dumps(buffer[0] if envelope == 1 else buffer)
+                pending.append(await producer.send(topics[kind.value], value))
+                buffers[kind.value] = []
+                messages += 1
+                if len(pending) >= 5000:
+                    await asyncio.gather(*pending)
+                    pending.clear()
+        for kind, buffer in buffers.items():
+            if buffer:
+                pending.append(await producer.send(topics[kind], orjson.dumps(buffer)))
+                messages += 1
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return messages
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+
+
+async def bare_limit(bootstrap: str, topics: list[str], events: int) -> float:
+    """Events/s of a plain getmany loop that decodes every value: the Python-side ceiling."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4_194_304)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, topics)
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, started = 0, time.perf_counter()
+        while seen < events:
+            for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                for record in records:
+                    value = orjson.loads(record.value)
+                    seen += len(value) if isinstance(value, list) else 1
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+UPSERT_ONE = """
+INSERT INTO model_performance AS t (model_id, task_type, total_calls, success_count, latency_sum_ms, cost_sum_usd)
+VALUES ($1, $2, 1, $3, $4, $5)
+ON CONFLICT (model_id, task_type) DO UPDATE SET total_calls = t.total_calls + 1,
+    success_count = t.success_count + EXCLUDED.success_count, latency_sum_ms = t.latency_sum_ms + EXCLUDED.latency_sum_ms,
+    cost_sum_usd = t.cost_sum_usd + EXCLUDED.cost_sum_usd, updated_at = now()"""
+
+
+async def per_event_baseline(bootstrap: str, dsn: str, topics: dict[str, str], sample: int) -> float:
+    """The gateway design's way: one database round trip (an upsert) per call, on the first `sample` calls."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    conn = await asyncpg.connect(dsn)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, list(topics.values()))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        done, started = 0, time.perf_counter()
+        while done < sample:
+            for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=1000)).items():
+                ok = tp.topic == topics["completed"]
+                for record in records:
+                    value = orjson.loads(record.value)
+                    for e in value if isinstance(value, list) else [value]:
+                        await conn.execute(UPSERT_ONE, e["model_id"], e["task_type"], int(ok), e["latency_ms"],
+                                           e["cost_usd"])
+                        done += 1
+        return done / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await conn.close()
+
+
+class Database:
+    def __init__(self, dsn: str):
+        self.admin_dsn = dsn.rsplit("/", 1)[0] + "/postgres"
+        self.base = dsn.rsplit("/", 1)[0]
+
+    async def fresh(self) -> str:
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = await asyncpg.connect(self.admin_dsn)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        dsn = f"{self.base}/{name}"
+        conn = await asyncpg.connect(dsn)
+        await migrate(conn)
+        await conn.close()
+        return dsn
+
+    async def drop(self, dsn: str) -> None:
+        admin = await asyncpg.connect(self.admin_dsn)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+        await admin.close()
+
+
+async def stored_total(conn: asyncpg.Connection, group: str) -> int:
+    return await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = $1 "
+                               "AND next_offset > 0", group)
+
+
+async def run_worker(base: Settings, topics: dict[str, str], messages: int, events: int, log: Path,
+                     profile: Path | None = None) -> tuple[float, int]:
+    """(events/s, peak RSS bytes) of a worker draining the topics into a fresh database."""
+    db = Database(base.database_url)
+    dsn = await db.fresh()
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    settings = base.model_copy(update={
+        "database_url": dsn, "topic_calls_completed": topics["completed"], "topic_calls_failed": topics["failed"],
+        "consumer_group": group, "app_id": group + "-app", "web_port": free_port(), "log_level": "warning",
+        "heuristics_interval_s": 3600.0, "degradation_check_s": 3600.0})
+    worker = WorkerProcess(settings, log)
+    conn = await asyncpg.connect(dsn)
+    try:
+        worker.start()
+        process = psutil.Process(worker.proc.pid)
+        await worker.wait_ready()
+        spy = subprocess.Popen(["py-spy", "record", "-o", str(profile), "-f", "raw", "-r", "200", "-p",
+                                str(worker.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
+            if profile else None
+        started, peak = time.perf_counter(), 0
+        while await stored_total(conn, group) < messages:
+            peak = max(peak, process.memory_info().rss)
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - started
+        counted = await conn.fetchval("SELECT sum(total_calls) FROM model_performance")
+        assert counted == events, f"exactness check failed: {counted} counted, {events} produced"
+        if spy:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its profile on interrupt
+            spy.wait(30)
+        return events / seconds, max(peak, process.memory_info().rss)
+    finally:
+        worker.terminate(60)
+        await conn.close()
+        await db.drop(dsn)
+
+
+async def delay_at(base: Settings, rate: float, seconds: float, log: Path) -> tuple[float, float]:
+    """p50 and p99 of occurred_at -> visible in PostgreSQL, at a fixed offered load (probe events)."""
+    db = Database(base.database_url)
+    dsn = await db.fresh()
+    run = uuid.uuid4().hex[:8]
+    topics = {"completed": f"bench.{run}.delay.completed", "failed": f"bench.{run}.delay.failed"}
+    await create_topics(base.kafka_bootstrap_servers, list(topics.values()))
+    settings = base.model_copy(update={
+        "database_url": dsn, "topic_calls_completed": topics["completed"], "topic_calls_failed": topics["failed"],
+        "consumer_group": f"bench-{run}", "app_id": f"bench-{run}-app", "web_port": free_port(), "log_level": "warning",
+        "heuristics_interval_s": 3600.0, "degradation_check_s": 3600.0})
+    worker = WorkerProcess(settings, log)
+    worker.start()
+    await worker.wait_ready()
+    producer = AIOKafkaProducer(bootstrap_servers=base.kafka_bootstrap_servers, linger_ms=5)
+    await producer.start()
+    conn = await asyncpg.connect(dsn)
+    sent: dict[str, float] = {}
+    visible: dict[str, float] = {}
+
+    async def watch() -> None:
+        while True:
+            for row in await conn.fetch("SELECT model_id FROM model_performance WHERE model_id LIKE 'probe-%'"):
+                visible.setdefault(row[0], time.time())
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        total = int(rate * seconds)
+        started = time.perf_counter()
+        for i, (kind, event) in enumerate(generate(total, seed=99, clock=now_iso)):
+            if i % 100 == 0:  # a probe: its own model id shows when its event became visible
+                event["model_id"] = f"probe-{i}"
+                event["occurred_at"] = now_iso()
+                sent[event["model_id"]] = time.time()
+            await producer.send(topics[kind.value], orjson.dumps(event))
+            ahead = (i + 1) / rate - (time.perf_counter() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        await producer.flush()
+        deadline = time.monotonic() + 30
+        while len(visible) < len(sent) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        delays = sorted(visible[k] - sent[k] for k in sent if k in visible)
+        q = statistics.quantiles(delays, n=100)
+        return q[49], q[98]
+    finally:
+        watcher.cancel()
+        await producer.stop()
+        await conn.close()
+        worker.terminate(60)
+        await db.drop(dsn)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="calls per throughput run (default 200000)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported (default 3)")
+    parser.add_argument("--rss-events", type=int, default=1_000_000, help="calls for the memory run (default 1000000)")
+    parser.add_argument("--baseline-sample", type=int, default=20_000, help="calls for the per-event baseline")
+    parser.add_argument("--profile", type=Path, help="write a py-spy profile (collapsed stacks) of one worker run here")
+    args = parser.parse_args()
+    base = Settings()
+    logs = ROOT / ".cache" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    run = uuid.uuid4().hex[:8]
+    data = {}
+    for label, envelope in (("single", 1), ("envelope100", 100)):
+        topics = {"completed": f"bench.{run}.{label}.completed", "failed": f"bench.{run}.{label}.failed"}
+        await create_topics(base.kafka_bootstrap_servers, list(topics.values()))
+        print(f"producing {args.events:,} calls ({label}) ...", flush=True)
+        messages = await produce(base.kafka_bootstrap_servers, topics, args.events, envelope, seed=1)
+        data[label] = (topics, messages)
+
+    figures: dict[str, list[float]] = {k: [] for k in ("limit1", "worker1", "limit100", "worker100", "per_event")}
+    for i in range(args.runs):
+        print(f"run {i + 1}/{args.runs} ...", flush=True)
+        for label, key in (("single", "1"), ("envelope100", "100")):
+            topics, messages = data[label]
+            figures["limit" + key].append(await bare_limit(base.kafka_bootstrap_servers, list(topics.values()), args.events))
+            profile = args.profile if (args.profile and i == 0 and key == "1") else None
+            rate, _ = await run_worker(base, topics, messages, args.events, logs / f"worker-{label}-{i}.log", profile)
+            figures["worker" + key].append(rate)
+        db = Database(base.database_url)
+        dsn = await db.fresh()
+        figures["per_event"].append(await per_event_baseline(base.kafka_bootstrap_servers, dsn, data["single"][0],
+                                                             args.baseline_sample))
+        await db.drop(dsn)
+    median = {k: statistics.median(v) for k, v in figures.items()}
+
+    print(f"memory run: {args.rss_events:,} calls ...", flush=True)
+    topics = {"completed": f"bench.{run}.rss.completed", "failed": f"bench.{run}.rss.failed"}
+    await create_topics(base.kafka_bootstrap_servers, list(topics.values()))
+    messages = await produce(base.kafka_bootstrap_servers, topics, args.rss_events, 1, seed=2)
+    _, rss = await run_worker(base, topics, messages, args.rss_events, logs / "worker-rss.log")
+
+    half = median["worker1"] / 2
+    print(f"delay run at {half:,.0f} events/s ...", flush=True)
+    p50, p99 = await delay_at(base, half, 20.0, logs / "worker-delay.log")
+
+    rows = [
+        ("limit: bare aiokafka + orjson, 1 event/message", f"{median['limit1']:,.0f} events/s", ""),
+        ("limit: bare aiokafka + orjson, envelopes of 100", f"{median['limit100']:,.0f} events/s", ""),
+        ("worker, 1 event/message", f"{median['worker1']:,.0f} events/s",
+         f"{median['worker1'] / median['limit1']:.2f} x limit (target >= 0.5)"),
+        ("worker, envelopes of 100", f"{median['worker100']:,.0f} events/s",
+         f"{median['worker100'] / median['limit100']:.2f} x limit (target >= 0.8)"),
+        ("per-event upsert baseline", f"{median['per_event']:,.0f} events/s",
+         f"worker = {median['worker1'] / median['per_event']:.1f} x baseline (target >= 20)"),
+        (f"worker peak RSS, {args.rss_events:,} events", f"{rss / 2**20:,.0f} MiB", "target <= 300 MiB"),
+        (f"end-to-end delay at {half:,.0f} events/s", f"p50 {p50:.2f} s, p99 {p99:.2f} s", "target p99 <= 2 s"),
+    ]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+          f"date: {dt.date.today()}; commit: {commit}; {args.events:,} calls per run, medians of {args.runs} runs")
+    width = max(len(r[0]) for r in rows)
+    print("| measure | figure | ratio / target |\n| --- | --- | --- |")
+    for name, figure, note in rows:
+        print(f"| {name:<{width}} | {figure} | {note} |")
+    print("\nall runs:", {k: [round(x) for x in v] for k, v in figures.items()})
+    if args.profile and args.profile.exists():
+        print(f"\nwhere the worker's time goes (py-spy, 1 event/message, {args.profile}):")
+        for share, name in hot_spots(args.profile):
+            print(f"  {share:5.1f}%  {name}")
+
+
+def hot_spots(path: Path, top: int = 12) -> list[tuple[float, str]]:
+    """Share of samples spent in each function itself (leaf frames), from py-spy's collapsed stacks."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        leaf = stack.split(";")[-1]
+        name, _, where = leaf.partition(" (")
+        where = where.rstrip(")").split("site-packages/")[-1].split(str(ROOT) + "/")[-1].rsplit(":", 1)[0]
+        key = f"{name}  [{where}]"
+        own[key] = own.get(key, 0) + int(count)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:top]
+    return [(100 * v / max(total, 1), k) for k, v in ranked]
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
