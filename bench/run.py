@@ -28,7 +28,7 @@ import asyncpg
 import orjson
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,6 +37,7 @@ from tests.integration.harness import WorkerProcess, free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.simulation import generate  # noqa: E402
 from worker.store.migrate import migrate  # noqa: E402
+from worker.topics import create_missing  # noqa: E402
 
 PARTITIONS = 4
 
@@ -46,12 +47,7 @@ def now_iso() -> str:
 
 
 async def create_topics(bootstrap: str, names: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
+    await create_missing(bootstrap, [NewTopic(n, PARTITIONS, 1) for n in names])
 
 
 async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: int, seed: int) -> int:

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import NewTopic
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from worker.events import EventKind
 from worker.settings import Settings
 from worker.simulation import MODELS, TASK_TYPES, Degradation, Ledger, ModelProfile, generate
+from worker.topics import create_missing
 
 INVALID_SAMPLES = (
     b"this is not json",
@@ -53,19 +53,9 @@ class Result:
 
 
 async def ensure_topics(settings: Settings, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        wanted = [settings.topic_calls_completed, settings.topic_calls_failed, settings.topic_dlq]
-        missing = [NewTopic(t, partitions, 1) for t in wanted if t not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
+    names = (settings.topic_calls_completed, settings.topic_calls_failed, settings.topic_dlq)
+    await create_missing(settings.kafka_bootstrap_servers,
+                         [NewTopic(name, partitions, settings.topic_replication_factor) for name in names])
 
 
 async def simulate(

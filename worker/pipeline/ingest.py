@@ -161,13 +161,7 @@ class Ingest(mode.Service):
             self.positions.reposition_all()
             return False
         except RETRYABLE as error:
-            self.failures += 1
-            backoff = min(self.settings.retry_backoff_max_s, 0.25 * 2 ** min(self.failures, 10))
-            self.retry_at = time.monotonic() + backoff
-            self.positions.pause_all()
-            self.stats.flush_errors += 1
-            log.warning("flush of %d events failed (%s: %s); retry %d in %.1f s, consumption paused",
-                        current.items, type(error).__name__, error, self.failures, backoff)
+            self._retry_later(f"flush of {current.items} events failed ({type(error).__name__}: {error})")
             return False
         self.positions.advance(current.next_offsets)
         self.stats.record_flush(current, outcome, time.monotonic() - started)
@@ -178,6 +172,15 @@ class Ingest(mode.Service):
         self.positions.resume_all()
         await self.positions.commit_hint(current.next_offsets)
         return True
+
+    def _retry_later(self, why: str) -> None:
+        """Back off exponentially with consumption paused, so that memory stays bounded while we wait."""
+        self.failures += 1
+        backoff = min(self.settings.retry_backoff_max_s, 0.25 * 2 ** min(self.failures, 10))
+        self.retry_at = time.monotonic() + backoff
+        self.positions.pause_all()
+        self.stats.flush_errors += 1
+        log.warning("%s; retry %d in %.1f s, consumption paused", why, self.failures, backoff)
 
     def _flush_arguments(self, current: batching.Batch) -> dict:
         return dict(group=self.settings.consumer_group, expected=self.positions.expected,
@@ -196,13 +199,10 @@ class Ingest(mode.Service):
             async with self.pool.acquire(timeout=timeout) as conn:
                 refused = await asyncio.wait_for(refused_calls(conn, **self._flush_arguments(current)), timeout * 4)
         except RETRYABLE as lookup_error:
-            log.warning("could not isolate the refused events yet (%s); retrying the flush later", lookup_error)
-            self.failures += 1
-            self.retry_at = time.monotonic() + min(self.settings.retry_backoff_max_s, 1.0 * self.failures)
+            self._retry_later(f"could not isolate the refused events yet ({lookup_error})")
             return False
-        if not refused:  # not attributable to events: treat as transient
-            self.failures += 1
-            self.retry_at = time.monotonic() + min(self.settings.retry_backoff_max_s, 1.0 * self.failures)
+        if not refused:
+            self._retry_later("the refusal does not come from single events; treating it as transient")
             return False
         refused_ids = {id(c) for c in refused}
         current.calls = [c for c in current.calls if id(c) not in refused_ids]

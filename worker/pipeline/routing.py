@@ -21,8 +21,7 @@ import asyncpg
 import mode
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import NewTopic
 
 from worker import degradation
 from worker.heuristics import Decision, decide, worth_publishing
@@ -30,6 +29,7 @@ from worker.routing_contract import RoutingAlert
 from worker.scoring import Weights
 from worker.settings import Settings
 from worker.store import routing as store
+from worker.topics import create_missing
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +73,10 @@ class RoutingPublisher(mode.Service):
     async def _ensure_topics(self) -> None:
         """The heuristics topic must be compacted (latest version per key); create the outputs if missing."""
         s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            rf = s.topic_replication_factor
-            wanted = [NewTopic(s.topic_heuristics, 1, rf, topic_configs={"cleanup.policy": "compact"}),
-                      NewTopic(s.topic_alerts, 1, rf), NewTopic(s.topic_dlq, 1, rf)]
-            missing = [t for t in wanted if t.name not in existing]
-            if missing:
-                try:
-                    await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass
-        finally:
-            await admin.close()
+        rf = s.topic_replication_factor
+        await create_missing(s.kafka_bootstrap_servers, [
+            NewTopic(s.topic_heuristics, 1, rf, topic_configs={"cleanup.policy": "compact"}),
+            NewTopic(s.topic_alerts, 1, rf), NewTopic(s.topic_dlq, 1, rf)])
 
     def weights_for(self, task_type: str) -> Weights:
         return Weights(**{**Weights().__dict__, **self.settings.routing_weights.get(task_type, {})})
