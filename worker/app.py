@@ -12,6 +12,7 @@ import logging
 import faust
 import mode
 
+from worker import metrics
 from worker.pipeline.ingest import Ingest
 from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
@@ -111,6 +112,12 @@ def create_app(settings: Settings) -> faust.App:
             "heuristics_published": runtime.routing.published if runtime.routing else 0,
         }
         return web.json(body, status=200 if runtime.ready else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web, request):
+        if runtime.ingest is not None:
+            runtime.ingest.update_lag()
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
 
     @app.timer(PRUNE_INTERVAL_S, on_leader=True)
     async def forget_old_event_ids() -> None:

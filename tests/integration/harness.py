@@ -56,6 +56,17 @@ class WorkerProcess:
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
             return None
 
+    async def metrics(self) -> dict[str, float]:
+        """/metrics parsed: sample name with sorted labels -> value."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://127.0.0.1:{self.settings.web_port}/metrics"
+        async with aiohttp.ClientSession() as http, http.get(url) as response:
+            assert response.status == 200 and response.content_type == "text/plain"
+            text = await response.text()
+        return {sample.name + "".join(f"|{k}={v}" for k, v in sorted(sample.labels.items())): sample.value
+                for family in text_string_to_metric_families(text) for sample in family.samples}
+
     async def wait_ready(self, timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

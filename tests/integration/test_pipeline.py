@@ -34,6 +34,14 @@ async def test_totals_are_exact_with_envelopes_resends_and_invalid_input(setting
         "SELECT coalesce(sum(metric_value), 0) FROM performance_metrics WHERE metric_name = $1", name)
     assert await metric("events_dead_lettered") == invalid
     assert await metric("events_duplicate") == single.resent + enveloped.resent
+
+    exported = await worker.metrics()  # the same story on /metrics, for Prometheus
+    assert exported["telemetry_events_counted_total"] == ledger.calls
+    assert exported["telemetry_events_duplicate_total"] == single.resent + enveloped.resent
+    assert sum(v for k, v in exported.items() if k.startswith("telemetry_dead_letters_total|")) == invalid
+    assert exported["telemetry_flush_seconds_count"] >= 1 and exported["telemetry_flush_errors_total"] == 0
+    lags = {k: v for k, v in exported.items() if k.startswith("telemetry_consumer_lag_messages|")}
+    assert len(lags) == 8 and set(lags.values()) == {0.0}  # 2 topics x 4 partitions, all caught up
     assert worker.terminate() == 0
 
 

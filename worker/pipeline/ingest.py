@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker import batch as batching
+from worker import metrics
 from worker.dead_letters import headers
 from worker.decode import Limits
 from worker.events import EventKind
@@ -157,6 +158,7 @@ class Ingest(mode.Service):
         except OffsetFenced as fenced:
             log.warning("flush discarded, another consumer moved on: %s", fenced)
             self.stats.fenced += 1
+            metrics.FENCED.inc()
             self.batch = batching.initial(time.monotonic())
             self.positions.reposition_all()
             return False
@@ -173,6 +175,16 @@ class Ingest(mode.Service):
         await self.positions.commit_hint(current.next_offsets)
         return True
 
+    def update_lag(self) -> None:
+        """Per assigned partition: the broker's high watermark minus the offset stored with the aggregates."""
+        metrics.CONSUMER_LAG.clear()
+        if self.consumer is None or self.positions is None:
+            return
+        for tp in self.consumer.assignment():
+            high, stored = self.consumer.highwater(tp), self.positions.expected.get((tp.topic, tp.partition))
+            if high is not None and stored is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, high - max(stored, 0)))
+
     def _retry_later(self, why: str) -> None:
         """Back off exponentially with consumption paused, so that memory stays bounded while we wait."""
         self.failures += 1
@@ -180,6 +192,7 @@ class Ingest(mode.Service):
         self.retry_at = time.monotonic() + backoff
         self.positions.pause_all()
         self.stats.flush_errors += 1
+        metrics.FLUSH_ERRORS.inc()
         log.warning("%s; retry %d in %.1f s, consumption paused", why, self.failures, backoff)
 
     def _flush_arguments(self, current: batching.Batch) -> dict:

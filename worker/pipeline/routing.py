@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
-from worker import degradation
+from worker import degradation, metrics
 from worker.heuristics import Decision, decide, worth_publishing
 from worker.routing_contract import RoutingAlert
 from worker.scoring import Weights
@@ -133,6 +133,7 @@ class RoutingPublisher(mode.Service):
         if events:
             for alert in events:
                 log.warning("routing alert: %s %s: %s", alert.kind, alert.model_id, alert.reason)
+                metrics.ROUTING_ALERTS.labels(alert.kind).inc()
                 await self.producer.send_and_wait(s.topic_alerts, key=alert.model_id.encode(),
                                                   value=alert.model_dump_json().encode())
             await self.recompute(reason="degradation")
@@ -145,3 +146,4 @@ class RoutingPublisher(mode.Service):
                                               headers=[("publisher", self.worker_id.encode())])
             await store.mark_published(conn, row["id"], row["version"], self.worker_id)
             self.published += 1
+            metrics.HEURISTICS_PUBLISHED.inc()

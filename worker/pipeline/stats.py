@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from worker import metrics
 from worker.batch import Batch
 from worker.store.flush import FlushOutcome
 
@@ -33,6 +34,14 @@ class IngestStats:
         self.flushes += 1
         self.last_flush_at = time.time()
         self.last_flush_seconds = seconds
+        metrics.EVENTS_CONSUMED.inc(len(batch.calls))
+        metrics.EVENTS_COUNTED.inc(outcome.counted)
+        metrics.EVENTS_DUPLICATE.inc(outcome.duplicates)
+        metrics.NEW_BUG_PATTERNS.inc(outcome.new_patterns)
+        metrics.FLUSH_SECONDS.observe(seconds)
+        metrics.BATCH_SIZE.observe(batch.items)
+        for letter in batch.dead_letters:
+            metrics.DEAD_LETTERS.labels(letter.rejection.reason).inc()
 
     def summary(self) -> dict[str, float | int | None]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -1,0 +1,40 @@
+"""Every Prometheus metric the worker exports, declared in one place (served at /metrics).
+
+Names follow Prometheus conventions: `_total` for counters, base units (seconds). Consumer lag is
+measured against the offsets stored in PostgreSQL, the ones that count.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry()
+
+EVENTS_CONSUMED = Counter("telemetry_events_consumed_total", "Valid call events read (before dedupe).",
+                          registry=REGISTRY)
+EVENTS_COUNTED = Counter("telemetry_events_counted_total", "Events added to the aggregates (after dedupe).",
+                         registry=REGISTRY)
+EVENTS_DUPLICATE = Counter("telemetry_events_duplicate_total", "Re-sent events skipped by the dedupe log.",
+                           registry=REGISTRY)
+DEAD_LETTERS = Counter("telemetry_dead_letters_total", "Inputs sent to the dead-letter topic, by reason.",
+                       ["reason"], registry=REGISTRY)
+FLUSH_SECONDS = Histogram("telemetry_flush_seconds", "Duration of a successful flush transaction.",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY)
+BATCH_SIZE = Histogram("telemetry_batch_events", "Events and dead letters per flush.",
+                       buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000), registry=REGISTRY)
+FLUSH_ERRORS = Counter("telemetry_flush_errors_total", "Failed flush attempts (database or broker errors).",
+                       registry=REGISTRY)
+FENCED = Counter("telemetry_flushes_fenced_total", "Flushes refused because another consumer moved the offsets.",
+                 registry=REGISTRY)
+CONSUMER_LAG = Gauge("telemetry_consumer_lag_messages", "Kafka high watermark minus the stored offset.",
+                     ["topic", "partition"], registry=REGISTRY)
+HEURISTICS_PUBLISHED = Counter("telemetry_heuristics_published_total", "Routing heuristic versions published.",
+                               registry=REGISTRY)
+ROUTING_ALERTS = Counter("telemetry_routing_alerts_total", "Model degraded / recovered alerts.", ["kind"],
+                         registry=REGISTRY)
+NEW_BUG_PATTERNS = Counter("telemetry_bug_patterns_new_total", "Bug patterns seen for the first time.",
+                           registry=REGISTRY)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)
