@@ -27,7 +27,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ from tests.integration.harness import WorkerProcess, free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.simulation import generate  # noqa: E402
 from worker.store.migrate import migrate  # noqa: E402
-from worker.topics import create_missing  # noqa: E402
+from worker.topics import create_missing, partitions_of  # noqa: E402
 
 PARTITIONS = 4
 
@@ -76,11 +76,6 @@ async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: 
     finally:
         await producer.stop()
     return messages
-
-
-async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001
-    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
 async def bare_limit(bootstrap: str, topics: list[str], events: int) -> float:

@@ -99,6 +99,16 @@ class Ledger:
     def calls(self) -> int:
         return sum(t.calls for t in self.by_model_task.values())
 
+    def merge(self, other: Ledger) -> Ledger:
+        """Add another run's ledger into this one (for tests that produce in several steps)."""
+        for key, tally in other.by_model_task.items():
+            mine = self.by_model_task.setdefault(key, Tally())
+            for name in vars(tally):
+                setattr(mine, name, getattr(mine, name) + getattr(tally, name))
+        for error_type, count in other.failures_by_type.items():
+            self.failures_by_type[error_type] = self.failures_by_type.get(error_type, 0) + count
+        return self
+
 
 def _failure(rng: random.Random, profile: ModelProfile) -> dict:
     kinds = list(FAILURES)

@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
 from worker.settings import Settings
+from worker.topics import partitions_of
 
 STORED = """
 SELECT topic, partition, next_offset, updated_at FROM consumer_offsets WHERE consumer_group = $1"""
@@ -35,9 +36,7 @@ async def partition_lags(settings: Settings) -> list[PartitionLag]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - learn every topic's partitions
-        topics = (settings.topic_calls_completed, settings.topic_calls_failed)
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed))
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str] | tuple[str, ...]) -> list[TopicPartition]:
+    """Every partition of `topics`, in order; a fresh client knows no topic until it asks the broker."""
+    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call for this
+    return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
 async def create_missing(bootstrap_servers: str, wanted: list[NewTopic]) -> list[str]:

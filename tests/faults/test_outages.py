@@ -63,13 +63,7 @@ async def test_kafka_broker_stopped_and_restarted_mid_stream(settings, workers, 
     after = await simulate(settings, count=8_000, rate=2000, seed=72, progress=False)
     await worker.wait_ready(timeout=90)
     await wait_drained(settings, pool, workers=[worker])
-    ledger = before.ledger
-    for key, tally in after.ledger.by_model_task.items():
-        mine = ledger.by_model_task.setdefault(key, type(tally)())
-        for field in vars(tally):
-            setattr(mine, field, getattr(mine, field) + getattr(tally, field))
-    for error_type, count in after.ledger.failures_by_type.items():
-        ledger.failures_by_type[error_type] = ledger.failures_by_type.get(error_type, 0) + count
+    ledger = before.ledger.merge(after.ledger)
     await assert_matches_ledger(pool, ledger)
     await assert_patterns_match_ledger(pool, ledger)
     assert worker.proc.poll() is None, "the worker must ride out a broker restart"

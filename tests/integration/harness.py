@@ -14,10 +14,11 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from worker.settings import Settings
 from worker.simulation import Ledger
+from worker.topics import partitions_of
 
 
 def free_port() -> int:
@@ -102,16 +103,10 @@ async def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await consumer.start()
     try:
-        tps = [TopicPartition(t, p) for t in (settings.topic_calls_completed, settings.topic_calls_failed)
-               for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
+        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed))
         return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - a fresh consumer knows no topics yet
-    return consumer.partitions_for_topic(topic) or set()
 
 
 async def wait_drained(settings: Settings, pool: asyncpg.Pool, timeout: float = 90.0, workers=()) -> None:
@@ -160,7 +155,12 @@ async def assert_patterns_match_ledger(pool: asyncpg.Pool, ledger: Ledger) -> No
 
 async def dead_letters(settings: Settings, timeout: float = 10.0) -> list:
     """Every record on the dead-letter topic, from the beginning."""
-    consumer = AIOKafkaConsumer(settings.topic_dlq, bootstrap_servers=settings.kafka_bootstrap_servers,
+    return await read_topic(settings, settings.topic_dlq, timeout)
+
+
+async def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list:
+    """Every record of `topic` from the beginning: until a poll comes back empty after some records."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     records = []

@@ -19,12 +19,7 @@ async def test_totals_are_exact_with_envelopes_resends_and_invalid_input(setting
                                invalid_fraction=0.01, progress=False)
     await wait_drained(settings, pool, workers=[worker])
 
-    ledger = Ledger()
-    for part in (single.ledger, enveloped.ledger):
-        for key, tally in part.by_model_task.items():
-            mine = ledger.by_model_task.setdefault(key, type(tally)())
-            for field in vars(tally):
-                setattr(mine, field, getattr(mine, field) + getattr(tally, field))
+    ledger = Ledger().merge(single.ledger).merge(enveloped.ledger)
     await assert_matches_ledger(pool, ledger)
 
     invalid = single.invalid + enveloped.invalid

@@ -8,9 +8,8 @@ import sys
 import time
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
-from tests.integration.harness import settings_env
+from tests.integration.harness import read_topic, settings_env
 from worker.router_client import HeuristicsSubscriber, RoutingTable
 from worker.simulation import Degradation, ModelProfile
 from worker.simulator import ensure_topics, simulate
@@ -35,14 +34,7 @@ async def wait_for(predicate, timeout: float, what: str):
 
 
 async def alerts(settings) -> list[dict]:
-    consumer = AIOKafkaConsumer(settings.topic_alerts, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=3000)
-        return [orjson.loads(r.value) for records in batch.values() for r in records]
-    finally:
-        await consumer.stop()
+    return [orjson.loads(r.value) for r in await read_topic(settings, settings.topic_alerts, timeout=5)]
 
 
 async def test_prefer_best_exclude_on_burst_within_seconds_restore_on_recovery(settings, workers):

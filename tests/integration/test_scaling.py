@@ -4,9 +4,14 @@ every partition ends owned and written, and only the leader publishes heuristics
 import asyncio
 
 import orjson
-from aiokafka import AIOKafkaConsumer
 
-from tests.integration.harness import assert_matches_ledger, assert_patterns_match_ledger, end_offsets, wait_drained
+from tests.integration.harness import (
+    assert_matches_ledger,
+    assert_patterns_match_ledger,
+    end_offsets,
+    read_topic,
+    wait_drained,
+)
 from worker.simulator import ensure_topics, simulate
 
 FAST_ROUTING = {"heuristics_interval_s": 3.0, "degradation_check_s": 1.0}
@@ -37,21 +42,10 @@ async def test_three_workers_one_killed_one_added_over_twelve_partitions(setting
     await asyncio.sleep(4)  # a period or two of heuristics after the group settled
     leaders = [pod for pod in survivors if (await pod.readiness())[1]["leader"]]
     assert len(leaders) == 1
-    records = await heuristic_records(settings)
+    records = await read_topic(settings, settings.topic_heuristics, timeout=5)
     by_version: dict = {}
     for r in records:  # a version re-sent after a crash must be the same record, never a rival decision
         by_version.setdefault((r.key, orjson.loads(r.value)["version"]), set()).add(r.value)
     assert by_version and all(len(values) == 1 for values in by_version.values()), "rival records for one version"
     publishers = {dict(r.headers)["publisher"].decode() for r in records}
     assert f"{leaders[0].worker_host}:{leaders[0].proc.pid}" in publishers
-
-
-async def heuristic_records(settings) -> list:
-    consumer = AIOKafkaConsumer(settings.topic_heuristics, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=3000)
-        return [record for records in batch.values() for record in records]
-    finally:
-        await consumer.stop()

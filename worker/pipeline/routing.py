@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import socket
+from dataclasses import replace
 
 import asyncpg
 import mode
@@ -79,7 +80,7 @@ class RoutingPublisher(mode.Service):
             NewTopic(s.topic_alerts, 1, rf), NewTopic(s.topic_dlq, 1, rf)])
 
     def weights_for(self, task_type: str) -> Weights:
-        return Weights(**{**Weights().__dict__, **self.settings.routing_weights.get(task_type, {})})
+        return replace(Weights(), **self.settings.routing_weights.get(task_type, {}))
 
     async def recompute(self, reason: str = "period") -> int:
         """Recompute every task type's learned rule; returns how many new versions were stored."""
