@@ -9,7 +9,16 @@ export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
 .PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo bench schemas clean
 
-install: $(VENV)/.installed tests/typescript/node_modules/.installed
+install: $(VENV)/.installed tests/typescript/node_modules/.installed kustomize
+
+# kustomize renders deploy/k8s for the manifest tests: kubectl's built-in one, or built from the Go module proxy.
+KUSTOMIZE_VERSION := v5.5.0
+.PHONY: kustomize
+kustomize:
+	@command -v kubectl >/dev/null || command -v kustomize >/dev/null || [ -x .cache/bin/kustomize ] || { \
+	  command -v go >/dev/null || { echo "kubectl, kustomize or Go is needed for the manifest tests" >&2; exit 1; }; \
+	  echo "building kustomize $(KUSTOMIZE_VERSION) into .cache/bin"; \
+	  GOBIN=$(CURDIR)/.cache/bin GOMODCACHE=$(CURDIR)/.cache/go-mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); }
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'
@@ -32,12 +41,12 @@ services-down:
 services-status:
 	@bash deploy/local/services.sh status
 
-## Unit tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
+## Unit and deployment tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
 test: install services-up
-	$(BIN)/pytest tests/unit tests/integration
+	$(BIN)/pytest tests/unit tests/deploy tests/integration
 
 test-unit: install
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/unit tests/deploy
 
 test-integration: install services-up
 	$(BIN)/pytest tests/integration

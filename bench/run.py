@@ -47,7 +47,7 @@ def now_iso() -> str:
 
 
 async def create_topics(bootstrap: str, names: list[str]) -> None:
-    await create_missing(bootstrap, [NewTopic(n, PARTITIONS, 1) for n in names])
+    await create_missing(Settings(kafka_bootstrap_servers=bootstrap), [NewTopic(n, PARTITIONS, 1) for n in names])
 
 
 async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: int, seed: int) -> int:

@@ -11,18 +11,23 @@ import logging
 
 import faust
 import mode
+from aiokafka import AIOKafkaProducer
 
 from worker import metrics
+from worker.kafka_client import client_options, faust_credentials
 from worker.pipeline.ingest import Ingest
 from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
 from worker.store.db import redact_dsn, wait_for_pool
 from worker.store.migrate import migrate
 from worker.store.offsets import prune_health, prune_seen
+from worker.tools import http as tools_http
+from worker.tools.service import ToolService
 
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 300.0
+PROGRESS_LOG_S = 30.0
 
 
 class Runtime(mode.Service):
@@ -38,6 +43,7 @@ class Runtime(mode.Service):
         self.pool = None
         self.ingest: Ingest | None = None
         self.routing: RoutingPublisher | None = None
+        self.tools: ToolService | None = None
         self.phase = "starting"
 
     async def on_start(self) -> None:
@@ -51,7 +57,10 @@ class Runtime(mode.Service):
             applied = await migrate(conn)
         log.info("schema migrations applied: %s", ", ".join(applied) or "none pending")
         self.routing = RoutingPublisher(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
-        await self.add_runtime_dependency(self.routing)
+        await self.add_runtime_dependency(self.routing)  # creates the worker's topics, the commands topic too
+        producer = AIOKafkaProducer(**client_options(self.settings), enable_idempotence=True)
+        await producer.start()
+        self.tools = ToolService(self.settings, self.pool, producer)
         self.ingest = Ingest(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         self.phase = "joining the consumer group"
         await self.add_runtime_dependency(self.ingest)
@@ -62,6 +71,8 @@ class Runtime(mode.Service):
             await self.ingest.stop()  # final flush needs the pool: stop ingestion first
         if self.routing is not None:
             await self.routing.stop()
+        if self.tools is not None:
+            await self.tools.producer.stop()
         if self.pool is not None:
             await self.pool.close()
 
@@ -88,12 +99,15 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         topic_replication_factor=1,
         topic_partitions=1,
+        broker_credentials=faust_credentials(settings),
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
     )
     runtime = Runtime(settings)
     app.service(runtime)
     app.runtime = runtime  # type: ignore[attr-defined]
+
+    tools_http.install(app, settings, lambda: runtime.tools)
 
     @app.page("/healthz")
     async def healthz(web, request):
@@ -118,6 +132,19 @@ def create_app(settings: Settings) -> faust.App:
         if runtime.ingest is not None:
             runtime.ingest.update_lag()
         return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    last_logged: dict = {}
+
+    @app.timer(PROGRESS_LOG_S)
+    async def log_progress() -> None:
+        """Counts only, as structured fields; nothing when idle."""
+        if runtime.ingest is None:
+            return
+        summary = runtime.ingest.stats.summary()
+        if summary["messages"] != last_logged.get("messages"):
+            log.info("ingest progress: %d messages, %d events counted, %d dead-lettered", summary["messages"],
+                     summary["counted"], summary["dead_lettered"], extra={"stats": summary})
+            last_logged.update(summary)
 
     @app.timer(PRUNE_INTERVAL_S, on_leader=True)
     async def forget_old_event_ids() -> None:

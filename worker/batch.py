@@ -6,11 +6,13 @@ advance it too (they are dead-lettered in the same flush), so nothing is read tw
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
 
+from worker.commands import BugReport, Metric
 from worker.decode import Call, Limits, Rejection, decode
 from worker.events import EventKind
 from worker.redaction import redact_bytes
@@ -41,7 +43,7 @@ class DeadLetter:
 class Batch:
     opened_at: float
     messages: int = 0
-    calls: list[Call] = field(default_factory=list)
+    calls: list[Call | Metric | BugReport] = field(default_factory=list)  # tool commands on their topic
     dead_letters: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
     dead_letters_sent: int = 0  # how many are produced already, so a retried flush does not produce them again
@@ -77,10 +79,10 @@ def dead_letter(record: Record, rejection: Rejection, max_value_bytes: int) -> D
     )
 
 
-def refused_letter(call: Call, reason: str) -> DeadLetter:
+def refused_letter(call: Call | Metric | BugReport, reason: str) -> DeadLetter:
     """A valid event the database refused: its source offset is unknown here (-1), its event_id is not."""
-    event = call._asdict()
-    failure = event.pop("failure")
+    event = call._asdict() if isinstance(call, Call) else dataclasses.asdict(call)
+    failure = event.pop("failure", None)
     if failure is not None:
         event.update(failure.model_dump(mode="json", exclude=set(event)))
     value = redact_bytes(_element_bytes(event))

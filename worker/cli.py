@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
+from worker import logs
 from worker.settings import Settings, get_settings
 
 # Wide enough for the report's tables when output goes to a file or a CI log.
@@ -24,7 +24,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from worker.app import create_app
 
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logs.config(settings.log_level))
     worker.execute_from_commandline()  # returns only through SystemExit
     return 0
 
@@ -70,6 +70,13 @@ def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.tools.mcp_server import run
+
+    run(settings)
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     from worker.simulation import Degradation
     from worker.simulator import simulate
@@ -106,6 +113,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         if not caught_up:
             err.print(f"[red]the worker did not catch up within {args.wait:.0f} s[/red]")
     status.render(asyncio.run(status.partition_lags(settings)), console)
+    status.render_heuristics(asyncio.run(status.heuristic_versions(settings)), console)
     return 0 if args.wait is None or caught_up else 1
 
 
@@ -199,6 +207,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--task-type", help="only this task type")
     r.add_argument("--json", action="store_true", help="machine-readable output")
     r.set_defaults(func=_cmd_report)
+    sub.add_parser("mcp", help="serve the tools over MCP on stdin/stdout").set_defaults(func=_cmd_mcp)
     s = sub.add_parser("simulate", help="produce simulated gateway traffic")
     s.add_argument("--count", type=int, default=20_000, help="call events to produce (default 20000)")
     s.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")
@@ -212,7 +221,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ledger", help="write what was produced, as JSON, to this file")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_simulate)
-    st = sub.add_parser("status", help="consumer lag per partition and last flush")
+    st = sub.add_parser("status", help="consumer lag per partition, last flush, routing heuristic versions")
     st.add_argument("--wait", type=float, metavar="SECONDS", help="first wait until the lag is zero")
     st.set_defaults(func=_cmd_status)
     x = sub.add_parser("export-tests", help="write regression stubs as test files")
@@ -244,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level)
     try:
         return args.func(args, settings)
     except KeyboardInterrupt:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import ValidationError
 
+from worker.commands import COMMAND, BugReport, Metric, ModelPerformanceReported, MetricRecorded
 from worker.events import MODEL_OF_KIND, CallEvent, CallFailed, EventKind
 
 
@@ -56,6 +57,24 @@ def to_call(event: CallEvent) -> Call:
     )
 
 
+def applied(command) -> Call | Metric | BugReport:
+    """What the flush writes for a tool command: a reported call joins the aggregates like any event."""
+    at, cid = command.issued_at.timestamp(), str(command.command_id)
+    if isinstance(command, ModelPerformanceReported):
+        return Call(cid, at, command.model_id, command.task_type, command.layer.value, command.success,
+                    float(command.latency_ms), float(command.cost_usd), command.input_tokens, command.output_tokens)
+    if isinstance(command, MetricRecorded):
+        return Metric(cid, command.name, float(command.value), command.unit, command.context, at)
+    return BugReport(cid, command.category, command.pattern, command.description, command.solution,
+                     command.severity, at)
+
+
+def _read(element: dict, kind: EventKind) -> Call | Metric | BugReport:
+    if kind is EventKind.command:
+        return applied(COMMAND.validate_python(element))
+    return to_call(MODEL_OF_KIND[kind].model_validate(element))
+
+
 def scan(value: Any, limit: int, depth: int = 1) -> str | None:
     """One pass over an event for what the database or the stack cannot take: nesting beyond
     `limit` ("too_deep") or a NUL character ("nul_character"). Recursion is bounded by `limit`."""
@@ -83,7 +102,7 @@ def _explain(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None) -> Call | Rejection:
+def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None) -> Call | Metric | BugReport | Rejection:
     if not isinstance(element, dict):
         return Rejection("not_an_object", f"expected an event object, got {type(element).__name__}", index, element)
     problem = scan(element, limits.max_nesting_depth)
@@ -92,12 +111,13 @@ def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None) -> 
     if problem == "nul_character":
         return Rejection("nul_character", "a key or string contains U+0000, which cannot be stored", index, element)
     try:
-        return to_call(MODEL_OF_KIND[kind].model_validate(element))
+        return _read(element, kind)
     except ValidationError as error:
         return Rejection("invalid_event", _explain(error), index, element)
 
 
-def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> tuple[list[Call], list[Rejection]]:
+def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> tuple[list, list[Rejection]]:
+    """Valid items (calls; on the commands topic also metrics and bug reports) and rejections."""
     if not value:
         return [], [Rejection("empty", "message has no value")]
     if len(value) > limits.max_message_bytes:
@@ -108,7 +128,7 @@ def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> t
         return [], [Rejection("not_json", str(error)[:500])]
     if not isinstance(parsed, list):
         outcome = _judge(parsed, kind, limits, None)
-        return ([outcome], []) if isinstance(outcome, Call) else ([], [outcome])
+        return ([], [outcome]) if isinstance(outcome, Rejection) else ([outcome], [])
     if not parsed:
         return [], [Rejection("empty_envelope", "batch envelope holds no events")]
     if len(parsed) > limits.max_events_per_envelope:
@@ -117,5 +137,5 @@ def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> t
     rejections: list[Rejection] = []
     for index, element in enumerate(parsed):
         outcome = _judge(element, kind, limits, index)
-        (calls if isinstance(outcome, Call) else rejections).append(outcome)
+        (rejections if isinstance(outcome, Rejection) else calls).append(outcome)
     return calls, rejections

@@ -27,8 +27,11 @@ class Layer(str, enum.Enum):
 
 
 class EventKind(str, enum.Enum):
+    """What a topic carries: the two call events, or the tools' commands (worker/commands.py)."""
+
     completed = "completed"
     failed = "failed"
+    command = "command"
 
 
 def _rfc3339_text(value: Any) -> Any:

@@ -18,6 +18,8 @@ EVENTS_DUPLICATE = Counter("telemetry_events_duplicate_total", "Re-sent events s
                            registry=REGISTRY)
 DEAD_LETTERS = Counter("telemetry_dead_letters_total", "Inputs sent to the dead-letter topic, by reason.",
                        ["reason"], registry=REGISTRY)
+CALLS = Counter("telemetry_calls_total", "Calls added to the aggregates, per model and outcome (success rate per "
+                "model: rate of outcome=\"success\" over all).", ["model_id", "outcome"], registry=REGISTRY)
 FLUSH_SECONDS = Histogram("telemetry_flush_seconds", "Duration of a successful flush transaction.",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY)
 BATCH_SIZE = Histogram("telemetry_batch_events", "Events and dead letters per flush.",

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import asyncpg
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import asyncpg
 
 MODELS = """
 SELECT model_id, task_type, success_rate, avg_latency_ms, avg_cost, total_calls, success_count, failure_count,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,12 +21,29 @@ class Settings(BaseSettings):
         "postgresql://postgres:postgres@127.0.0.1:5432/telemetry", description="PostgreSQL DSN."
     )
 
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (with a SASL_* protocol)."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle that signs the brokers' certificates (SSL, SASL_SSL).")
+    kafka_ssl_certfile: str | None = Field(None, description="Client certificate, for brokers that require mutual TLS.")
+    kafka_ssl_keyfile: str | None = Field(None, description="Private key of the client certificate.")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="Password of the client key, if it has one.")
+
     # --- topics (wire contract v1)
     topic_calls_completed: str = Field("gateway.calls.completed", description="Input: call-completed events.")
     topic_calls_failed: str = Field("gateway.calls.failed", description="Input: call-failed events.")
     topic_heuristics: str = Field("gateway.routing.heuristics", description="Output: routing heuristics (compacted).")
     topic_dlq: str = Field("gateway.telemetry.dlq", description="Output: dead letters, with the reason in headers.")
     topic_alerts: str = Field("gateway.routing.alerts", description="Output: model degraded / recovered alerts.")
+    topic_tool_commands: str = Field(
+        "gateway.tools.commands", description="Writes of the HTTP/MCP tools that change aggregates (in and out)."
+    )
+    tool_commands_partitions: int = Field(3, ge=1, description="Partitions of the commands topic when the worker creates it.")
 
     topic_replication_factor: int = Field(
         1, ge=1, description="Replication factor of output topics the worker creates when they are missing."
@@ -96,10 +113,27 @@ class Settings(BaseSettings):
     )
 
     # --- web
-    web_host: str = Field("127.0.0.1", description="Address of the HTTP server (health, readiness).")
+    web_host: str = Field("127.0.0.1", description="Address of the HTTP server (health, readiness, metrics, tools).")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the HTTP server.")
+    tools_token: SecretStr | None = Field(
+        None, description="Bearer token for every /tools path and the MCP write tools. Unset: reads are open "
+        "and write tools answer 403."
+    )
+    tools_page_size: int = Field(50, ge=1, le=1000, description="Default page size of the list tools (limit caps at 500).")
 
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("tools_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value  # TOOLS_TOKEN= (empty) means unset, never "the empty token"
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME and "
+                             "KAFKA_SASL_PASSWORD")
+        return self
 
     @model_validator(mode="after")
     def _groups_differ(self) -> Settings:

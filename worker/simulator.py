@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from worker.events import EventKind
 from worker.settings import Settings
 from worker.simulation import MODELS, TASK_TYPES, Degradation, Ledger, ModelProfile, generate
+from worker.kafka_client import client_options
 from worker.topics import create_missing
 
 INVALID_SAMPLES = (
@@ -54,7 +55,7 @@ class Result:
 
 async def ensure_topics(settings: Settings, partitions: int) -> None:
     names = (settings.topic_calls_completed, settings.topic_calls_failed, settings.topic_dlq)
-    await create_missing(settings.kafka_bootstrap_servers,
+    await create_missing(settings,
                          [NewTopic(name, partitions, settings.topic_replication_factor) for name in names])
 
 
@@ -67,7 +68,7 @@ async def simulate(
     await ensure_topics(settings, partitions)
     rng = random.Random(seed + 1)
     topics = {EventKind.completed: settings.topic_calls_completed, EventKind.failed: settings.topic_calls_failed}
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True,
+    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True,
                                 linger_ms=10, max_batch_size=262_144, max_request_size=4_194_304)
     result, pending, sent_events = Result(), [], []
     envelopes: dict[EventKind, list[dict]] = {EventKind.completed: [], EventKind.failed: []}

@@ -1,5 +1,5 @@
 """Consumer lag per partition, measured as Kafka's end offset minus the offset stored in PostgreSQL
-(the offset that counts), and when each partition was last flushed."""
+(the offset that counts), when each partition was last flushed, and the routing rules' versions."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.settings import Settings
+from worker.kafka_client import client_options
 from worker.topics import partitions_of
 
 STORED = """
@@ -33,10 +34,11 @@ class PartitionLag:
 
 
 async def partition_lags(settings: Settings) -> list[PartitionLag]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
-        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed))
+        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed,
+                                             settings.topic_tool_commands))
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
@@ -52,6 +54,32 @@ async def partition_lags(settings: Settings) -> list[PartitionLag]:
         last = row["updated_at"].isoformat(timespec="seconds") if row and stored is not None else None
         lags.append(PartitionLag(tp.topic, tp.partition, stored, ends[tp], last))
     return lags
+
+
+HEURISTICS = """
+SELECT coalesce('learned:' || task_type, 'manual:' || id) AS rule, version, published_version, active, updated_at
+FROM routing_rules WHERE heuristic IS NOT NULL ORDER BY source, task_type, id"""
+
+
+async def heuristic_versions(settings: Settings) -> list[dict]:
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        return [dict(r) for r in await conn.fetch(HEURISTICS)]
+    finally:
+        await conn.close()
+
+
+def render_heuristics(rules: list[dict], console: Console) -> None:
+    if not rules:
+        console.print("no routing heuristics yet")
+        return
+    table = Table(title="Routing heuristics", title_justify="left")
+    for name in ("rule", "version", "published", "active", "changed"):
+        table.add_column(name, justify="right" if name in ("version", "published") else "left")
+    for r in rules:
+        table.add_row(r["rule"], str(r["version"]), str(r["published_version"]), "yes" if r["active"] else "no",
+                      r["updated_at"].isoformat(timespec="seconds"))
+    console.print(table)
 
 
 async def wait_until_caught_up(settings: Settings, timeout_s: float, console: Console) -> bool:

@@ -6,6 +6,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from worker.kafka_client import client_options
+from worker.settings import Settings
+
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str] | tuple[str, ...]) -> list[TopicPartition]:
     """Every partition of `topics`, in order; a fresh client knows no topic until it asks the broker."""
@@ -13,9 +16,9 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str] | tuple[st
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
-async def create_missing(bootstrap_servers: str, wanted: list[NewTopic]) -> list[str]:
+async def create_missing(settings: Settings, wanted: list[NewTopic]) -> list[str]:
     """Returns the names created. Safe when several processes race to create the same topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

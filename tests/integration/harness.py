@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 from aiokafka import AIOKafkaConsumer
+from pydantic import SecretStr
 
 from worker.settings import Settings
 from worker.simulation import Ledger
@@ -28,7 +30,15 @@ def free_port() -> int:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    return {name.upper(): str(value) for name, value in settings.model_dump().items()}
+    """The environment that makes a worker process read exactly these settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name.upper()] = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+    return env
 
 
 class WorkerProcess:
@@ -103,7 +113,8 @@ async def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await consumer.start()
     try:
-        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed))
+        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed,
+                                             settings.topic_tool_commands))
         return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()

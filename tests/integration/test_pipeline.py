@@ -35,8 +35,14 @@ async def test_totals_are_exact_with_envelopes_resends_and_invalid_input(setting
     assert exported["telemetry_events_duplicate_total"] == single.resent + enveloped.resent
     assert sum(v for k, v in exported.items() if k.startswith("telemetry_dead_letters_total|")) == invalid
     assert exported["telemetry_flush_seconds_count"] >= 1 and exported["telemetry_flush_errors_total"] == 0
+    for model_id in {m for m, _ in ledger.by_model_task}:
+        tallies = [t for (m, _), t in ledger.by_model_task.items() if m == model_id]
+        assert exported[f"telemetry_calls_total|model_id={model_id}|outcome=success"] == sum(t.successes for t in tallies)
+        assert exported[f"telemetry_calls_total|model_id={model_id}|outcome=failure"] == sum(
+            t.calls - t.successes for t in tallies)
     lags = {k: v for k, v in exported.items() if k.startswith("telemetry_consumer_lag_messages|")}
-    assert len(lags) == 8 and set(lags.values()) == {0.0}  # 2 topics x 4 partitions, all caught up
+    # 2 input topics x 4 partitions and the commands topic, all caught up
+    assert len(lags) == 8 + settings.tool_commands_partitions and set(lags.values()) == {0.0}
     assert worker.terminate() == 0
 
 

@@ -7,7 +7,6 @@ the npm registry by `make install`), Python with `ast`.
 from __future__ import annotations
 
 import ast
-import json
 
 import pytest
 from hypothesis import given

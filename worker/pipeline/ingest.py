@@ -23,6 +23,7 @@ from worker import metrics
 from worker.dead_letters import headers
 from worker.decode import Limits
 from worker.events import EventKind
+from worker.kafka_client import client_options
 from worker.pipeline.positions import Positions
 from worker.pipeline.stats import IngestStats
 from worker.settings import Settings
@@ -38,7 +39,8 @@ class Ingest(mode.Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.pool = pool
-        self.kinds = {settings.topic_calls_completed: EventKind.completed, settings.topic_calls_failed: EventKind.failed}
+        self.kinds = {settings.topic_calls_completed: EventKind.completed, settings.topic_calls_failed: EventKind.failed,
+                      settings.topic_tool_commands: EventKind.command}
         self.limits = Limits(settings.max_message_bytes, settings.max_events_per_envelope, settings.max_nesting_depth)
         self.stats = IngestStats()
         self.lock = asyncio.Lock()
@@ -59,11 +61,11 @@ class Ingest(mode.Service):
     async def on_start(self) -> None:
         s = self.settings
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.kafka_bootstrap_servers, enable_idempotence=True, linger_ms=5,
+            **client_options(s), enable_idempotence=True, linger_ms=5,
             max_request_size=max(1_048_576, s.dlq_max_value_bytes + 65_536),
         )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap_servers, group_id=s.consumer_group, enable_auto_commit=False,
+            **client_options(s), group_id=s.consumer_group, enable_auto_commit=False,
             auto_offset_reset=s.start_offset_when_unstored, isolation_level=s.isolation_level,
             max_partition_fetch_bytes=max(1_048_576, s.max_message_bytes + 65_536),
             session_timeout_ms=int(s.kafka_session_timeout_s * 1000),

@@ -30,6 +30,7 @@ from worker.routing_contract import RoutingAlert
 from worker.scoring import Weights
 from worker.settings import Settings
 from worker.store import routing as store
+from worker.kafka_client import client_options
 from worker.topics import create_missing
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class RoutingPublisher(mode.Service):
 
     async def on_start(self) -> None:
         await self._ensure_topics()
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap_servers,
+        self.producer = AIOKafkaProducer(**client_options(self.settings),
                                          enable_idempotence=True)
         await self.producer.start()
 
@@ -72,12 +73,13 @@ class RoutingPublisher(mode.Service):
             await self.producer.stop()
 
     async def _ensure_topics(self) -> None:
-        """The heuristics topic must be compacted (latest version per key); create the outputs if missing."""
+        """The heuristics topic must be compacted (latest version per key); create the worker's topics if missing."""
         s = self.settings
         rf = s.topic_replication_factor
-        await create_missing(s.kafka_bootstrap_servers, [
+        await create_missing(s, [
             NewTopic(s.topic_heuristics, 1, rf, topic_configs={"cleanup.policy": "compact"}),
-            NewTopic(s.topic_alerts, 1, rf), NewTopic(s.topic_dlq, 1, rf)])
+            NewTopic(s.topic_alerts, 1, rf), NewTopic(s.topic_dlq, 1, rf),
+            NewTopic(s.topic_tool_commands, s.tool_commands_partitions, rf)])
 
     def weights_for(self, task_type: str) -> Weights:
         return replace(Weights(), **self.settings.routing_weights.get(task_type, {}))

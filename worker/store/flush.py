@@ -5,16 +5,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from worker.aggregate import aggregate, minute_of
 from worker.batch import TopicPartition
+from worker.commands import BugReport, Metric
 from worker.decode import Call
 from worker.patterns import pattern_deltas
 from worker.store import rows
 from worker.store.bug_patterns import write_patterns
+from worker.store.commands import write_commands
 
 LOCK_OFFSETS = """
 SELECT topic, partition, next_offset FROM consumer_offsets
@@ -93,6 +95,7 @@ class FlushOutcome:
     counted: int
     duplicates: int
     new_patterns: int = 0
+    per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
 
 
 def first_fresh(calls: Sequence[Call], fresh_ids: set[str]) -> list[Call]:
@@ -111,7 +114,7 @@ async def write_flush(
     group: str,
     expected: Mapping[TopicPartition, int],
     next_offsets: Mapping[TopicPartition, int],
-    calls: Sequence[Call],
+    calls: Sequence[Call | Metric | BugReport],
     dead_letters: int,
     now: float,
     pattern_window_s: float = 900.0,
@@ -125,6 +128,11 @@ async def write_flush(
             raise OffsetFenced(stale)
         fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, [c.event_id for c in calls])} if calls else set()
         fresh = first_fresh(calls, fresh_ids)
+        commands = [c for c in fresh if type(c) is not Call]  # tool commands: rare, and only on their topic
+        if commands:
+            fresh = [c for c in fresh if type(c) is Call]
+            await write_commands(conn, [c for c in commands if isinstance(c, Metric)],
+                                 [c for c in commands if isinstance(c, BugReport)])
         deltas = aggregate(fresh)
         new_patterns = 0
         if fresh:
@@ -135,12 +143,17 @@ async def write_flush(
             if patterns:
                 new_patterns = await write_patterns(conn, patterns, pattern_window_s)
         worker_counts = {
-            "events_consumed": len(calls), "events_duplicate": len(calls) - len(fresh),
+            "events_consumed": len(calls), "events_duplicate": len(calls) - len(fresh) - len(commands),
             "events_dead_lettered": dead_letters,
         }
         await conn.execute(UPSERT_SERIES, *rows.series_rows(deltas, worker_counts, minute_of(now), group))
         await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
-    return FlushOutcome(counted=len(fresh), duplicates=len(calls) - len(fresh), new_patterns=new_patterns)
+    counted = len(fresh) + len(commands)
+    per_model: dict[str, tuple[int, int]] = {}
+    for (model_id, _), tally in deltas.by_model.items():
+        calls_so_far, ok_so_far = per_model.get(model_id, (0, 0))
+        per_model[model_id] = (calls_so_far + tally.calls, ok_so_far + tally.successes)
+    return FlushOutcome(counted=counted, duplicates=len(calls) - counted, new_patterns=new_patterns, per_model=per_model)
 
 
 # Errors that say "these values", not "try again": data exceptions (class 22) and constraint violations (23).

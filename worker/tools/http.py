@@ -1,0 +1,47 @@
+"""/tools/* on the worker's Faust web server (aiohttp), at the gateway's paths, plus /openapi.json."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import faust
+import orjson
+
+from worker.settings import Settings
+from worker.tools import auth
+from worker.tools.invoke import TOOLS, Outcome, error, invoke
+from worker.tools.openapi import GET_TOOLS, document
+from worker.tools.requests import WRITES
+from worker.tools.service import ToolService
+
+
+def _respond(view: faust.web.View, outcome: Outcome, headers: dict | None = None):
+    response = view.bytes(orjson.dumps(outcome.body), content_type="application/json", status=outcome.status)
+    response.headers.update(headers or {})
+    return response
+
+
+def tool_view(name: str, settings: Settings, service: Callable[[], ToolService | None]) -> type[faust.web.View]:
+    token = settings.tools_token.get_secret_value() if settings.tools_token else None
+    write = name in WRITES
+
+    async def handle(self, request):
+        denied = auth.check(request.headers.get("Authorization"), token, write)
+        if denied:
+            challenge = {"WWW-Authenticate": 'Bearer realm="tools"'} if denied.status == 401 else None
+            return _respond(self, error(denied.status, denied.error, denied.message), challenge)
+        arguments = dict(request.query) if name in GET_TOOLS else await request.read()
+        return _respond(self, await invoke(service(), name, arguments))
+
+    method = "get" if name in GET_TOOLS else "post"
+    return type(f"Tool_{name}", (faust.web.View,), {method: handle, "__doc__": TOOLS[name].__doc__})
+
+
+def install(app: faust.App, settings: Settings, service: Callable[[], ToolService | None]) -> None:
+    for name in TOOLS:
+        app.page(f"/tools/{name}")(tool_view(name, settings, service))
+    spec = orjson.dumps(document())
+
+    @app.page("/openapi.json")
+    async def openapi(web, request):
+        return web.bytes(spec, content_type="application/json")

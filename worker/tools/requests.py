@@ -1,0 +1,159 @@
+"""What each tool accepts, with the gateway's parameter names (camelCase on the wire).
+
+The same models validate HTTP bodies, HTTP query strings and MCP arguments, so the two surfaces
+cannot drift. Unknown parameters are refused: a misspelt `taskTyp` should not silently mean "all".
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from worker.decode import scan
+from worker.events import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS, Layer
+from worker.rules import InvalidPattern, compile_pattern
+
+MAX_PAGE = 500
+MAX_TEST_CODE = 65_536
+MAX_DEPTH = 16
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Category = Annotated[str, Field(min_length=1, max_length=100)]
+Severity = Literal["low", "medium", "high", "critical"]
+
+
+class ToolRequest(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("contains U+0000, which cannot be stored")
+        if isinstance(value, dict) and (problem := scan(value, MAX_DEPTH)):
+            raise ValueError("contains U+0000, which cannot be stored" if problem == "nul_character"
+                             else f"nested deeper than {MAX_DEPTH} levels")
+        return value
+
+
+class Page(ToolRequest):
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] | None = Field(None, description="Page size (default TOOLS_PAGE_SIZE).")
+    offset: Annotated[int, Field(ge=0)] = 0
+
+
+class AnalyzeMetrics(ToolRequest):
+    """Model rankings per task type and the self-improvement summary."""
+
+    task_type: Category | None = Field(None, description="Only this task type.")
+    include_report: bool = Field(True, description="Add the self-improvement summary.")
+
+
+class GetRoutingHeuristics(Page):
+    """Routing heuristics (learned and manual), highest priority first."""
+
+    active_only: bool = Field(True, description="Only active heuristics.")
+
+
+class GetBugPatterns(Page):
+    """Known bug patterns, optionally of one category."""
+
+    category: Category | None = None
+
+
+class GetRegressionTests(Page):
+    """Regression tests, optionally of one category."""
+
+    category: Category | None = None
+
+
+class _Command(ToolRequest):
+    command_id: uuid.UUID | None = Field(
+        None, description="Idempotency key: a retried call with the same id is applied once. Generated if absent."
+    )
+
+
+class RecordMetric(_Command):
+    """Record a free-form metric (a row of performance_metrics)."""
+
+    name: Name
+    value: Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
+    unit: Annotated[str, Field(min_length=1, max_length=50)]
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
+class RecordBugPattern(_Command):
+    """Record a bug pattern by hand; the same category and pattern adds an occurrence."""
+
+    category: Category
+    pattern: Annotated[str, Field(min_length=1, max_length=500)]
+    description: Annotated[str, Field(max_length=4000)] = ""
+    solution: Annotated[str, Field(max_length=4000)] = ""
+    severity: Severity = "medium"
+
+
+class UpdateModelPerformance(_Command):
+    """Report one call's outcome for a model and task type; counted like a call event."""
+
+    model_id: Name
+    task_type: Category
+    success: bool
+    latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
+    cost: Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] = 0.0
+    layer: Layer | None = Field(None, description="The model's layer; default: the layer it was last seen in.")
+    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] = 0
+    output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] = 0
+
+
+class UpdateRoutingHeuristic(ToolRequest):
+    """Add (or, with ruleId, change) a manual routing rule; published to the routers."""
+
+    pattern: str = Field(description="RE2 regex matched against the request text (linear time, no backreferences).")
+    preferred_layer: Layer
+    preferred_model: Name | None = None
+    reasoning: Annotated[str, Field(max_length=2000)] = ""
+    success_rate: Annotated[float, Field(ge=0, le=100)] | None = None
+    usage_count: Annotated[int, Field(ge=0)] | None = None
+    active: bool = True
+    priority: Annotated[int, Field(ge=-1000, le=1000)] = 100
+    rule_id: Annotated[int, Field(ge=1)] | None = Field(None, description="Change this manual rule instead of adding one.")
+
+    @field_validator("pattern")
+    @classmethod
+    def _re2(cls, pattern: str) -> str:
+        try:
+            compile_pattern(pattern)
+        except InvalidPattern as error:
+            raise ValueError(str(error)) from None
+        return pattern
+
+
+class GenerateRegressionTest(ToolRequest):
+    """Store a regression test (replaces one of the same name). The code is stored, never run."""
+
+    test_name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
+    category: Category
+    description: Annotated[str, Field(max_length=4000)]
+    test_code: Annotated[str, Field(min_length=1, max_length=MAX_TEST_CODE)]
+    expected_behavior: Annotated[str, Field(max_length=4000)]
+    discovered_from: Annotated[str, Field(min_length=1, max_length=50)] = "user-feedback"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+READS = {
+    "analyze_metrics": AnalyzeMetrics,
+    "get_routing_heuristics": GetRoutingHeuristics,
+    "get_bug_patterns": GetBugPatterns,
+    "get_regression_tests": GetRegressionTests,
+}
+WRITES = {
+    "record_metric": RecordMetric,
+    "record_bug_pattern": RecordBugPattern,
+    "update_routing_heuristic": UpdateRoutingHeuristic,
+    "generate_regression_test": GenerateRegressionTest,
+    "update_model_performance": UpdateModelPerformance,
+}
+THROUGH_KAFKA = frozenset({"record_metric", "record_bug_pattern", "update_model_performance"})
+"""Writes that change aggregates: answered 202, applied by the ingest pipeline's next flush."""

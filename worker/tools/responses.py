@@ -1,0 +1,135 @@
+"""What each tool returns. Rows keep the gateway's column names (snake_case), as its tools return them.
+
+These models shape the answers and are the response schemas of /openapi.json; a test checks real
+answers against that document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from worker.routing_contract import RoutingHeuristic
+
+T = TypeVar("T")
+
+
+class ToolResponse(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ModelRanking(ToolResponse):
+    rank: int = Field(ge=1)
+    model_id: str
+    task_type: str
+    success_rate: float = Field(description="Percent, 0-100.")
+    avg_latency_ms: float
+    p95_latency_ms: float | None
+    avg_cost: float = Field(description="USD per call.")
+    total_calls: int
+
+
+class TopModel(ToolResponse):
+    model: str
+    task_type: str
+    success_rate: float
+    total_calls: int
+
+
+class RecentBug(ToolResponse):
+    severity: str
+    pattern: str
+    occurrences: int
+    error_type: str | None
+
+
+class ImprovementReport(ToolResponse):
+    regression_tests: int
+    bug_patterns: int
+    routing_heuristics: int
+    top_models: list[TopModel]
+    recent_bugs: list[RecentBug]
+
+
+class Analysis(ToolResponse):
+    task_type: str | None
+    rankings: dict[str, list[ModelRanking]] = Field(description="Per task type, best first.")
+    report: ImprovementReport | None
+    text: str = Field(description="The same analysis as readable text, in the gateway's format.")
+
+
+class PageOf(ToolResponse, Generic[T]):
+    items: list[T]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="Offset of the next page; null on the last page.")
+
+
+class BugPatternRow(BaseModel):
+    id: int
+    category: str
+    pattern: str
+    description: str
+    solution: str
+    occurrences: int
+    severity: str
+    fingerprint: str | None = Field(description="Null for hand-recorded patterns.")
+    error_type: str | None
+    first_seen: dt.datetime | None
+    last_seen: dt.datetime | None
+    models: dict[str, int]
+    layers: dict[str, int]
+    solution_source: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class RegressionTestRow(BaseModel):
+    id: int
+    test_name: str
+    category: str
+    description: str
+    test_code: str
+    expected_behavior: str
+    discovered_from: str
+    metadata: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Accepted(ToolResponse):
+    """A write that changes aggregates: on the commands topic, applied by the ingest pipeline's next flush."""
+
+    accepted: bool = True
+    command_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+class TestSaved(ToolResponse):
+    id: int
+    test_name: str
+    created: bool = Field(description="False when a test of that name existed and was replaced.")
+
+
+class ToolError(BaseModel):
+    error: str = Field(description="Stable code: unauthorized, forbidden, invalid_request, unavailable, not_found.")
+    message: str
+    detail: list[dict[str, str]] = Field(default_factory=list, description="Per field: {field, reason}.")
+
+
+class RoutingHeuristicsPage(PageOf[RoutingHeuristic]):
+    """Routing heuristics as the router receives them, highest priority first."""
+
+
+class BugPatternsPage(PageOf[BugPatternRow]):
+    """Bug patterns, most frequent first."""
+
+
+class RegressionTestsPage(PageOf[RegressionTestRow]):
+    """Regression tests, oldest first."""
