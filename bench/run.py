@@ -3,6 +3,7 @@ and database, in one run (`make bench`). Prints a table of medians and the ratio
 
     limit      a bare aiokafka consumer that reads and decodes the same messages (no writes)
     worker     the real worker process, first message to everything visible in PostgreSQL
+               (and its two halves measured alone: decoding in memory, flushes of decoded batches)
     per-event  what the gateway's design does: one upsert per call (updateModelPerformance)
 
 Also: peak RSS of the worker, and end-to-end delay (occurred_at -> visible) at half the measured
@@ -34,7 +35,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.harness import WorkerProcess, free_port  # noqa: E402
+from worker import batch as batching  # noqa: E402
+from worker.aggregate import aggregate  # noqa: E402
+from worker.decode import Limits  # noqa: E402
+from worker.events import EventKind  # noqa: E402
+from worker.patterns import pattern_deltas  # noqa: E402
 from worker.settings import Settings  # noqa: E402
+from worker.store import rows  # noqa: E402
+from worker.store.flush import write_flush  # noqa: E402
 from worker.simulation import generate  # noqa: E402
 from worker.store.migrate import migrate  # noqa: E402
 from worker.topics import create_missing, partitions_of  # noqa: E402
@@ -97,6 +105,60 @@ async def bare_limit(bootstrap: str, topics: list[str], events: int) -> float:
         await consumer.stop()
 
 
+async def fetch_all(bootstrap: str, topics: dict[str, str], messages: int) -> list:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4_194_304)
+    await consumer.start()
+    try:
+        tps = await partitions_of(consumer, list(topics.values()))
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list = []
+        while len(records) < messages:
+            for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def decoded_batches(records: list, topics: dict[str, str], max_items: int = 5000) -> list[batching.Batch]:
+    kinds = {topics["completed"]: EventKind.completed, topics["failed"]: EventKind.failed}
+    batches, batch = [], batching.initial(0.0)
+    for record in records:
+        batching.accumulate(batch, record, kinds[record.topic], Limits(), 262_144)
+        if batch.items >= max_items:
+            batches.append(batch)
+            batch = batching.initial(0.0)
+    return batches + ([batch] if batch else [])
+
+
+def python_side(records: list, topics: dict[str, str], events: int) -> float:
+    """Events/s of the worker's own Python work on records already in memory: decode and validate,
+    aggregate, bug-pattern deltas and the flush's column arrays. No Kafka, no database."""
+    started = time.perf_counter()
+    for batch in decoded_batches(records, topics):
+        deltas = aggregate(batch.calls)
+        pattern_deltas(batch.calls)
+        rows.model_rows(deltas), rows.minute_rows(deltas), rows.health_rows(deltas)
+        rows.series_rows(deltas, {}, 0, "bench")
+    return events / (time.perf_counter() - started)
+
+
+async def database_side(dsn: str, records: list, topics: dict[str, str], events: int) -> float:
+    """Events/s of the flushes alone (aggregation, bug-pattern deltas and the transaction), batches of
+    5,000 decoded beforehand: the write side, which a pipelined worker overlaps with decoding."""
+    batches = decoded_batches(records, topics)
+    conn = await asyncpg.connect(dsn)
+    try:
+        started = time.perf_counter()
+        for batch in batches:
+            await write_flush(conn, group="bench", expected={}, next_offsets={}, calls=batch.calls,
+                              dead_letters=0, now=time.time())
+        return events / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
 UPSERT_ONE = """
 INSERT INTO model_performance AS t (model_id, task_type, total_calls, success_count, latency_sum_ms, cost_sum_usd)
 VALUES ($1, $2, 1, $3, $4, $5)
@@ -152,9 +214,10 @@ class Database:
         await admin.close()
 
 
-async def stored_total(conn: asyncpg.Connection, group: str) -> int:
+async def stored_total(conn: asyncpg.Connection, group: str, topics: dict[str, str]) -> int:
+    """Messages of the input topics stored as written (the commands topic is not part of the load)."""
     return await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = $1 "
-                               "AND next_offset > 0", group)
+                               "AND next_offset > 0 AND topic = ANY($2::text[])", group, list(topics.values()))
 
 
 async def run_worker(base: Settings, topics: dict[str, str], messages: int, events: int, log: Path,
@@ -165,6 +228,7 @@ async def run_worker(base: Settings, topics: dict[str, str], messages: int, even
     group = f"bench-{uuid.uuid4().hex[:8]}"
     settings = base.model_copy(update={
         "database_url": dsn, "topic_calls_completed": topics["completed"], "topic_calls_failed": topics["failed"],
+        "topic_tool_commands": topics["completed"] + ".commands",
         "consumer_group": group, "app_id": group + "-app", "web_port": free_port(), "log_level": "warning",
         "heuristics_interval_s": 3600.0, "degradation_check_s": 3600.0})
     worker = WorkerProcess(settings, log)
@@ -177,7 +241,7 @@ async def run_worker(base: Settings, topics: dict[str, str], messages: int, even
                                 str(worker.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
             if profile else None
         started, peak = time.perf_counter(), 0
-        while await stored_total(conn, group) < messages:
+        while await stored_total(conn, group, topics) < messages:
             peak = max(peak, process.memory_info().rss)
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
@@ -202,7 +266,7 @@ async def delay_at(base: Settings, rate: float, seconds: float, log: Path) -> tu
     await create_topics(base.kafka_bootstrap_servers, list(topics.values()))
     settings = base.model_copy(update={
         "database_url": dsn, "topic_calls_completed": topics["completed"], "topic_calls_failed": topics["failed"],
-        "consumer_group": f"bench-{run}", "app_id": f"bench-{run}-app", "web_port": free_port(), "log_level": "warning",
+        "topic_tool_commands": f"bench.{run}.delay.commands", "consumer_group": f"bench-{run}", "app_id": f"bench-{run}-app", "web_port": free_port(), "log_level": "warning",
         "heuristics_interval_s": 3600.0, "degradation_check_s": 3600.0})
     worker = WorkerProcess(settings, log)
     worker.start()
@@ -267,7 +331,9 @@ async def main() -> None:
         messages = await produce(base.kafka_bootstrap_servers, topics, args.events, envelope, seed=1)
         data[label] = (topics, messages)
 
-    figures: dict[str, list[float]] = {k: [] for k in ("limit1", "worker1", "limit100", "worker100", "per_event")}
+    figures: dict[str, list[float]] = {k: [] for k in ("limit1", "worker1", "limit100", "worker100", "per_event",
+                                                       "python1", "database1")}
+    single_records = await fetch_all(base.kafka_bootstrap_servers, data["single"][0], data["single"][1])
     for i in range(args.runs):
         print(f"run {i + 1}/{args.runs} ...", flush=True)
         for label, key in (("single", "1"), ("envelope100", "100")):
@@ -280,6 +346,10 @@ async def main() -> None:
         dsn = await db.fresh()
         figures["per_event"].append(await per_event_baseline(base.kafka_bootstrap_servers, dsn, data["single"][0],
                                                              args.baseline_sample))
+        await db.drop(dsn)
+        figures["python1"].append(python_side(single_records, data["single"][0], args.events))
+        dsn = await db.fresh()
+        figures["database1"].append(await database_side(dsn, single_records, data["single"][0], args.events))
         await db.drop(dsn)
     median = {k: statistics.median(v) for k, v in figures.items()}
 
@@ -300,6 +370,10 @@ async def main() -> None:
          f"{median['worker1'] / median['limit1']:.2f} x limit (target >= 0.5)"),
         ("worker, envelopes of 100", f"{median['worker100']:,.0f} events/s",
          f"{median['worker100'] / median['limit100']:.2f} x limit (target >= 0.8)"),
+        ("  its Python side alone (decode, aggregate, rows; in memory)", f"{median['python1']:,.0f} events/s",
+         f"{median['python1'] / median['limit1']:.2f} x limit"),
+        ("  its flushes alone (aggregate + transaction of 5,000, decoded beforehand)", f"{median['database1']:,.0f} events/s",
+         f"{median['database1'] / median['limit1']:.2f} x limit"),
         ("per-event upsert baseline", f"{median['per_event']:,.0f} events/s",
          f"worker = {median['worker1'] / median['per_event']:.1f} x baseline (target >= 20)"),
         (f"worker peak RSS, {args.rss_events:,} events", f"{rss / 2**20:,.0f} MiB", "target <= 300 MiB"),

@@ -90,16 +90,22 @@ def _tally(table: dict, key) -> Tally:
 
 
 def aggregate(calls: Iterable[Call]) -> Deltas:
-    deltas = Deltas()
-    by_model, by_minute, by_health = deltas.by_model, deltas.by_minute, deltas.by_health
+    """Each call is added once, to its finest key (second, model, task type, layer); the tables the
+    flush writes are roll-ups of those few hundred tallies, not three more additions per call."""
+    finest: dict[tuple[int, str, str, str], Tally] = {}
     for call in calls:
-        bucket = histogram.bucket_of(call.latency_ms)
-        minute = minute_of(call.occurred_at)
         second = int(call.occurred_at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S
-        _tally(by_model, (call.model_id, call.task_type)).add(call, bucket)
-        _tally(by_minute, (minute, call.model_id, call.task_type, call.layer)).add(call, bucket)
-        _tally(by_health, (second, call.model_id, call.layer)).add(call, bucket)
-    for (minute, _, _, layer), tally in by_minute.items():  # per layer and overall: sums of the minute rows
+        key = (second, call.model_id, call.task_type, call.layer)
+        tally = finest.get(key)
+        if tally is None:
+            tally = finest[key] = Tally()
+        tally.add(call, histogram.bucket_of(call.latency_ms))
+    deltas = Deltas()
+    for (second, model_id, task_type, layer), tally in finest.items():
+        _tally(deltas.by_model, (model_id, task_type)).merge(tally)
+        _tally(deltas.by_minute, (minute_of(second), model_id, task_type, layer)).merge(tally)
+        _tally(deltas.by_health, (second, model_id, layer)).merge(tally)
+    for (minute, _, _, layer), tally in deltas.by_minute.items():  # per layer and overall: sums of the minute rows
         _tally(deltas.by_layer_minute, (minute, layer)).merge(tally)
         _tally(deltas.by_layer_minute, (minute, ALL_LAYERS)).merge(tally)
     return deltas

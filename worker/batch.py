@@ -100,5 +100,14 @@ def accumulate(
     return batch
 
 
+def merged(first: Batch, then: Batch) -> Batch:
+    """`first` followed by `then` (its offsets come later): how a failed write rejoins the open batch."""
+    return Batch(
+        opened_at=first.opened_at, messages=first.messages + then.messages, calls=first.calls + then.calls,
+        dead_letters=first.dead_letters + then.dead_letters, next_offsets={**first.next_offsets, **then.next_offsets},
+        dead_letters_sent=first.dead_letters_sent,
+    )
+
+
 def is_due(batch: Batch, now: float, max_items: int, max_age_s: float) -> bool:
     return batch.items >= max_items or (batch.messages > 0 and now - batch.opened_at >= max_age_s)

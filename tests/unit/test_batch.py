@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import orjson
 
 from tests import samples
-from worker.batch import accumulate, initial, is_due
+from worker.batch import accumulate, initial, is_due, merged
 from worker.decode import Limits
 from worker.events import EventKind
 
@@ -52,3 +52,17 @@ def test_due_on_size_or_age_but_never_when_empty():
     assert not is_due(batch, now=100.5, max_items=10, max_age_s=1.0)
     assert is_due(batch, now=101.0, max_items=10, max_age_s=1.0)
     assert is_due(batch, now=100.0, max_items=3, max_age_s=1.0)
+
+
+def test_a_failed_write_rejoins_the_open_batch_in_front():
+    written = initial(now=1.0)
+    accumulate(written, Msg("t", 0, 10, orjson.dumps(samples.completed())), EventKind.completed, Limits(), 1024)
+    accumulate(written, Msg("t", 1, 3, b"garbage"), EventKind.completed, Limits(), 1024)
+    written.dead_letters_sent = 1  # its dead letter was produced before the write failed
+    open_batch = initial(now=2.0)
+    accumulate(open_batch, Msg("t", 0, 11, orjson.dumps(samples.completed())), EventKind.completed, Limits(), 1024)
+    accumulate(open_batch, Msg("t", 2, 0, b"[]"), EventKind.completed, Limits(), 1024)
+    both = merged(written, open_batch)
+    assert both.next_offsets == {("t", 0): 12, ("t", 1): 4, ("t", 2): 1}
+    assert both.calls == written.calls + open_batch.calls and both.messages == 4 and both.opened_at == 1.0
+    assert [d.offset for d in both.dead_letters] == [3, 0] and both.dead_letters_sent == 1  # only the new one is sent

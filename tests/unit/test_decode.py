@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import samples
-from worker.decode import Limits, decode, scan
+from worker.decode import Limits, decode, is_plain, scan
 from worker.events import EventKind
 
 json_values = st.recursive(
@@ -96,3 +96,18 @@ def test_nesting_depth_is_measured_exactly(depth):
         value = [value]
     assert scan(value, depth) is None
     assert scan(value, depth - 1) == "too_deep"
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10) | st.text(alphabet=st.sampled_from("a\x00\\u0{[\"")),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(alphabet="ab\x00{", max_size=3),
+                                                                      children, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=3), _json_values, max_size=4), st.integers(2, 6))
+def test_the_raw_byte_shortcut_never_skips_what_scan_would_find(event, depth_limit):
+    raw = orjson.dumps(event)
+    if is_plain(raw, depth_limit):
+        assert scan(orjson.loads(raw), depth_limit) is None

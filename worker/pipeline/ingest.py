@@ -27,7 +27,7 @@ from worker.kafka_client import client_options
 from worker.pipeline.positions import Positions
 from worker.pipeline.stats import IngestStats
 from worker.settings import Settings
-from worker.store.flush import REFUSED, OffsetFenced, refused_calls, write_flush
+from worker.store.flush import REFUSED, FlushOutcome, OffsetFenced, refused_calls, write_flush
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,8 @@ class Ingest(mode.Service):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.positions: Positions | None = None
+        self.writing: tuple[batching.Batch, asyncio.Future] | None = None  # the batch being written, and its write
+        self.hints: dict[tuple[str, int], int] = {}  # stored offsets not yet committed to Kafka (a lag hint)
         self.loop_exited = asyncio.Event()
         self.consuming = False  # the consumer joined its group and the consume loop runs
 
@@ -84,7 +86,7 @@ class Ingest(mode.Service):
         except asyncio.TimeoutError:
             log.warning("consume loop did not stop in time; flushing what it has")
         async with self.lock:
-            if self.batch:
+            if self.unwritten:
                 log.info("final flush of %d events before stopping", self.batch.items)
                 await self.flush(timeout=self.settings.revoke_flush_timeout_s)
         if self.consumer is not None:
@@ -126,9 +128,11 @@ class Ingest(mode.Service):
         records = await self.consumer.getmany(timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room)
         async with self.lock:
             self._accumulate_all(records)
+            if self.writing is not None and self.writing[1].done():
+                await self._collect_or_recover(self.settings.flush_timeout_s)
             if batching.is_due(self.batch, time.monotonic(), self.settings.flush_max_events,
                                self.settings.flush_interval_ms / 1000):
-                await self.flush(timeout=self.settings.flush_timeout_s)
+                await self._write_behind(timeout=self.settings.flush_timeout_s)
 
     def _accumulate_all(self, records) -> None:
         for tp, messages in records.items():
@@ -139,43 +143,115 @@ class Ingest(mode.Service):
         expected = self.positions.expected.get(key)
         if expected is None:  # revoked or not yet positioned: it will be read again from the stored offset
             return
-        floor = self.batch.next_offsets.get(key, expected)
+        floor = self.batch.next_offsets.get(key) or (self.writing and self.writing[0].next_offsets.get(key)) or expected
         kind, s = self.kinds[tp.topic], self.settings
         for message in messages:
             if message.offset < floor:
                 continue  # already stored
             batching.accumulate(self.batch, message, kind, self.limits, s.dlq_max_value_bytes)
 
-    async def flush(self, timeout: float) -> bool:
-        """Write the batch; on success advance positions. Call with the lock held."""
-        current = self.batch
+    @property
+    def unwritten(self) -> bool:
+        return bool(self.batch) or self.writing is not None
+
+    async def _write_behind(self, timeout: float) -> None:
+        """Seal the open batch and write it in the background, so that the next one is decoded while
+        PostgreSQL works. Writes stay sequential: one in flight, each started after the previous one
+        was accounted for, so every write is fenced against the offsets its predecessor stored."""
+        if self.writing is not None and not await self._collect_or_recover(timeout):
+            return
+        if self.retry_at is not None or not self.batch:
+            return
+        sealed, self.batch = self.batch, batching.initial(time.monotonic())
+        self.writing = (sealed, asyncio.ensure_future(self._write(sealed, timeout)))
+
+    async def _collect_or_recover(self, timeout: float) -> bool:
+        error = await self._collect()
+        if error is not None:
+            return await self._failed(error, timeout)
+        await self._commit_hints()
+        return True
+
+    async def _collect(self) -> BaseException | None:
+        """Account for the write in flight. On failure its batch goes back in front of the open one
+        (its offsets precede) and the error is returned for the caller to handle."""
+        if self.writing is None:
+            return None
+        sealed, task = self.writing
+        try:  # shielded: if this waiter is cancelled, the write goes on and is collected later
+            outcome, seconds = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                raise
+            self.writing = None
+            self.batch = batching.merged(sealed, self.batch)
+            return KafkaError("write cancelled")
+        except Exception as error:  # noqa: BLE001 - every failure is handled by the caller
+            self.writing = None
+            self.batch = batching.merged(sealed, self.batch)
+            return error
+        self.writing = None
+        self._written(sealed, outcome, seconds)
+        return None
+
+    async def _write(self, current: batching.Batch, timeout: float) -> tuple[FlushOutcome, float]:
         started = time.monotonic()
-        try:
-            if len(current.dead_letters) > current.dead_letters_sent:
-                await asyncio.wait_for(self._send_dead_letters(current), timeout)
-            async with self.pool.acquire(timeout=timeout) as conn:
-                outcome = await asyncio.wait_for(write_flush(conn, **self._flush_arguments(current)), timeout)
-        except REFUSED as error:  # not transient: some event's values are refused; find and set them aside
-            return await self._quarantine(current, error, timeout)
-        except OffsetFenced as fenced:
-            log.warning("flush discarded, another consumer moved on: %s", fenced)
-            self.stats.fenced += 1
-            metrics.FENCED.inc()
-            self.batch = batching.initial(time.monotonic())
-            self.positions.reposition_all()
-            return False
-        except RETRYABLE as error:
-            self._retry_later(f"flush of {current.items} events failed ({type(error).__name__}: {error})")
-            return False
+        if len(current.dead_letters) > current.dead_letters_sent:
+            await asyncio.wait_for(self._send_dead_letters(current), timeout)
+        async with self.pool.acquire(timeout=timeout) as conn:
+            outcome = await asyncio.wait_for(write_flush(conn, **self._flush_arguments(current)), timeout)
+        return outcome, time.monotonic() - started
+
+    def _written(self, current: batching.Batch, outcome: FlushOutcome, seconds: float) -> None:
         self.positions.advance(current.next_offsets)
-        self.stats.record_flush(current, outcome, time.monotonic() - started)
+        self.stats.record_flush(current, outcome, seconds)
+        self.hints.update(current.next_offsets)
+
+    async def flush(self, timeout: float) -> bool:
+        """Write everything unwritten now (the write in flight, then the open batch); on success
+        advance positions. Call with the lock held."""
+        error = await self._collect()
+        if isinstance(error, OffsetFenced):
+            return await self._failed(error, timeout)
+        # any other failure: its batch is now in front of the open one, which is written right away
+        if not self.batch:
+            await self._commit_hints()
+            return error is None
+        current = self.batch
+        try:
+            outcome, seconds = await self._write(current, timeout)
+        except Exception as failure:  # noqa: BLE001
+            return await self._failed(failure, timeout)
+        self._written(current, outcome, seconds)
         self.batch = batching.initial(time.monotonic())
         if self.retry_at is not None:
             log.info("flush succeeded after %d failed attempts; consumption resumed", self.failures)
         self.retry_at, self.failures = None, 0
         self.positions.resume_all()
-        await self.positions.commit_hint(current.next_offsets)
+        await self._commit_hints()
         return True
+
+    async def _failed(self, error: BaseException, timeout: float) -> bool:
+        """A failed write of `self.batch` (merged with the write in flight, if that one failed)."""
+        current = self.batch
+        if isinstance(error, REFUSED):  # not transient: some event's values are refused; set them aside
+            return await self._quarantine(current, error, timeout)
+        if isinstance(error, OffsetFenced):
+            log.warning("flush discarded, another consumer moved on: %s", error)
+            self.stats.fenced += 1
+            metrics.FENCED.inc()
+            self.batch = batching.initial(time.monotonic())
+            self.positions.reposition_all()
+            return False
+        if isinstance(error, RETRYABLE):
+            self._retry_later(f"flush of {current.items} events failed ({type(error).__name__}: {error})")
+            return False
+        raise error
+
+    async def _commit_hints(self) -> None:
+        hints, self.hints = self.hints, {}
+        if hints:
+            await self.positions.commit_hint(hints)
 
     def update_lag(self) -> None:
         """Per assigned partition: the broker's high watermark minus the offset stored with the aggregates."""

@@ -41,7 +41,7 @@ class Positions(ConsumerRebalanceListener):
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         ingest = self.ingest
         async with ingest.lock:
-            if ingest.batch:
+            if ingest.unwritten:
                 flushed = await ingest.flush(timeout=ingest.settings.revoke_flush_timeout_s)
                 if not flushed:
                     log.warning("rebalance: %d unwritten events handed back; they will be read again", ingest.batch.items)
