@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 MODELS = """
 SELECT model_id, task_type, success_rate, avg_latency_ms, avg_cost, total_calls, success_count, failure_count,
        latency_p50_ms, latency_p95_ms, latency_p99_ms, input_tokens, output_tokens, first_seen, last_seen
-FROM model_performance WHERE ($1::text IS NULL OR task_type = $1)
+FROM model_performance_latency WHERE ($1::text IS NULL OR task_type = $1)
 ORDER BY task_type, success_rate DESC, avg_latency_ms ASC"""
 
 RECENT_BUGS = """

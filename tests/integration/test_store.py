@@ -110,7 +110,7 @@ async def test_rows_derive_rates_averages_and_percentiles(migrated):
         await stored_offsets(conn, GROUP, [TP])
         await flush(conn, calls[:2], expected=UNSTORED, next_offset=2)
         await flush(conn, calls[2:], expected=2, next_offset=4, dead_letters=3)
-    row = await migrated.fetchrow("SELECT * FROM model_performance")
+    row = await migrated.fetchrow("SELECT * FROM model_performance_latency")  # the table, plus percentiles
     assert (row["total_calls"], row["success_count"], row["failure_count"]) == (4, 3, 1)
     assert row["success_rate"] == pytest.approx(75.0)
     assert row["avg_latency_ms"] == pytest.approx(250.0)
