@@ -5,11 +5,14 @@ One place, so that the README's configuration table can be checked against it by
 
 from __future__ import annotations
 
+from dataclasses import fields
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.scoring import Weights
 
 
 class Settings(BaseSettings):
@@ -122,6 +125,21 @@ class Settings(BaseSettings):
     tools_page_size: int = Field(50, ge=1, le=1000, description="Default page size of the list tools (limit caps at 500).")
 
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("routing_weights")
+    @classmethod
+    def _known_weights(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Refuse at start-up what would otherwise fail on every heuristics tick."""
+        known = {f.name for f in fields(Weights)}
+        for task_type, overrides in value.items():
+            unknown = set(overrides) - known
+            if unknown:
+                raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}]: unknown keys {sorted(unknown)}; "
+                                 f"known: {sorted(known)}")
+            for key, weight in overrides.items():
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                    raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}][{key!r}] must be a number >= 0, got {weight!r}")
+        return value
 
     @field_validator("tools_token", mode="before")
     @classmethod
