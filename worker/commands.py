@@ -15,10 +15,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, TypeAdapter
 
-from worker.events import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS, Layer
+from worker.events import CostUsd, Layer, Millis, ModelId, TaskType, Text, Tokens
 
-Text = Annotated[str, Strict()]
-Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
+# Field types shared with the tools' request models (worker/tools/requests.py): one place per limit.
+MetricName = Annotated[Text, Field(min_length=1, max_length=200)]
+MetricValue = Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
+Unit = Annotated[Text, Field(min_length=1, max_length=50)]
+Category = Annotated[Text, Field(min_length=1, max_length=100)]
+PatternText = Annotated[Text, Field(min_length=1, max_length=500)]
+Prose = Annotated[Text, Field(max_length=4000)]
 Severity = Literal["low", "medium", "high", "critical"]
 
 
@@ -34,23 +39,23 @@ class ModelPerformanceReported(_Command):
     """update_model_performance: one call outcome reported by hand; counted like a call event."""
 
     tool: Literal["update_model_performance"] = "update_model_performance"
-    model_id: Annotated[Text, Field(min_length=1, max_length=200)]
-    task_type: Annotated[Text, Field(min_length=1, max_length=100)]
+    model_id: ModelId
+    task_type: TaskType
     layer: Layer
     success: Annotated[bool, Strict()]
-    latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
-    cost_usd: Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] = 0.0
-    input_tokens: Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)] = 0
-    output_tokens: Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)] = 0
+    latency_ms: Millis
+    cost_usd: CostUsd = 0.0
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
 
 
 class MetricRecorded(_Command):
     """record_metric: one free-form row of performance_metrics."""
 
     tool: Literal["record_metric"] = "record_metric"
-    name: Annotated[Text, Field(min_length=1, max_length=200)]
-    value: Finite
-    unit: Annotated[Text, Field(min_length=1, max_length=50)]
+    name: MetricName
+    value: MetricValue
+    unit: Unit
     context: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -58,10 +63,10 @@ class BugPatternRecorded(_Command):
     """record_bug_pattern: a hand-recorded pattern; the same (category, pattern) adds an occurrence."""
 
     tool: Literal["record_bug_pattern"] = "record_bug_pattern"
-    category: Annotated[Text, Field(min_length=1, max_length=100)]
-    pattern: Annotated[Text, Field(min_length=1, max_length=500)]
-    description: Annotated[Text, Field(max_length=4000)] = ""
-    solution: Annotated[Text, Field(max_length=4000)] = ""
+    category: Category
+    pattern: PatternText
+    description: Prose = ""
+    solution: Prose = ""
     severity: Severity = "medium"
 
 

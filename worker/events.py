@@ -50,6 +50,9 @@ def _uuid_text(value: Any) -> Any:
 Millis = Annotated[float, Strict(), Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
 Tokens = Annotated[int, Strict(), Field(ge=0, le=MAX_TOKENS)]
 Text = Annotated[str, Strict()]
+ModelId = Annotated[Text, Field(min_length=1, max_length=200)]
+TaskType = Annotated[Text, Field(min_length=1, max_length=100)]
+CostUsd = Annotated[float, Strict(), Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)]
 
 
 class CallEvent(BaseModel):
@@ -61,15 +64,15 @@ class CallEvent(BaseModel):
     event_id: Annotated[uuid.UUID, BeforeValidator(_uuid_text)]
     occurred_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
     request_id: Annotated[Text, Field(max_length=200)] | None = None
-    model_id: Annotated[Text, Field(min_length=1, max_length=200)]
+    model_id: ModelId
     provider: Annotated[Text, Field(max_length=100)] | None = None
     layer: Layer
-    task_type: Annotated[Text, Field(min_length=1, max_length=100)]
+    task_type: TaskType
     latency_ms: Millis
     ttft_ms: Millis | None = None
     input_tokens: Tokens = 0
     output_tokens: Tokens = 0
-    cost_usd: Annotated[float, Strict(), Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] = 0.0
+    cost_usd: CostUsd = 0.0
     routing_rule_id: Annotated[Text, Field(max_length=200)] | None = None
 
 

@@ -7,22 +7,20 @@ cannot drift. Unknown parameters are refused: a misspelt `taskTyp` should not si
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from worker.decode import scan
-from worker.events import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS, Layer
+from worker.commands import Category, MetricName, MetricValue, PatternText, Prose, Severity, Unit
+from worker.events import CostUsd, Layer, Millis, ModelId, TaskType, Tokens
 from worker.rules import InvalidPattern, compile_pattern
 
 MAX_PAGE = 500
 MAX_TEST_CODE = 65_536
 MAX_DEPTH = 16
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Category = Annotated[str, Field(min_length=1, max_length=100)]
-Severity = Literal["low", "medium", "high", "critical"]
 
 
 class ToolRequest(BaseModel):
@@ -47,7 +45,7 @@ class Page(ToolRequest):
 class AnalyzeMetrics(ToolRequest):
     """Model rankings per task type and the self-improvement summary."""
 
-    task_type: Category | None = Field(None, description="Only this task type.")
+    task_type: TaskType | None = Field(None, description="Only this task type.")
     include_report: bool = Field(True, description="Add the self-improvement summary.")
 
 
@@ -78,9 +76,9 @@ class _Command(ToolRequest):
 class RecordMetric(_Command):
     """Record a free-form metric (a row of performance_metrics)."""
 
-    name: Name
-    value: Annotated[float, Field(allow_inf_nan=False, ge=-1e300, le=1e300)]
-    unit: Annotated[str, Field(min_length=1, max_length=50)]
+    name: MetricName
+    value: MetricValue
+    unit: Unit
     context: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -88,23 +86,23 @@ class RecordBugPattern(_Command):
     """Record a bug pattern by hand; the same category and pattern adds an occurrence."""
 
     category: Category
-    pattern: Annotated[str, Field(min_length=1, max_length=500)]
-    description: Annotated[str, Field(max_length=4000)] = ""
-    solution: Annotated[str, Field(max_length=4000)] = ""
+    pattern: PatternText
+    description: Prose = ""
+    solution: Prose = ""
     severity: Severity = "medium"
 
 
 class UpdateModelPerformance(_Command):
     """Report one call's outcome for a model and task type; counted like a call event."""
 
-    model_id: Name
-    task_type: Category
+    model_id: ModelId
+    task_type: TaskType
     success: bool
-    latency_ms: Annotated[float, Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)]
-    cost: Annotated[float, Field(ge=0, le=MAX_COST_USD, allow_inf_nan=False)] = 0.0
+    latency_ms: Millis
+    cost: CostUsd = 0.0
     layer: Layer | None = Field(None, description="The model's layer; default: the layer it was last seen in.")
-    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] = 0
-    output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] = 0
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
 
 
 class UpdateRoutingHeuristic(ToolRequest):
@@ -112,7 +110,7 @@ class UpdateRoutingHeuristic(ToolRequest):
 
     pattern: str = Field(description="RE2 regex matched against the request text (linear time, no backreferences).")
     preferred_layer: Layer
-    preferred_model: Name | None = None
+    preferred_model: ModelId | None = None
     reasoning: Annotated[str, Field(max_length=2000)] = ""
     success_rate: Annotated[float, Field(ge=0, le=100)] | None = None
     usage_count: Annotated[int, Field(ge=0)] | None = None
@@ -135,9 +133,9 @@ class GenerateRegressionTest(ToolRequest):
 
     test_name: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:\-]+$")]
     category: Category
-    description: Annotated[str, Field(max_length=4000)]
+    description: Prose
     test_code: Annotated[str, Field(min_length=1, max_length=MAX_TEST_CODE)]
-    expected_behavior: Annotated[str, Field(max_length=4000)]
+    expected_behavior: Prose
     discovered_from: Annotated[str, Field(min_length=1, max_length=50)] = "user-feedback"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
