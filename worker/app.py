@@ -11,10 +11,9 @@ import logging
 
 import faust
 import mode
-from aiokafka import AIOKafkaProducer
 
 from worker import metrics
-from worker.kafka_client import client_options, faust_credentials
+from worker.kafka_client import faust_credentials
 from worker.pipeline.ingest import Ingest
 from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
@@ -58,9 +57,7 @@ class Runtime(mode.Service):
         log.info("schema migrations applied: %s", ", ".join(applied) or "none pending")
         self.routing = RoutingPublisher(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         await self.add_runtime_dependency(self.routing)  # creates the worker's topics, the commands topic too
-        producer = AIOKafkaProducer(**client_options(self.settings), enable_idempotence=True)
-        await producer.start()
-        self.tools = ToolService(self.settings, self.pool, producer)
+        self.tools = await ToolService.start(self.settings, self.pool)
         self.ingest = Ingest(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         self.phase = "joining the consumer group"
         await self.add_runtime_dependency(self.ingest)
@@ -72,7 +69,7 @@ class Runtime(mode.Service):
         if self.routing is not None:
             await self.routing.stop()
         if self.tools is not None:
-            await self.tools.producer.stop()
+            await self.tools.stop()
         if self.pool is not None:
             await self.pool.close()
 

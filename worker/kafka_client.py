@@ -10,16 +10,20 @@ import ssl
 from typing import Any
 
 from aiokafka.helpers import create_ssl_context
+from pydantic import SecretStr
 
 from worker.settings import Settings
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    password = settings.kafka_ssl_key_password.get_secret_value() if settings.kafka_ssl_key_password else None
     return create_ssl_context(cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile,
-                              keyfile=settings.kafka_ssl_keyfile, password=password)
+                              keyfile=settings.kafka_ssl_keyfile, password=_secret(settings.kafka_ssl_key_password))
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -31,8 +35,7 @@ def client_options(settings: Settings) -> dict[str, Any]:
         options["ssl_context"] = context
     if settings.kafka_security_protocol.startswith("SASL_"):
         options.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=settings.kafka_sasl_username,
-                       sasl_plain_password=settings.kafka_sasl_password.get_secret_value()
-                       if settings.kafka_sasl_password else None)
+                       sasl_plain_password=_secret(settings.kafka_sasl_password))
     return options
 
 
@@ -43,8 +46,8 @@ def faust_credentials(settings: Settings):
     context = ssl_context(settings)
     if settings.kafka_security_protocol.startswith("SASL_"):
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username, ssl_context=context, mechanism=settings.kafka_sasl_mechanism,
-            password=settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None)
+            username=settings.kafka_sasl_username, password=_secret(settings.kafka_sasl_password),
+            ssl_context=context, mechanism=settings.kafka_sasl_mechanism)
     if context is not None:
         return faust.SSLCredentials(context)
     return None

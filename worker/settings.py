@@ -126,6 +126,12 @@ class Settings(BaseSettings):
 
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
+    @property
+    def consumed_topics(self) -> dict[str, str]:
+        """Every topic the ingest pipeline reads, with what it carries (an EventKind value)."""
+        return {self.topic_calls_completed: "completed", self.topic_calls_failed: "failed",
+                self.topic_tool_commands: "command"}
+
     @field_validator("routing_weights")
     @classmethod
     def _known_weights(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -37,8 +37,7 @@ async def partition_lags(settings: Settings) -> list[PartitionLag]:
     consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
-        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed,
-                                             settings.topic_tool_commands))
+        tps = await partitions_of(consumer, tuple(settings.consumed_topics))
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()

@@ -113,8 +113,7 @@ async def end_offsets(settings: Settings) -> dict[tuple[str, int], int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await consumer.start()
     try:
-        tps = await partitions_of(consumer, (settings.topic_calls_completed, settings.topic_calls_failed,
-                                             settings.topic_tool_commands))
+        tps = await partitions_of(consumer, tuple(settings.consumed_topics))
         return {(tp.topic, tp.partition): o for tp, o in (await consumer.end_offsets(tps)).items()}
     finally:
         await consumer.stop()

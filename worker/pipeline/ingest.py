@@ -39,8 +39,7 @@ class Ingest(mode.Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.pool = pool
-        self.kinds = {settings.topic_calls_completed: EventKind.completed, settings.topic_calls_failed: EventKind.failed,
-                      settings.topic_tool_commands: EventKind.command}
+        self.kinds = {topic: EventKind(kind) for topic, kind in settings.consumed_topics.items()}
         self.limits = Limits(settings.max_message_bytes, settings.max_events_per_envelope, settings.max_nesting_depth)
         self.stats = IngestStats()
         self.lock = asyncio.Lock()
@@ -178,19 +177,19 @@ class Ingest(mode.Service):
         if self.writing is None:
             return None
         sealed, task = self.writing
+        error: BaseException | None = None
         try:  # shielded: if this waiter is cancelled, the write goes on and is collected later
             outcome, seconds = await asyncio.shield(task)
         except asyncio.CancelledError:
             if not task.done():
                 raise
-            self.writing = None
-            self.batch = batching.merged(sealed, self.batch)
-            return KafkaError("write cancelled")
-        except Exception as error:  # noqa: BLE001 - every failure is handled by the caller
-            self.writing = None
+            error = KafkaError("write cancelled")
+        except Exception as failure:  # noqa: BLE001 - every failure is handled by the caller
+            error = failure
+        self.writing = None
+        if error is not None:
             self.batch = batching.merged(sealed, self.batch)
             return error
-        self.writing = None
         self._written(sealed, outcome, seconds)
         return None
 

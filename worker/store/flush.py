@@ -142,13 +142,12 @@ async def write_flush(
             patterns = pattern_deltas(fresh)
             if patterns:
                 new_patterns = await write_patterns(conn, patterns, pattern_window_s)
+        counted = len(fresh) + len(commands)
         worker_counts = {
-            "events_consumed": len(calls), "events_duplicate": len(calls) - len(fresh) - len(commands),
-            "events_dead_lettered": dead_letters,
+            "events_consumed": len(calls), "events_duplicate": len(calls) - counted, "events_dead_lettered": dead_letters,
         }
         await conn.execute(UPSERT_SERIES, *rows.series_rows(deltas, worker_counts, minute_of(now), group))
         await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
-    counted = len(fresh) + len(commands)
     per_model: dict[str, tuple[int, int]] = {}
     for (model_id, _), tally in deltas.by_model.items():
         calls_so_far, ok_so_far = per_model.get(model_id, (0, 0))

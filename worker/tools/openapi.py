@@ -50,7 +50,7 @@ def _operation(name: str, model: type[BaseModel], components: dict) -> dict:
     status = "202" if name in THROUGH_KAFKA else "200"
     operation = {
         "operationId": name,
-        "summary": (model.__doc__ or name).strip().splitlines()[0] if model.__doc__ else name,
+        "summary": (model.__doc__ or name).strip().splitlines()[0],
         "security": [{"bearer": []}],
         "responses": {
             status: {"description": "Applied by the next flush (exactly once)." if status == "202" else "OK",

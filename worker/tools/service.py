@@ -21,6 +21,7 @@ from worker.report import build_report
 from worker.settings import Settings
 from worker.store import routing as routing_store
 from worker.store import tools as store
+from worker.store.db import create_pool
 from worker.tools import requests as rq
 from worker.tools.analysis import analyse
 from worker.tools.responses import Accepted, Analysis, PageOf, TestSaved
@@ -45,19 +46,29 @@ class ToolService:
         self.settings, self.pool, self.producer = settings, pool, producer
 
     @classmethod
-    async def connect(cls, settings: Settings) -> ToolService:
-        """A standalone service (the MCP server): its own pool and idempotent producer."""
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    async def start(cls, settings: Settings, pool: asyncpg.Pool) -> ToolService:
+        """With an idempotent producer of its own, for the commands topic."""
         producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True)
         await producer.start()
         return cls(settings, pool, producer)
 
-    async def close(self) -> None:
+    @classmethod
+    async def connect(cls, settings: Settings) -> ToolService:
+        """A standalone service (the MCP server): its own pool as well."""
+        return await cls.start(settings, await create_pool(settings.database_url))
+
+    async def stop(self) -> None:
         await self.producer.stop()
+
+    async def close(self) -> None:
+        """Stop, and close the pool that `connect` opened."""
+        await self.stop()
         await self.pool.close()
 
-    def _page(self, items: list, total: int, page: rq.Page) -> PageOf:
+    async def _page(self, fetch, argument, page: rq.Page) -> PageOf:
         limit = page.limit or self.settings.tools_page_size
+        async with self.pool.acquire() as conn:
+            items, total = await fetch(conn, argument, limit, page.offset)
         after = page.offset + len(items)
         return PageOf(items=items, total=total, limit=limit, offset=page.offset,
                       next_offset=after if after < total else None)
@@ -68,20 +79,13 @@ class ToolService:
         return analyse(report, r.task_type, r.include_report)
 
     async def get_routing_heuristics(self, r: rq.GetRoutingHeuristics) -> PageOf:
-        async with self.pool.acquire() as conn:
-            items, total = await store.heuristics(conn, r.active_only, r.limit or self.settings.tools_page_size, r.offset)
-        return self._page(items, total, r)
+        return await self._page(store.heuristics, r.active_only, r)
 
     async def get_bug_patterns(self, r: rq.GetBugPatterns) -> PageOf:
-        async with self.pool.acquire() as conn:
-            items, total = await store.bug_patterns(conn, r.category, r.limit or self.settings.tools_page_size, r.offset)
-        return self._page(items, total, r)
+        return await self._page(store.bug_patterns, r.category, r)
 
     async def get_regression_tests(self, r: rq.GetRegressionTests) -> PageOf:
-        async with self.pool.acquire() as conn:
-            items, total = await store.regression_tests(conn, r.category, r.limit or self.settings.tools_page_size,
-                                                        r.offset)
-        return self._page(items, total, r)
+        return await self._page(store.regression_tests, r.category, r)
 
     async def _send(self, command: BaseModel, key: str) -> Accepted:
         topic = self.settings.topic_tool_commands
