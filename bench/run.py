@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -86,14 +87,23 @@ async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: 
     return messages
 
 
-async def bare_limit(bootstrap: str, topics: list[str], events: int) -> float:
-    """Events/s of a plain getmany loop that decodes every value: the Python-side ceiling."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4_194_304)
+@contextlib.asynccontextmanager
+async def from_beginning(bootstrap: str, topics: list[str], **options):
+    """A consumer without a group, assigned every partition of `topics` and at their beginnings."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     await consumer.start()
     try:
         tps = await partitions_of(consumer, topics)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def bare_limit(bootstrap: str, topics: list[str], events: int) -> float:
+    """Events/s of a plain getmany loop that decodes every value: the Python-side ceiling."""
+    async with from_beginning(bootstrap, topics, max_partition_fetch_bytes=4_194_304) as consumer:
         seen, started = 0, time.perf_counter()
         while seen < events:
             for records in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
@@ -101,24 +111,15 @@ async def bare_limit(bootstrap: str, topics: list[str], events: int) -> float:
                     value = orjson.loads(record.value)
                     seen += len(value) if isinstance(value, list) else 1
         return seen / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 async def fetch_all(bootstrap: str, topics: dict[str, str], messages: int) -> list:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4_194_304)
-    await consumer.start()
-    try:
-        tps = await partitions_of(consumer, list(topics.values()))
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+    async with from_beginning(bootstrap, list(topics.values()), max_partition_fetch_bytes=4_194_304) as consumer:
         records: list = []
         while len(records) < messages:
             for batch in (await consumer.getmany(timeout_ms=1000, max_records=10_000)).values():
                 records.extend(batch)
         return records
-    finally:
-        await consumer.stop()
 
 
 def decoded_batches(records: list, topics: dict[str, str], max_items: int = 5000) -> list[batching.Batch]:
@@ -169,27 +170,27 @@ ON CONFLICT (model_id, task_type) DO UPDATE SET total_calls = t.total_calls + 1,
 
 async def per_event_baseline(bootstrap: str, dsn: str, topics: dict[str, str], sample: int) -> float:
     """The gateway design's way: one database round trip (an upsert) per call, on the first `sample` calls."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     conn = await asyncpg.connect(dsn)
-    await consumer.start()
     try:
-        tps = await partitions_of(consumer, list(topics.values()))
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        done, started = 0, time.perf_counter()
-        while done < sample:
-            for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=1000)).items():
-                ok = tp.topic == topics["completed"]
-                for record in records:
-                    value = orjson.loads(record.value)
-                    for e in value if isinstance(value, list) else [value]:
-                        await conn.execute(UPSERT_ONE, e["model_id"], e["task_type"], int(ok), e["latency_ms"],
-                                           e["cost_usd"])
-                        done += 1
-        return done / (time.perf_counter() - started)
+        async with from_beginning(bootstrap, list(topics.values())) as consumer:
+            return await _upsert_each(consumer, conn, topics, sample)
     finally:
-        await consumer.stop()
         await conn.close()
+
+
+async def _upsert_each(consumer: AIOKafkaConsumer, conn: asyncpg.Connection, topics: dict[str, str],
+                       sample: int) -> float:
+    done, started = 0, time.perf_counter()
+    while done < sample:
+        for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=1000)).items():
+            ok = tp.topic == topics["completed"]
+            for record in records:
+                value = orjson.loads(record.value)
+                for e in value if isinstance(value, list) else [value]:
+                    await conn.execute(UPSERT_ONE, e["model_id"], e["task_type"], int(ok), e["latency_ms"],
+                                       e["cost_usd"])
+                    done += 1
+    return done / (time.perf_counter() - started)
 
 
 class Database:
