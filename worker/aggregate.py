@@ -95,10 +95,7 @@ def aggregate(calls: Iterable[Call]) -> Deltas:
     finest: dict[tuple[int, str, str, str], Tally] = {}
     for call in calls:
         second = int(call.occurred_at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S
-        key = (second, call.model_id, call.task_type, call.layer)
-        tally = finest.get(key)
-        if tally is None:
-            tally = finest[key] = Tally()
+        tally = _tally(finest, (second, call.model_id, call.task_type, call.layer))
         tally.add(call, histogram.bucket_of(call.latency_ms))
     deltas = Deltas()
     for (second, model_id, task_type, layer), tally in finest.items():
