@@ -7,7 +7,7 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
-.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo bench schemas clean
+.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo bench routing-eval schemas clean
 
 install: $(VENV)/.installed tests/typescript/node_modules/.installed kustomize
 
@@ -57,6 +57,11 @@ test-faults: install services-up
 
 demo: install services-up
 	@bash deploy/local/demo.sh
+
+## Closed-loop routing evaluation (simulated clock, no services): the table, and a PNG per scenario.
+ROUTING_EVAL_ARGS ?= --seeds 3 --out .cache/routing-eval
+routing-eval: install
+	$(BIN)/telemetry-worker routing-eval $(ROUTING_EVAL_ARGS)
 
 schemas: install
 	$(BIN)/telemetry-worker schemas

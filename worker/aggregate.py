@@ -61,7 +61,7 @@ class Tally:
 ModelKey = tuple[str, str]  # model_id, task_type
 MinuteKey = tuple[int, str, str, str]  # minute (epoch s), model_id, task_type, layer
 LayerMinuteKey = tuple[int, str]  # minute (epoch s), layer or "all"
-HealthKey = tuple[int, str, str]  # 1-second bucket (epoch s), model_id, layer
+HealthKey = tuple[int, str, str, str]  # 1-second bucket (epoch s), model_id, task_type, layer
 
 HEALTH_BUCKET_S = 1
 
@@ -97,11 +97,10 @@ def aggregate(calls: Iterable[Call]) -> Deltas:
         second = int(call.occurred_at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S
         tally = _tally(finest, (second, call.model_id, call.task_type, call.layer))
         tally.add(call, histogram.bucket_of(call.latency_ms))
-    deltas = Deltas()
+    deltas = Deltas(by_health=finest)  # health per (model, task type): the finest key itself
     for (second, model_id, task_type, layer), tally in finest.items():
         _tally(deltas.by_model, (model_id, task_type)).merge(tally)
         _tally(deltas.by_minute, (minute_of(second), model_id, task_type, layer)).merge(tally)
-        _tally(deltas.by_health, (second, model_id, layer)).merge(tally)
     for (minute, _, _, layer), tally in deltas.by_minute.items():  # per layer and overall: sums of the minute rows
         _tally(deltas.by_layer_minute, (minute, layer)).merge(tally)
         _tally(deltas.by_layer_minute, (minute, ALL_LAYERS)).merge(tally)

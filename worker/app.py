@@ -20,6 +20,7 @@ from worker.settings import Settings
 from worker.store.db import redact_dsn, wait_for_pool
 from worker.store.migrate import migrate
 from worker.store.offsets import prune_health, prune_seen
+from worker.store.routing import prune_breakers
 from worker.tools import http as tools_http
 from worker.tools.service import ToolService
 
@@ -150,6 +151,7 @@ def create_app(settings: Settings) -> faust.App:
         async with runtime.pool.acquire() as conn:
             removed = await prune_seen(conn, settings.dedupe_window_s)
             await prune_health(conn)
+            await prune_breakers(conn, settings.heuristics_window_s)
         if removed:
             log.info("dedupe log: forgot %d event ids older than %d s", removed, settings.dedupe_window_s)
 

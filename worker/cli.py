@@ -1,4 +1,4 @@
-"""`telemetry-worker`: run the worker, migrate, report, status, simulate traffic, export tests, schemas."""
+"""`telemetry-worker`: run the worker, migrate, report, status, simulate traffic, export tests, evaluate routing, schemas."""
 
 from __future__ import annotations
 
@@ -182,6 +182,45 @@ def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _models(settings: Settings, args: argparse.Namespace):
+    import asyncpg
+
+    from worker.store import routing
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if args.models_command == "declare":
+            return await routing.declare_model(conn, args.model, args.layer, args.task_type, args.provider, "cli")
+        if args.models_command == "remove":
+            return await routing.remove_model(conn, args.model)
+        return await routing.declared_models(conn)
+    finally:
+        await conn.close()
+
+
+def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
+    from worker.routing_contract import ModelDeclaration
+
+    if args.models_command == "declare":
+        try:
+            ModelDeclaration(model_id=args.model, layer=args.layer, task_types=args.task_type, provider=args.provider)
+        except ValidationError as error:
+            err.print(f"[red]rejected:[/red] {error}", markup=True, highlight=False)
+            return 2
+    result = asyncio.run(_models(settings, args))
+    if args.models_command == "remove":
+        console.print(f"removed {result} catalogue entries of {args.model}" if result else
+                      f"{args.model} was not declared (models seen in events stay in the catalogue while they are seen)")
+        return 0 if result else 1
+    for row in result:
+        console.print_json(json.dumps(row, default=str))
+    if args.models_command == "declare":
+        console.print("declared; the group leader explores it within a few seconds")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     from worker import schemas
 
@@ -196,6 +235,36 @@ def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     for path in schemas.write(folder):
         console.print(f"wrote {path}")
     return 0
+
+
+def _cmd_routing_eval(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    from rich.progress import Progress
+
+    from worker.routing_eval import evaluate, report
+    from worker.routing_eval.scenarios import SCENARIOS
+
+    names = args.scenario or list(SCENARIOS)
+    unknown = sorted(set(names) - set(SCENARIOS))
+    if unknown:
+        err.print(f"[red]error:[/red] unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
+        return 2
+    outcomes: dict[str, list] = {}
+    with Progress(console=err, transient=True, disable=args.quiet) as progress:
+        job = progress.add_task("simulating", total=len(names) * args.seeds)
+        for name in names:
+            for seed in range(1, args.seeds + 1):
+                progress.update(job, description=f"{name}, seed {seed}")
+                scenario = dataclasses.replace(SCENARIOS[name], seed=seed)
+                outcomes.setdefault(name, []).append(
+                    evaluate.evaluate_scenario(scenario, comparisons=not args.no_comparisons))
+                progress.advance(job)
+    report.print_table(outcomes, console)
+    if args.out:
+        for name, runs in outcomes.items():
+            console.print(f"wrote {report.plot(runs[0], Path(args.out))}")
+    return 0 if all(o.met for runs in outcomes.values() for o in runs) else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -243,6 +312,24 @@ def parser() -> argparse.ArgumentParser:
     active.add_argument("id", type=int)
     active.add_argument("active", choices=("true", "false"))
     rules.set_defaults(func=_cmd_rules)
+    models = sub.add_parser("models", help="the model catalogue: declare models the gateway can route to")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="the declared models (models seen in events are in the catalogue too)")
+    declare = models_sub.add_parser("declare", help="declare a model, so it is explored before it has data")
+    declare.add_argument("--model", required=True)
+    declare.add_argument("--layer", required=True, choices=("fast", "balanced", "deep"))
+    declare.add_argument("--task-type", action="append", help="a task type it serves (repeatable); default: all")
+    declare.add_argument("--provider")
+    remove = models_sub.add_parser("remove", help="take a declared model out of the catalogue")
+    remove.add_argument("--model", required=True)
+    models.set_defaults(func=_cmd_models)
+    ev = sub.add_parser("routing-eval", help="closed-loop routing evaluation on a simulated clock (no services)")
+    ev.add_argument("--scenario", action="append", help="only this scenario (repeatable); default: all")
+    ev.add_argument("--seeds", type=int, default=1, help="runs per scenario with seeds 1..N; medians are printed")
+    ev.add_argument("--out", default=".cache/routing-eval", help="folder for the PNG plots ('' for none)")
+    ev.add_argument("--no-comparisons", action="store_true", help="only the learned router")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_cmd_routing_eval)
     c = sub.add_parser("schemas", help="write the wire contract's JSON Schema files")
     c.add_argument("--out", default="schemas")
     c.add_argument("--check", action="store_true", help="fail if the files differ from the models")

@@ -8,7 +8,7 @@ the broker goes away.
     table = RoutingTable()
     subscriber = HeuristicsSubscriber("127.0.0.1:9092", table, on_change=print)
     await subscriber.start()
-    rule = table.choose("coding", "implement a sorting algorithm")
+    model = table.route("coding", "implement a sorting algorithm", key=request_id, candidates=my_models)
 """
 
 from __future__ import annotations
@@ -17,49 +17,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.routing_contract import RoutingHeuristic
-from worker.rules import InvalidPattern, matches
+from worker.routing_table import RoutingTable, choose_model, hash_unit
+
+__all__ = ["HeuristicsSubscriber", "RoutingTable", "choose_model", "hash_unit"]
 
 log = logging.getLogger(__name__)
-
-
-class RoutingTable:
-    """The latest version of every rule; manual rules match by pattern, learned ones by task type."""
-
-    def __init__(self) -> None:
-        self.rules: dict[str, RoutingHeuristic] = {}
-
-    def apply(self, key: str, value: bytes | None) -> RoutingHeuristic | None:
-        """Take one topic record; returns the rule when it changed the table."""
-        if value is None:  # tombstone: the rule is gone
-            self.rules.pop(key, None)
-            return None
-        rule = RoutingHeuristic.model_validate(orjson.loads(value))
-        known = self.rules.get(key)
-        if known is not None and known.version >= rule.version:
-            return None
-        self.rules[key] = rule
-        return rule
-
-    def choose(self, task_type: str, text: str = "") -> RoutingHeuristic | None:
-        candidates = []
-        for rule in self.rules.values():
-            if not rule.active:
-                continue
-            if rule.pattern is None:
-                if rule.task_type == task_type:
-                    candidates.append(rule)
-                continue
-            try:
-                if (rule.task_type in (None, task_type)) and matches(rule.pattern, text):
-                    candidates.append(rule)
-            except InvalidPattern:
-                log.warning("ignoring rule %s: its pattern is not valid RE2", rule.heuristic_id)
-        return max(candidates, key=lambda r: (r.priority, r.version), default=None)
 
 
 class HeuristicsSubscriber:

@@ -8,18 +8,20 @@ gateway.routing.alerts, keyed by model_id. JSON Schema files in schemas/ are gen
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.events import Layer
+from worker.heuristics import Decision
 
 
 class ModelEvidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     layer: Layer
-    calls: int = Field(ge=0)
+    calls: int = Field(ge=0, description="Calls in the evidence window.")
+    effective_calls: float | None = Field(None, ge=0, description="Calls weighted by age (halving every half-life).")
     success_rate: float = Field(ge=0, le=1)
     lower_bound: float = Field(ge=0, le=1, description="Wilson 95 % lower bound of the success rate.")
     p95_latency_ms: float = Field(ge=0)
@@ -47,14 +49,38 @@ class RoutingHeuristic(BaseModel):
     window_s: int | None = Field(description="Evidence window of a learned rule, in seconds.")
     evidence: dict[str, ModelEvidence] = Field(default_factory=dict)
     excluded: dict[str, str] = Field(default_factory=dict, description="Models left out right now, with the reason.")
+    probes: dict[str, float] = Field(
+        default_factory=dict, description="Shares of `weights` that probe a model whose breaker is half-open.")
     reasoning: str
+
+    @classmethod
+    def learned(cls, d: Decision, version: int, window_s: int, computed_at: dt.datetime) -> RoutingHeuristic:
+        """The one constructor of a learned rule's record, for the worker and the routing evaluation alike."""
+        return cls(heuristic_id=f"learned:{d.task_type}", task_type=d.task_type, pattern=None,
+                   preferred_layer=d.preferred_layer, preferred_model=d.preferred_model,
+                   fallback_models=d.fallback_models, weights=d.weights, priority=0, active=True, version=version,
+                   computed_at=computed_at, window_s=window_s, evidence=d.evidence, excluded=d.excluded,
+                   probes=d.probes, reasoning=d.reasoning)
+
+
+class ModelDeclaration(BaseModel):
+    """A model the gateway can route to, declared to the catalogue so it is explored before it has data."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_id: str = Field(min_length=1, max_length=200)
+    layer: Layer
+    task_types: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None, max_length=100, description="The task types it serves; null: every task type.")
+    provider: str | None = Field(None, max_length=100)
 
 
 class RoutingAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     schema_version: Literal[1] = 1
-    kind: Literal["model_degraded", "model_recovered"]
+    kind: Literal["model_degraded", "model_probing", "model_recovered"]
     model_id: str
+    task_type: str | None = Field(None, description="The task type the breaker covers; null: every task type.")
     reason: str
     at: dt.datetime

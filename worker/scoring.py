@@ -7,14 +7,18 @@ latency and cost terms are squashed into [0, 1) and weighted lightly (0.03 and 0
 so together they are worth at most 5 points of success rate: quality first, and among models of
 nearly the same quality, the faster, then the cheaper. Weights and references can be set per task
 type (ROUTING_WEIGHTS), e.g. more weight on latency for chat.
+
+Call counts are age-weighted (worker.evidence), so they may be fractional; `raw_calls` is the
+plain count in the window.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import random
 from dataclasses import dataclass
+
+import numpy as np
 
 Z_95 = 1.959963984540054
 
@@ -31,59 +35,108 @@ class Weights:
 class Evidence:
     model_id: str
     layer: str
-    calls: int
-    successes: int
+    calls: float
+    successes: float
     p95_latency_ms: float
     avg_cost_usd: float
+    raw_calls: int = -1  # -1: same as calls
+
+    def __post_init__(self) -> None:
+        if self.raw_calls < 0:
+            object.__setattr__(self, "raw_calls", int(round(self.calls)))
 
     @property
     def success_rate(self) -> float:
         return self.successes / self.calls if self.calls else 0.0
 
 
-def wilson_lower_bound(successes: int, calls: int, z: float = Z_95) -> float:
+def wilson_lower_bound(successes: float, calls: float, z: float = Z_95) -> float:
     if calls <= 0:
         return 0.0
-    p = successes / calls
+    p = min(1.0, max(0.0, successes / calls))
     denominator = 1 + z * z / calls
     centre = p + z * z / (2 * calls)
     margin = z * math.sqrt(p * (1 - p) / calls + z * z / (4 * calls * calls))
     return max(0.0, (centre - margin) / denominator)
 
 
-def utility(quality: float, p95_latency_ms: float, avg_cost_usd: float, w: Weights) -> float:
+def wilson_upper_bound(successes: float, calls: float, z: float = Z_95) -> float:
+    if calls <= 0:
+        return 1.0
+    return 1.0 - wilson_lower_bound(calls - successes, calls, z)
+
+
+def _penalty(p95_latency_ms: float, avg_cost_usd: float, w: Weights) -> float:
     latency = p95_latency_ms / (p95_latency_ms + w.latency_ref_ms) if p95_latency_ms > 0 else 0.0
     cost = avg_cost_usd / (avg_cost_usd + w.cost_ref_usd) if avg_cost_usd > 0 else 0.0
-    return quality - w.latency * latency - w.cost * cost
+    return w.latency * latency + w.cost * cost
+
+
+def utility(quality: float, p95_latency_ms: float, avg_cost_usd: float, w: Weights) -> float:
+    return quality - _penalty(p95_latency_ms, avg_cost_usd, w)
 
 
 def score(e: Evidence, w: Weights) -> float:
     return utility(wilson_lower_bound(e.successes, e.calls), e.p95_latency_ms, e.avg_cost_usd, w)
 
 
+def optimistic_score(e: Evidence, w: Weights) -> float:
+    """The utility at the upper bound of the success rate: what the model might be at best."""
+    return utility(wilson_upper_bound(e.successes, e.calls), e.p95_latency_ms, e.avg_cost_usd, w)
+
+
+def probability_better(a: Evidence, b: Evidence, w: Weights, *, draws: int = 4000, seed_text: str = "") -> float:
+    """Posterior probability that `a`'s utility beats `b`'s (Beta posteriors of the success rates)."""
+    rng = np.random.Generator(np.random.PCG64(seed_of(seed_text)))
+    sa = rng.beta(max(0.0, a.successes) + 1.0, max(0.0, a.calls - a.successes) + 1.0, draws)
+    sb = rng.beta(max(0.0, b.successes) + 1.0, max(0.0, b.calls - b.successes) + 1.0, draws)
+    margin = _penalty(b.p95_latency_ms, b.avg_cost_usd, w) - _penalty(a.p95_latency_ms, a.avg_cost_usd, w)
+    return float(np.mean(sa + margin > sb))
+
+
+def seed_of(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
 def traffic_split(
-    evidence: list[Evidence], w: Weights, *, exploration: float = 0.05, draws: int = 2000, seed_text: str = ""
+    evidence: list[Evidence], w: Weights, *, exploration: float = 0.05, draws: int = 2000, seed_text: str = "",
+    newcomers: list[str] | None = None, little_data: float = 20.0,
 ) -> dict[str, float]:
     """Weights that sum to 1: Thompson sampling for the exploit share, plus a bounded exploration share.
 
     Each draw samples every model's success rate from its Beta(successes + 1, failures + 1) posterior
-    and counts which model's utility is best; a model's exploit weight is its share of wins. The
-    exploration share (at most `exploration`) goes to models in proportion to 1/sqrt(1 + calls), so a
-    model with little recent data keeps a small flow of traffic and can win its place back. The seed
-    comes from `seed_text`, so every pod computes the same split from the same evidence.
+    and counts which model's utility is best; a model's exploit weight is its share of wins (numpy,
+    vectorised: O(draws x models)). The exploration share (at most `exploration`) goes only to models
+    with fewer than `little_data` (age-weighted) calls, in proportion to 1/sqrt(1 + calls), and to
+    `newcomers` (models without any evidence) as if they had 0 calls: a model with little or no
+    recent data gets a small flow of traffic and can win its place, while a well-measured model
+    costs no exploration (Thompson sampling already weighs its uncertainty).
+    The seed comes from `seed_text`, so every pod computes the same split from the same evidence.
     """
-    if not evidence:
+    newcomers = [m for m in (newcomers or []) if m not in {e.model_id for e in evidence}]
+    if not evidence and not newcomers:
         return {}
-    rng = random.Random(int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "big"))
-    wins = dict.fromkeys((e.model_id for e in evidence), 0)
-    for _ in range(draws):
-        best = max(evidence, key=lambda e: utility(
-            rng.betavariate(e.successes + 1, e.calls - e.successes + 1), e.p95_latency_ms, e.avg_cost_usd, w))
-        wins[best.model_id] += 1
-    curiosity = {e.model_id: 1 / math.sqrt(1 + e.calls) for e in evidence}
+    split: dict[str, float] = {}
+    if evidence:
+        rng = np.random.Generator(np.random.PCG64(seed_of(seed_text)))
+        successes = np.array([max(0.0, e.successes) for e in evidence])
+        failures = np.array([max(0.0, e.calls - e.successes) for e in evidence])
+        penalty = np.array([_penalty(e.p95_latency_ms, e.avg_cost_usd, w) for e in evidence])
+        samples = rng.beta(successes + 1.0, failures + 1.0, size=(draws, len(evidence))) - penalty
+        wins = np.bincount(np.argmax(samples, axis=1), minlength=len(evidence))
+        exploit = 1.0 - exploration
+        for e, won in zip(evidence, wins):
+            split[e.model_id] = exploit * float(won) / draws
+    else:
+        exploit = 0.0
+    curiosity = {e.model_id: 1 / math.sqrt(1 + e.calls) for e in evidence if e.calls < little_data}
+    curiosity |= dict.fromkeys(newcomers, 1.0)
     total_curiosity = sum(curiosity.values())
-    split = {m: (1 - exploration) * wins[m] / draws + exploration * curiosity[m] / total_curiosity for m in wins}
+    if not curiosity:
+        split = {m: v / exploit for m, v in split.items()} if exploit else split
+    for m, c in curiosity.items():
+        split[m] = split.get(m, 0.0) + (1 - exploit) * c / total_curiosity
     rounded = {m: round(v, 4) for m, v in split.items()}
-    top = max(rounded, key=rounded.get)
+    top = max(sorted(rounded), key=rounded.get)
     rounded[top] = round(rounded[top] + 1 - sum(rounded.values()), 4)  # exact sum after rounding
     return rounded

@@ -12,6 +12,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from worker.degradation import Rules
+from worker.heuristics import Policy
+from worker.routing_contract import ModelDeclaration
 from worker.scoring import Weights
 
 
@@ -85,26 +88,52 @@ class Settings(BaseSettings):
     # --- routing heuristics (computed on the group leader)
     heuristics_interval_s: float = Field(60.0, gt=0, description="How often learned routing rules are recomputed.")
     heuristics_window_s: int = Field(3600, ge=60, description="Evidence window of the learned rules.")
-    heuristics_min_calls: int = Field(20, ge=1, description="Calls a model needs in the window to be preferred.")
+    heuristics_min_calls: int = Field(
+        20, ge=1, description="Age-weighted calls a model needs to be preferred; below it, it is explored."
+    )
+    heuristics_half_life_s: float = Field(
+        900.0, gt=0, description="Evidence is weighted by age, halving every this many seconds (recency)."
+    )
     heuristics_exploration: float = Field(
-        0.05, ge=0, le=0.5, description="Traffic share kept for exploring models with little recent data."
+        0.03, ge=0, le=0.5, description="Traffic share for models with little or no recent data (catalogue models included)."
     )
     heuristics_weight_change: float = Field(
-        0.10, ge=0, le=1, description="Publish a new version when a model's traffic share moves by more than this."
+        0.05, ge=0, le=1, description="Publish a new version when a model's traffic share moves by more than this."
+    )
+    heuristics_smoothing: float = Field(
+        1.0, gt=0, le=1, description="Fraction of the way to the new split that each version moves (1: all the way)."
+    )
+    heuristics_catalogue_seen_s: int = Field(
+        604_800, ge=60, description="A model seen in events this recently is in the catalogue (explored when it lacks data)."
     )
     routing_weights: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description='Per task type scoring overrides, JSON: {"chat": {"latency": 0.3}}. '
         "Keys: latency, cost, latency_ref_ms, cost_ref_usd."
     )
+    routing_catalogue: list[ModelDeclaration] = Field(
+        default_factory=list, description='Models the gateway can route to, declared at start, JSON: '
+        '[{"model_id": "gpt-5", "layer": "balanced", "task_types": ["coding"]}] (task_types omitted: all).'
+    )
     degradation_check_s: float = Field(2.0, gt=0, description="How often the degradation fast path runs.")
-    degradation_failure_rate: float = Field(0.5, gt=0, le=1, description="Failure rate that excludes a model.")
-    degradation_recover_rate: float = Field(0.25, gt=0, le=1, description="Failure rate below which it comes back.")
+    degradation_failure_rate: float = Field(
+        0.2, gt=0, le=1, description="A window whose failure rate is above this with 95 % confidence (Wilson) excludes."
+    )
+    degradation_recover_rate: float = Field(
+        0.25, gt=0, le=1, description="Probes must fail less often than this to restore (more, with confidence: reopen)."
+    )
     degradation_latency_factor: float = Field(
-        3.0, gt=1, description="p95 latency this many times the model's usual p95 excludes it."
+        2.0, gt=1, description="p95 latency this many times the model's usual p95 (incident excluded) excludes it."
     )
     degradation_min_calls: int = Field(20, ge=1, description="Calls a short window needs before it can exclude.")
     degradation_cooldown_s: float = Field(
-        120.0, gt=0, description="An excluded model with too little traffic to judge comes back after this long."
+        15.0, gt=0, description="How long an excluded model gets no traffic before it is probed (half-open)."
+    )
+    degradation_cooldown_max_s: float = Field(
+        60.0, gt=0, description="The cooldown doubles after every failed probe, up to this."
+    )
+    degradation_probe_calls: int = Field(10, ge=1, description="Good probe calls that restore a half-open model.")
+    degradation_probe_share: float = Field(
+        0.05, gt=0, le=0.25, description="Traffic share of a half-open model per task type while it is probed."
     )
 
     # --- input limits (beyond these an input goes to the dead-letter topic)
@@ -146,6 +175,21 @@ class Settings(BaseSettings):
                 if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
                     raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}][{key!r}] must be a number >= 0, got {weight!r}")
         return value
+
+    @property
+    def routing_policy(self) -> Policy:
+        return Policy(window_s=self.heuristics_window_s, half_life_s=self.heuristics_half_life_s,
+                      min_calls=self.heuristics_min_calls, exploration=self.heuristics_exploration,
+                      weight_change=self.heuristics_weight_change, smoothing=self.heuristics_smoothing,
+                      probe_share=self.degradation_probe_share)
+
+    @property
+    def breaker_rules(self) -> Rules:
+        return Rules(failure_rate=self.degradation_failure_rate, recover_rate=self.degradation_recover_rate,
+                     latency_factor=self.degradation_latency_factor, min_calls=self.degradation_min_calls,
+                     cooldown_s=self.degradation_cooldown_s,
+                     cooldown_max_s=max(self.degradation_cooldown_s, self.degradation_cooldown_max_s),
+                     probe_calls=self.degradation_probe_calls)
 
     @field_validator("tools_token", mode="before")
     @classmethod

@@ -99,6 +99,7 @@ def settings(service_urls, database) -> Settings:
         topic_calls_failed=f"test.{run}.calls.failed",
         topic_heuristics=f"test.{run}.routing.heuristics",
         topic_dlq=f"test.{run}.dlq",
+        topic_alerts=f"test.{run}.routing.alerts",
         topic_tool_commands=f"test.{run}.tools.commands",
         consumer_group=f"test-{run}",
         app_id=f"test-{run}-app",

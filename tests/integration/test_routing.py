@@ -1,6 +1,6 @@
-"""Routing heuristics on real services, driven by the simulator: the best model is preferred after
-one period, a degradation burst excludes it within seconds, recovery restores it, only the leader
-publishes, manual rules override by priority, and a dangerous regex is refused."""
+"""Routing heuristics on real services: with a gateway that obeys the rules, the best model is
+preferred, an outage excludes it within seconds, probes fail while it lasts and restore it after;
+only the leader publishes; manual rules override by priority; a dangerous regex is refused."""
 
 import asyncio
 import subprocess
@@ -9,6 +9,7 @@ import time
 
 import orjson
 
+from tests.integration.gateway import ObeyingGateway
 from tests.integration.harness import read_topic, settings_env
 from worker.router_client import HeuristicsSubscriber, RoutingTable
 from worker.simulation import Degradation, ModelProfile
@@ -21,6 +22,8 @@ MODELS = (
 )
 TASKS = ("coding", "chat")
 FAST = {"heuristics_interval_s": 3.0, "degradation_check_s": 1.0, "degradation_cooldown_s": 600.0}
+OBEYED = {"heuristics_interval_s": 3.0, "degradation_check_s": 1.0, "degradation_cooldown_s": 4.0,
+          "degradation_cooldown_max_s": 8.0}
 
 
 async def wait_for(predicate, timeout: float, what: str):
@@ -37,43 +40,64 @@ async def alerts(settings) -> list[dict]:
     return [orjson.loads(r.value) for r in await read_topic(settings, settings.topic_alerts, timeout=5)]
 
 
-async def test_prefer_best_exclude_on_burst_within_seconds_restore_on_recovery(settings, workers):
+async def test_a_router_that_obeys_the_rules_excludes_probes_and_restores_in_order(settings, workers):
+    """The gateway routes every request by the published rules; the excluded model gets no calls,
+    so it can only come back through the probes the worker publishes once the cooldown is over."""
     await ensure_topics(settings, partitions=2)
-    worker = workers(**FAST)
+    worker = workers(**OBEYED)
     await worker.wait_ready()
     table, changes = RoutingTable(), []
     subscriber = HeuristicsSubscriber(settings.kafka_bootstrap_servers, table, topic=settings.topic_heuristics,
                                       on_change=lambda rule: changes.append((time.monotonic(), rule)))
     await subscriber.start()
+    models = {"good-model": ("balanced", 0.99), "ok-model": ("balanced", 0.93), "weak-model": ("fast", 0.8)}
+    gateway = ObeyingGateway(settings, table, models)
+    stop = asyncio.Event()
+    traffic = asyncio.create_task(gateway.run(stop))
     try:
-        await simulate(settings, count=6000, rate=3000, seed=21, models=MODELS, task_types=TASKS, progress=False)
         for task in TASKS:
-            rule = await wait_for(lambda t=task: table.choose(t), 30, f"a learned rule for {task}")
-            assert rule.preferred_model == "good-model" and rule.preferred_layer == "balanced", rule.reasoning
-            assert rule.fallback_models[0] == "ok-model" and rule.weights["good-model"] > 0.5
-
-        burst_started = time.monotonic()
-        burst = asyncio.create_task(simulate(
-            settings, count=6000, rate=1500, seed=22, models=MODELS, task_types=TASKS, progress=False,
-            degrade=Degradation("good-model", start=0, success=0.1)))
-        excluded = await wait_for(
-            lambda: all("good-model" in (table.choose(t).excluded or {}) for t in TASKS), 20, "the exclusion")
-        reaction = max(at for at, rule in changes if "good-model" in rule.excluded) - burst_started
-        print(f"degradation burst -> exclusion published: {reaction:.2f} s")
-        assert reaction <= 10.0, f"excluded after {reaction:.1f} s"
-        assert all(table.choose(t).preferred_model != "good-model" for t in TASKS) and excluded
-        await burst
-        kinds = [(a["kind"], a["model_id"]) for a in await alerts(settings)]
-        assert ("model_degraded", "good-model") in kinds
-
-        await simulate(settings, count=6000, rate=1500, seed=23, models=MODELS, task_types=TASKS, progress=False)
-        await wait_for(lambda: all("good-model" not in table.choose(t).excluded for t in TASKS), 60, "the restore")
-        assert all("good-model" in table.choose(t).weights for t in TASKS)
-        assert ("model_recovered", "good-model") in [(a["kind"], a["model_id"]) for a in await alerts(settings)]
+            await wait_for(lambda t=task: table.choose(t) and table.choose(t).weights.get("good-model", 0) > 0.5,
+                           60, f"a learned rule for {task} that prefers good-model")
+        incident = time.monotonic()
+        models["good-model"] = ("balanced", 0.1)  # the outage begins
+        await wait_for(lambda: all("good-model" in table.choose(t).excluded for t in TASKS), 20, "the exclusion")
+        excluded_at = min(at for at, r in changes if "good-model" in r.excluded and at >= incident)
+        print(f"outage -> exclusion published: {excluded_at - incident:.2f} s")
+        assert excluded_at - incident <= 10.0
+        await wait_for(lambda: all("good-model" in table.choose(t).probes for t in TASKS), 30, "the first probes")
+        probing_at = min(at for at, r in changes if "good-model" in r.probes and at > excluded_at)
+        assert not gateway.calls_to("good-model", excluded_at + 0.5, probing_at), "an excluded model got traffic"
+        await wait_for(lambda: len([k for k in kinds_seen(changes) if k == "excluded"]) >= 2, 30,
+                       "a failed probe excluding it again")
+        models["good-model"] = ("balanced", 0.99)  # the outage ends
+        recovered = time.monotonic()
+        await wait_for(lambda: all("good-model" not in table.choose(t).excluded and "good-model" not in
+                                   table.choose(t).probes and table.choose(t).weights.get("good-model", 0) > 0
+                                   for t in TASKS), 60, "the restore")
+        print(f"outage over -> restored: {time.monotonic() - recovered:.2f} s")
+        await asyncio.sleep(3)
+        assert gateway.calls_to("good-model", time.monotonic() - 3)["good-model"] > 0
+        kinds = [a["kind"] for a in await alerts(settings) if a["model_id"] == "good-model"]
+        assert kinds[:3] == ["model_degraded", "model_probing", "model_degraded"], kinds
+        assert kinds[-1] == "model_recovered" and kinds.count("model_recovered") == 1, kinds
         versions = [rule.version for _, rule in changes if rule.task_type == "coding"]
         assert versions == sorted(versions) and len(set(versions)) == len(versions)
     finally:
+        stop.set()
+        await traffic
         await subscriber.stop()
+
+
+def kinds_seen(changes) -> list[str]:
+    """The good model's state in each published coding rule, with repeats collapsed."""
+    states = []
+    for _, rule in changes:
+        if rule.task_type != "coding":
+            continue
+        state = "excluded" if "good-model" in rule.excluded else "probing" if "good-model" in rule.probes else "in"
+        if not states or states[-1] != state:
+            states.append(state)
+    return states
 
 
 async def test_only_one_worker_publishes_when_two_run(settings, workers, pool):
@@ -91,7 +115,7 @@ async def test_only_one_worker_publishes_when_two_run(settings, workers, pool):
     deadline = time.monotonic() + 30
     while await pool.fetchval(published) < 2 * len(TASKS) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)  # first versions, then the ones that exclude the degraded model
-    exclusions = await pool.fetch("SELECT model_id, reason FROM model_exclusions")
+    exclusions = await pool.fetch("SELECT model_id, scope, state, reason FROM model_breakers")
     assert await pool.fetchval(published) >= 2 * len(TASKS), (exclusions, first.log_tail(30), second.log_tail(30))
     publishers = {r[0] for r in await pool.fetch("SELECT DISTINCT published_by FROM routing_rule_versions "
                                                   "WHERE published_by IS NOT NULL")}

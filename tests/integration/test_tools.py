@@ -33,6 +33,8 @@ VALID = {
                                  "testCode": "it('retries', async () => { expect(1).toBe(1); });",
                                  "expectedBehavior": "retries up to 3 times", "discoveredFrom": "bug",
                                  "metadata": {"bugTicket": "ISSUE-123"}},
+    "declare_model": {"modelId": "gpt-5-mini", "layer": "fast", "taskTypes": ["chat", "extraction"],
+                      "provider": "openai"},
 }
 INVALID = {  # one wrong field each, and the field the answer must name
     "analyze_metrics": ({"taskType": 7}, "taskType"),
@@ -44,6 +46,7 @@ INVALID = {  # one wrong field each, and the field the answer must name
     "update_model_performance": ({"modelId": "m", "taskType": "t", "success": "yes", "latencyMs": 1}, "success"),
     "update_routing_heuristic": ({"pattern": "(a)\\1", "preferredLayer": "deep"}, "pattern"),
     "generate_regression_test": ({**VALID["generate_regression_test"], "testName": "no spaces allowed"}, "testName"),
+    "declare_model": ({"modelId": "m", "layer": "medium"}, "layer"),
 }
 GET_TOOLS = {"get_routing_heuristics", "get_bug_patterns", "get_regression_tests"}
 

@@ -1,8 +1,9 @@
-"""The degradation fast path's rules."""
+"""The fast path's judgements: what excludes, and what the probes of a half-open breaker say."""
 
-from worker.degradation import Rules, Window, degraded, recovered
+from worker.degradation import Rules, degraded, probe_verdict
+from worker.evidence import Window
 
-R = Rules(failure_rate=0.5, recover_rate=0.25, latency_factor=3.0, min_calls=20, cooldown_s=120)
+R = Rules(failure_rate=0.2, recover_rate=0.25, latency_factor=2.0, min_calls=20, probe_calls=10)
 
 
 def test_a_failure_burst_in_a_short_window_excludes():
@@ -10,14 +11,17 @@ def test_a_failure_burst_in_a_short_window_excludes():
     assert degraded(windows, 1000.0, R).startswith("failure rate 75% over the last 10 s")
 
 
-def test_too_few_calls_never_exclude():
-    assert degraded([Window(10, 5, 5, None), Window(60, 19, 19, None)], None, R) is None
+def test_forty_percent_failures_over_a_few_dozen_calls_exclude_but_unlucky_handfuls_do_not():
+    assert degraded([Window(10, 30, 12, None)], None, R) is not None  # 40 %: lower bound 0.25
+    assert degraded([Window(10, 20, 5, None)], None, R) is None  # 25 % of 20: could be chance
+    assert degraded([Window(10, 5, 5, None), Window(60, 19, 19, None)], None, R) is None  # too few calls
 
 
 def test_latency_far_above_usual_excludes():
-    reason = degraded([Window(10, 50, 0, 4000.0)], 1000.0, R)
-    assert reason is not None and "4.0x its usual" in reason
-    assert degraded([Window(10, 50, 0, 2500.0)], 1000.0, R) is None
+    reason = degraded([Window(10, 50, 0, 2500.0)], 1000.0, R)
+    assert reason is not None and "2.5x its usual" in reason
+    assert degraded([Window(10, 50, 0, 1800.0)], 1000.0, R) is None
+    assert degraded([Window(10, 50, 0, 9000.0)], None, R) is None  # no baseline: latency is not judged
 
 
 def test_windows_older_than_the_last_restore_are_not_consulted():
@@ -26,8 +30,15 @@ def test_windows_older_than_the_last_restore_are_not_consulted():
     assert degraded(windows, None, R) is not None
 
 
-def test_recovery_needs_a_clearly_lower_rate_or_a_cooldown_without_evidence():
-    assert recovered([Window(30, 100, 10, None)], None, excluded_for_s=5, rules=R)
-    assert not recovered([Window(30, 100, 30, None)], None, excluded_for_s=5, rules=R)  # 30 %: not yet
-    assert not recovered([Window(30, 3, 0, None)], None, excluded_for_s=60, rules=R)
-    assert recovered([Window(30, 3, 0, None)], None, excluded_for_s=121, rules=R)
+def test_probes_restore_only_with_enough_good_calls_and_reopen_as_soon_as_they_clearly_fail():
+    assert probe_verdict(Window(20, 9, 0, None), None, R) is None  # not enough probes yet
+    assert probe_verdict(Window(20, 10, 1, None), None, R)[0] == "restore"
+    assert probe_verdict(Window(20, 10, 2, None), None, R) is None  # 20 % of 10: could still be 40 %, probe more
+    assert probe_verdict(Window(20, 30, 5, None), None, R)[0] == "restore"
+    assert probe_verdict(Window(20, 2, 2, None), None, R)[0] == "reopen"  # 2/2 failed: lower bound 0.34
+    assert probe_verdict(Window(20, 20, 6, None), None, R) is None  # 30 %: neither healthy nor clearly failing
+
+
+def test_probes_that_are_still_slow_reopen_and_restore_needs_a_margin_below_the_threshold():
+    assert probe_verdict(Window(20, 10, 0, 1500.0), 1000.0, R)[0] == "reopen"  # above 2.0 / 1.5
+    assert probe_verdict(Window(20, 10, 0, 1200.0), 1000.0, R)[0] == "restore"

@@ -1,6 +1,6 @@
-"""Routing decisions per task type, and the hysteresis that keeps versions meaningful."""
+"""Routing decisions per task type: the split, exploration of newcomers, probes, the incumbent, hysteresis."""
 
-from worker.heuristics import decide, worth_publishing
+from worker.heuristics import Policy, decide, worth_publishing
 from worker.scoring import Evidence, Weights
 
 
@@ -9,36 +9,67 @@ def ev(model, calls, successes, layer="balanced", p95=1000.0):
 
 
 EVIDENCE = [ev("good", 500, 495, "deep"), ev("ok", 500, 450, "fast"), ev("tiny", 3, 3, "fast")]
+P = Policy()
 
 
 def test_the_best_model_with_enough_calls_is_preferred_with_its_layer():
-    d = decide("coding", EVIDENCE, {}, Weights(), window_s=3600, min_calls=20)
+    d = decide("coding", EVIDENCE, Weights(), P)
     assert (d.preferred_model, d.preferred_layer) == ("good", "deep")
     assert d.fallback_models == ["ok", "tiny"] and set(d.weights) == {"good", "ok", "tiny"}
+    assert abs(sum(d.weights.values()) - 1) < 1e-9 and d.weights["good"] > 0.9
     assert "good (deep) scores best for coding" in d.reasoning and d.evidence["tiny"]["calls"] == 3
 
 
 def test_an_excluded_model_gets_no_traffic_and_the_reason_is_given():
-    d = decide("coding", EVIDENCE, {"good": "failure rate 80% over the last 10 s"}, Weights(), window_s=3600)
+    d = decide("coding", EVIDENCE, Weights(), P, excluded={"good": "failure rate 80% over the last 10 s"})
     assert d.preferred_model == "ok" and "good" not in d.weights and "good" not in d.fallback_models
     assert d.excluded == {"good": "failure rate 80% over the last 10 s"} and "excluded: good" in d.reasoning
     assert "good" in d.evidence  # still visible as evidence
 
 
-def test_nothing_to_decide_without_candidates():
-    assert decide("coding", [], {}, Weights(), window_s=60) is None
-    assert decide("coding", [ev("a", 10, 10)], {"a": "down"}, Weights(), window_s=60) is None
+def test_a_half_open_model_gets_exactly_the_probe_share_and_nothing_else():
+    d = decide("coding", EVIDENCE, Weights(), P, probing={"good": "probing after 15 s excluded"})
+    assert d.probes == {"good": P.probe_share} and d.weights["good"] == P.probe_share
+    assert d.preferred_model == "ok" and abs(sum(d.weights.values()) - 1) < 1e-9
+
+
+def test_a_catalogue_model_without_evidence_is_explored_within_the_exploration_share():
+    d = decide("coding", EVIDENCE[:2], Weights(), P, catalogue={"fresh": "balanced"})
+    assert 0 < d.weights["fresh"] <= P.exploration and "exploring fresh" in d.reasoning
+    assert "fresh" in d.fallback_models
+    well_measured = decide("coding", EVIDENCE[:2], Weights(), P)
+    assert set(well_measured.weights) == {"good", "ok"}  # nothing to explore: no exploration share spent
+
+
+def test_nothing_to_decide_without_evidence_and_an_empty_split_when_everything_is_excluded():
+    assert decide("coding", [], Weights(), P) is None
+    nobody = decide("coding", [ev("a", 10, 10)], Weights(), P, excluded={"a": "down"})
+    assert nobody.weights == {} and nobody.preferred_model is None and nobody.excluded == {"a": "down"}
+    assert worth_publishing({"preferred_model": "a", "preferred_layer": "balanced", "weights": {"a": 1.0}}, nobody, 0.1)
+    only_new = decide("coding", [ev("a", 10, 10)], Weights(), P, excluded={"a": "down"}, catalogue={"b": "fast"})
+    assert only_new.weights == {"b": 1.0} and only_new.preferred_model == "b"
+
+
+def test_the_incumbent_holds_on_a_tie_and_yields_to_a_confidently_better_challenger():
+    tie = [ev("a", 2000, 1960), ev("b", 2000, 1961)]
+    assert decide("chat", tie, Weights(), P, previous={"preferred_model": "a", "weights": {}}).preferred_model == "a"
+    assert decide("chat", tie, Weights(), P, previous={"preferred_model": "b", "weights": {}}).preferred_model == "b"
+    clear = [ev("a", 2000, 1900), ev("b", 2000, 1990)]
+    assert decide("chat", clear, Weights(), P, previous={"preferred_model": "a", "weights": {}}).preferred_model == "b"
 
 
 def test_hysteresis():
-    d = decide("coding", EVIDENCE, {}, Weights(), window_s=3600)
+    d = decide("coding", EVIDENCE, Weights(), P)
     same = {"preferred_model": d.preferred_model, "preferred_layer": d.preferred_layer, "excluded": {},
             "weights": dict(d.weights)}
     assert worth_publishing(None, d, 0.1)
     assert not worth_publishing(same, d, 0.1)
-    nudged = {**same, "weights": {m: w + (0.05 if m == "ok" else 0) for m, w in d.weights.items()}}
-    assert not worth_publishing(nudged, d, 0.1)
-    moved = {**same, "weights": {m: w + (0.2 if m == "ok" else 0) for m, w in d.weights.items()}}
+    def shifted(by):
+        return {**same, "weights": {**d.weights, "good": d.weights["good"] - by, "tiny": d.weights["tiny"] + by}}
+
+    assert not worth_publishing(shifted(0.05), d, 0.1)
+    moved = shifted(0.2)
     assert worth_publishing(moved, d, 0.1)
     assert worth_publishing({**same, "preferred_model": "ok"}, d, 0.1)
     assert worth_publishing({**same, "excluded": {"x": "down"}}, d, 0.1)
+    assert worth_publishing({**same, "weights": {m: w for m, w in d.weights.items() if m != "tiny"}}, d, 0.5)

@@ -55,8 +55,15 @@ def test_split_sums_to_one_favours_the_best_and_keeps_exploring():
     split = traffic_split(models, W, exploration=0.05, seed_text="coding")
     assert sum(split.values()) == pytest.approx(1.0, abs=1e-9)
     assert split["best"] > 0.85
-    assert 0 < split["worse"] < 0.05 and split["new"] > 0.01  # little data: a bounded exploration share
+    assert split["worse"] == 0.0  # well measured and clearly worse: no exploration is spent on it
+    assert split["new"] > 0.01  # little data: a bounded exploration share
     assert split == traffic_split(models, W, exploration=0.05, seed_text="coding")  # same on every pod
+
+
+def test_a_newcomer_without_evidence_gets_the_exploration_share():
+    split = traffic_split([ev("best", 2000, 1990)], W, exploration=0.03, seed_text="x", newcomers=["fresh"])
+    assert split == {"best": 0.97, "fresh": 0.03}
+    assert traffic_split([], W, newcomers=["a", "b"]) == {"a": 0.5, "b": 0.5}
 
 
 @given(st.lists(st.tuples(st.integers(0, 300), st.floats(0, 1)), min_size=1, max_size=6), st.floats(0, 0.5))

@@ -1,12 +1,13 @@
-"""Computes routing heuristics and publishes them; run by Faust timers on the group leader only.
+"""Runs the routing engine on the group leader and publishes what it decides (Faust timers, on_leader).
 
-Every `HEURISTICS_INTERVAL_S` the learned rule of each task type is recomputed from the windowed
-aggregates and, when the decision changed enough (worker.heuristics.worth_publishing), stored as
-the next version. Every `DEGRADATION_CHECK_S` the fast path looks at 1-second health buckets:
-a model that degrades is excluded at once (new versions for its task types, and an alert), and
-restored when it recovers. Publication reads versions not yet published from PostgreSQL, so a
-publish that fails, or a leader that dies mid-way, is completed by the next tick on any leader;
-the same version published twice is the same record, so that is harmless.
+Every `DEGRADATION_CHECK_S` the breakers are stepped over 1-second health rows (per model and
+task type); a transition is stored, alerted, and the affected task types are recomputed at once.
+Every `HEURISTICS_INTERVAL_S` every task type's learned rule is recomputed from the minute rows.
+The decisions are worker.routing_engine's; this file reads rows, persists breakers and versions,
+and publishes. Publication reads versions not yet published from PostgreSQL, so a publish that
+fails, or a leader that dies mid-way, is completed by the next tick on any leader; the same
+version published twice is the same record, so that is harmless. One record that cannot be
+published (too large, say) is logged and skipped: it never holds back the others.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
-from worker import degradation, metrics
-from worker.heuristics import Decision, decide, worth_publishing
-from worker.routing_contract import RoutingAlert
+from worker import metrics
+from worker.evidence import ANY_TASK
+from worker.routing_contract import RoutingAlert, RoutingHeuristic
+from worker.routing_engine import Engine, affected_tasks
 from worker.scoring import Weights
 from worker.settings import Settings
 from worker.store import routing as store
@@ -35,13 +37,7 @@ from worker.topics import create_missing
 
 log = logging.getLogger(__name__)
 
-
-def learned_record(d: Decision, version: int, window_s: int) -> dict:
-    return {"schema_version": 1, "heuristic_id": f"learned:{d.task_type}", "task_type": d.task_type, "pattern": None,
-            "preferred_layer": d.preferred_layer, "preferred_model": d.preferred_model,
-            "fallback_models": d.fallback_models, "weights": d.weights, "priority": 0, "active": True,
-            "version": version, "computed_at": dt.datetime.now(dt.UTC).isoformat(), "window_s": window_s,
-            "evidence": d.evidence, "excluded": d.excluded, "reasoning": d.reasoning}
+HEALTH_SPAN_S = 60  # the longest detection window
 
 
 def topic_key(record: dict) -> bytes:
@@ -56,10 +52,8 @@ class RoutingPublisher(mode.Service):
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.lock = asyncio.Lock()
         self.producer: AIOKafkaProducer | None = None
-        self.rules = degradation.Rules(
-            settings.degradation_failure_rate, settings.degradation_recover_rate, settings.degradation_latency_factor,
-            settings.degradation_min_calls, settings.degradation_cooldown_s,
-        )
+        self.engine = Engine(settings.routing_policy, settings.breaker_rules, self.weights_for)
+        self.catalogue_seen: tuple | None = None
         self.published = 0
 
     async def on_start(self) -> None:
@@ -67,6 +61,11 @@ class RoutingPublisher(mode.Service):
         self.producer = AIOKafkaProducer(**client_options(self.settings),
                                          enable_idempotence=True)
         await self.producer.start()
+        if self.settings.routing_catalogue:
+            async with self.pool.acquire() as conn:
+                for d in self.settings.routing_catalogue:
+                    await store.declare_model(conn, d.model_id, d.layer.value, d.task_types, d.provider, "setting")
+            log.info("catalogue: declared %d models from ROUTING_CATALOGUE", len(self.settings.routing_catalogue))
 
     async def on_stop(self) -> None:
         if self.producer is not None:
@@ -86,67 +85,70 @@ class RoutingPublisher(mode.Service):
 
     async def recompute(self, reason: str = "period") -> int:
         """Recompute every task type's learned rule; returns how many new versions were stored."""
-        s = self.settings
         async with self.lock, self.pool.acquire() as conn:
-            excluded = {m: r for m, (r, _) in (await store.exclusions(conn)).items()}
-            evidence = await store.window_evidence(conn, s.heuristics_window_s)
-            changed = 0
-            for task_type, models in sorted(evidence.items()):
-                decision = decide(task_type, models, excluded, self.weights_for(task_type), window_s=s.heuristics_window_s,
-                                  min_calls=s.heuristics_min_calls, exploration=s.heuristics_exploration)
-                if decision is None:
-                    continue
-                async with conn.transaction():
-                    current = await store.learned_rule(conn, task_type)
-                    previous = orjson.loads(current["heuristic"]) if current and current["heuristic"] else None
-                    if not worth_publishing(previous, decision, s.heuristics_weight_change):
-                        continue
-                    version = (current["version"] + 1) if current else 1
-                    record = learned_record(decision, version, s.heuristics_window_s)
-                    await store.store_learned(conn, current, task_type, record, {"reason": reason})
-                    changed += 1
-                    log.info("routing %s v%d (%s): %s", task_type, version, reason, decision.reasoning)
+            changed = await self._recompute(conn, reason)
             await self._publish_pending(conn)
         return changed
 
-    async def check_degradation(self) -> None:
-        """The fast path: exclude degraded models and restore recovered ones, then republish at once."""
+    async def _recompute(self, conn: asyncpg.Connection, reason: str, only: set[str] | None = None) -> int:
         s = self.settings
-        now = dt.datetime.now(dt.UTC)
-        events: list[RoutingAlert] = []
+        now = await store.db_now(conn)
+        minutes = await store.minute_rows(conn, now, s.heuristics_window_s)
+        breakers = await store.breakers(conn)
+        catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s)
+        previous = await store.learned_records(conn)
+        decisions = self.engine.recompute(now, minutes, breakers, catalogue, previous, only)
+        computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
+        for task_type, decision in sorted(decisions.items()):
+            async with conn.transaction():
+                current = await store.learned_rule(conn, task_type)
+                version = (current["version"] + 1) if current else 1
+                record = RoutingHeuristic.learned(decision, version, s.heuristics_window_s, computed_at)
+                await store.store_learned(conn, current, task_type, record.model_dump(mode="json"), {"reason": reason})
+            log.info("routing %s v%d (%s): %s", task_type, version, reason, decision.reasoning)
+        return len(decisions)
+
+    async def check_degradation(self) -> None:
+        """The fast path: step every breaker, store and alert transitions, recompute what they affect."""
+        alerts: list[RoutingAlert] = []
         async with self.lock, self.pool.acquire() as conn:
-            windows = await store.health_windows(conn)
-            baselines = await store.baseline_p95(conn, s.heuristics_window_s)
-            current = await store.exclusions(conn)
-            restored_at = await store.restorations(conn)
-            for model_id, model_windows in sorted(windows.items()):
-                if model_id in current:
-                    since = (now - current[model_id][1]).total_seconds()
-                    if degradation.recovered(model_windows, baselines.get(model_id), since, self.rules):
-                        if await store.restore(conn, model_id):
-                            events.append(RoutingAlert(kind="model_recovered", model_id=model_id, at=now,
-                                                       reason=f"healthy again after {since:.0f} s excluded"))
-                    continue
-                observed = (now - restored_at[model_id]).total_seconds() if model_id in restored_at else float("inf")
-                reason = degradation.degraded(model_windows, baselines.get(model_id), self.rules, observed)
-                if reason and await store.exclude(conn, model_id, reason):
-                    events.append(RoutingAlert(kind="model_degraded", model_id=model_id, reason=reason, at=now))
-            if not events:
-                await self._publish_pending(conn)  # manual rules and earlier failed publications
-        if events:
-            for alert in events:
-                log.warning("routing alert: %s %s: %s", alert.kind, alert.model_id, alert.reason)
-                metrics.ROUTING_ALERTS.labels(alert.kind).inc()
-                await self.producer.send_and_wait(s.topic_alerts, key=alert.model_id.encode(),
-                                                  value=alert.model_dump_json().encode())
-            await self.recompute(reason="degradation")
+            now = await store.db_now(conn)
+            if self.engine.baselines is None:  # a new leader: latency baselines come with a recompute
+                await self._recompute(conn, "leader start")
+            version = await store.catalogue_version(conn)
+            seconds = await store.second_rows(conn, now, HEALTH_SPAN_S)
+            transitions = self.engine.check(now, await store.breakers(conn), seconds)
+            for t in transitions:
+                await store.save_breaker(conn, t.breaker)
+                b = t.breaker
+                alerts.append(RoutingAlert(kind=t.alert, model_id=b.model_id, reason=b.reason,
+                                           task_type=None if b.scope == ANY_TASK else b.scope,
+                                           at=dt.datetime.fromtimestamp(now, dt.UTC)))
+            if transitions:
+                await self._recompute(conn, "degradation", affected_tasks(transitions))
+            elif version != self.catalogue_seen:
+                if self.catalogue_seen is not None:
+                    await self._recompute(conn, "catalogue")  # a declared model is explored at once
+            self.catalogue_seen = version
+            await self._publish_pending(conn)
+        for alert in alerts:
+            log.warning("routing alert: %s %s%s: %s", alert.kind, alert.model_id,
+                        f" ({alert.task_type})" if alert.task_type else "", alert.reason)
+            metrics.ROUTING_ALERTS.labels(alert.kind).inc()
+            await self.producer.send_and_wait(self.settings.topic_alerts, key=alert.model_id.encode(),
+                                              value=alert.model_dump_json().encode())
 
     async def _publish_pending(self, conn: asyncpg.Connection) -> None:
         for row in await store.unpublished(conn):
             record = orjson.loads(row["heuristic"])
-            await self.producer.send_and_wait(self.settings.topic_heuristics, key=topic_key(record),
-                                              value=orjson.dumps(record),
-                                              headers=[("publisher", self.worker_id.encode())])
+            try:
+                await self.producer.send_and_wait(self.settings.topic_heuristics, key=topic_key(record),
+                                                  value=orjson.dumps(record),
+                                                  headers=[("publisher", self.worker_id.encode())])
+            except Exception as error:  # noqa: BLE001 - one record must never hold back the others
+                log.warning("could not publish %s v%d (%s: %s); the next tick retries", record.get("heuristic_id"),
+                            row["version"], type(error).__name__, error)
+                continue
             await store.mark_published(conn, row["id"], row["version"], self.worker_id)
             self.published += 1
             metrics.HEURISTICS_PUBLISHED.inc()

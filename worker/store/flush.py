@@ -61,10 +61,11 @@ FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::in
 ON CONFLICT (minute, model_id, task_type, layer) DO UPDATE SET {_SUMS_UPDATE}"""
 
 UPSERT_HEALTH = """
-INSERT INTO model_health AS t (bucket, model_id, layer, total_calls, failure_count, latency_histogram)
-SELECT to_timestamp(b), m, y, n, f, h
-FROM unnest($1::float8[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::jsonb[]) AS u(b, m, y, n, f, h)
-ON CONFLICT (bucket, model_id, layer) DO UPDATE SET
+INSERT INTO model_health AS t (bucket, model_id, task_type, layer, total_calls, failure_count, latency_histogram)
+SELECT to_timestamp(b), m, k, y, n, f, h
+FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::int8[], $7::jsonb[])
+    AS u(b, m, k, y, n, f, h)
+ON CONFLICT (bucket, model_id, task_type, layer) DO UPDATE SET
     total_calls = t.total_calls + EXCLUDED.total_calls,
     failure_count = t.failure_count + EXCLUDED.failure_count,
     latency_histogram = hist_merge(t.latency_histogram, EXCLUDED.latency_histogram)"""

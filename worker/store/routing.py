@@ -1,4 +1,4 @@
-"""Routing state in PostgreSQL: evidence windows, exclusions, rules with versions, publication marks."""
+"""Routing state in PostgreSQL: evidence rows, breakers, the model catalogue, rules with versions, publication marks."""
 
 from __future__ import annotations
 
@@ -8,28 +8,57 @@ import asyncpg
 import orjson
 
 from worker import histogram
-from worker.degradation import DETECTION_WINDOWS_S, Window
-from worker.scoring import Evidence
+from worker.breaker import Breaker
+from worker.evidence import ANY_TASK, FUTURE_TOLERANCE_S, MinuteRow, SecondRow
 
-EVIDENCE = """
-SELECT task_type, model_id, mode() WITHIN GROUP (ORDER BY layer) AS layer, sum(total_calls) AS calls,
-       sum(success_count) AS successes, sum(cost_sum_usd) AS cost, hist_sum(latency_histogram) AS hist
-FROM model_performance_minutes WHERE minute >= now() - make_interval(secs => $1)
-GROUP BY task_type, model_id"""
+NOW = "SELECT extract(epoch FROM now())::float8"
 
-HEALTH = """
-SELECT model_id, {windows}
-FROM model_health WHERE bucket >= now() - make_interval(secs => $1) GROUP BY model_id"""
-_WINDOW_COLUMNS = ", ".join(
-    f"sum(total_calls) FILTER (WHERE bucket >= now() - interval '{s} seconds') AS calls_{s}, "
-    f"sum(failure_count) FILTER (WHERE bucket >= now() - interval '{s} seconds') AS failures_{s}, "
-    f"hist_sum(latency_histogram) FILTER (WHERE bucket >= now() - interval '{s} seconds') AS hist_{s}"
-    for s in DETECTION_WINDOWS_S
-)
+# Rows as worker.evidence reads them; both bounded on both sides (a future-dated row judges nothing).
+MINUTE_ROWS = """
+SELECT extract(epoch FROM minute)::float8 AS minute, model_id, task_type, layer, total_calls, success_count,
+       cost_sum_usd, latency_histogram
+FROM model_performance_minutes
+WHERE minute >= to_timestamp($1::float8 - $2::float8) AND minute <= to_timestamp($1::float8 + $3::float8)"""
 
-BASELINE_P95 = """
-SELECT model_id, hist_sum(latency_histogram) AS hist FROM model_performance_minutes
-WHERE minute >= now() - make_interval(secs => $1) GROUP BY model_id"""
+SECOND_ROWS = """
+SELECT extract(epoch FROM bucket)::float8 AS second, model_id, task_type, sum(total_calls) AS calls,
+       sum(failure_count) AS failures, hist_sum(latency_histogram) AS hist
+FROM model_health
+WHERE bucket >= to_timestamp($1::float8 - $2::float8) AND bucket <= to_timestamp($1::float8 + $3::float8)
+GROUP BY bucket, model_id, task_type"""
+
+BREAKERS = """
+SELECT model_id, scope, state, reason, extract(epoch FROM since)::float8 AS since, cooldown_s, baseline_p95_ms, trips,
+       extract(epoch FROM opened_at)::float8 AS opened_at
+FROM model_breakers"""
+
+SAVE_BREAKER = """
+INSERT INTO model_breakers (model_id, scope, state, reason, since, cooldown_s, baseline_p95_ms, trips, opened_at)
+VALUES ($1, $2, $3, $4, to_timestamp($5::float8), $6, $7, $8, to_timestamp($9::float8))
+ON CONFLICT (model_id, scope) DO UPDATE SET state = EXCLUDED.state, reason = EXCLUDED.reason, since = EXCLUDED.since,
+    cooldown_s = EXCLUDED.cooldown_s, baseline_p95_ms = EXCLUDED.baseline_p95_ms, trips = EXCLUDED.trips,
+    opened_at = EXCLUDED.opened_at, updated_at = now()"""
+
+PRUNE_BREAKERS = """DELETE FROM model_breakers WHERE state = 'closed' AND since < now() - make_interval(secs => $1)"""
+
+# The models the gateway can route to: declared ones, and those seen in events lately (with their last layer).
+CATALOGUE = """
+SELECT model_id, task_type, layer FROM model_catalogue
+UNION ALL
+SELECT p.model_id, p.task_type, l.layer FROM model_performance p
+CROSS JOIN LATERAL (SELECT layer FROM model_performance_minutes m WHERE m.task_type = p.task_type
+                    AND m.model_id = p.model_id ORDER BY minute DESC LIMIT 1) l
+WHERE p.last_seen >= now() - make_interval(secs => $1)
+LIMIT $2"""
+CATALOGUE_LIMIT = 10_000
+
+CATALOGUE_VERSION = "SELECT count(*), max(declared_at) FROM model_catalogue"
+
+DECLARE = """
+INSERT INTO model_catalogue (model_id, task_type, layer, provider, declared_by) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (model_id, task_type) DO UPDATE SET layer = EXCLUDED.layer, provider = EXCLUDED.provider,
+    declared_by = EXCLUDED.declared_by, declared_at = now()
+RETURNING model_id, task_type, layer, provider, declared_by, declared_at"""
 
 LEARNED = """SELECT id, version, heuristic FROM routing_rules WHERE source = 'learned' AND task_type = $1 FOR UPDATE"""
 
@@ -55,56 +84,77 @@ UPDATE routing_rule_versions SET published_at = now(), published_by = $3
 WHERE rule_id = $1 AND version = $2 AND published_at IS NULL"""
 
 
-def _p95(hist_json: str | None) -> float:
-    if not hist_json:
-        return 0.0
-    return histogram.quantile(histogram.from_json_keys(orjson.loads(hist_json)), 0.95) or 0.0
+async def db_now(conn: asyncpg.Connection) -> float:
+    """Windows are judged on PostgreSQL's clock, the one the rows were compared against when written."""
+    return float(await conn.fetchval(NOW))
 
 
-async def window_evidence(conn: asyncpg.Connection, window_s: int) -> dict[str, list[Evidence]]:
-    by_task: dict[str, list[Evidence]] = {}
-    for r in await conn.fetch(EVIDENCE, float(window_s)):
-        calls = int(r["calls"])
-        by_task.setdefault(r["task_type"], []).append(Evidence(
-            r["model_id"], r["layer"], calls, int(r["successes"]), _p95(r["hist"]),
-            float(r["cost"]) / calls if calls else 0.0,
-        ))
-    return by_task
+def _hist(value: str | None) -> histogram.Histogram:
+    return histogram.from_json_keys(orjson.loads(value)) if value else {}
 
 
-async def health_windows(conn: asyncpg.Connection) -> dict[str, list[Window]]:
-    rows = await conn.fetch(HEALTH.format(windows=_WINDOW_COLUMNS), float(max(DETECTION_WINDOWS_S)))
-    return {
-        r["model_id"]: [Window(s, int(r[f"calls_{s}"] or 0), int(r[f"failures_{s}"] or 0),
-                               _p95(r[f"hist_{s}"]) or None) for s in DETECTION_WINDOWS_S]
-        for r in rows
-    }
+async def minute_rows(conn: asyncpg.Connection, now: float, window_s: float) -> list[MinuteRow]:
+    return [MinuteRow(r["minute"], r["model_id"], r["task_type"], r["layer"], int(r["total_calls"]),
+                      int(r["success_count"]), float(r["cost_sum_usd"]), _hist(r["latency_histogram"]))
+            for r in await conn.fetch(MINUTE_ROWS, now, float(window_s), FUTURE_TOLERANCE_S)]
 
 
-async def baseline_p95(conn: asyncpg.Connection, window_s: int) -> dict[str, float]:
-    return {r["model_id"]: _p95(r["hist"]) for r in await conn.fetch(BASELINE_P95, float(window_s))}
+async def second_rows(conn: asyncpg.Connection, now: float, span_s: float) -> list[SecondRow]:
+    return [SecondRow(r["second"], r["model_id"], r["task_type"], int(r["calls"]), int(r["failures"]), _hist(r["hist"]))
+            for r in await conn.fetch(SECOND_ROWS, now, float(span_s), FUTURE_TOLERANCE_S)]
 
 
-async def exclusions(conn: asyncpg.Connection) -> dict[str, tuple[str, dt.datetime]]:
-    return {r["model_id"]: (r["reason"], r["excluded_at"])
-            for r in await conn.fetch("SELECT model_id, reason, excluded_at FROM model_exclusions")}
+async def breakers(conn: asyncpg.Connection) -> dict[tuple[str, str], Breaker]:
+    return {(r["model_id"], r["scope"]): Breaker(r["model_id"], r["scope"], r["state"], r["reason"], r["since"],
+                                                 r["cooldown_s"], r["baseline_p95_ms"], r["trips"], r["opened_at"])
+            for r in await conn.fetch(BREAKERS)}
 
 
-async def restorations(conn: asyncpg.Connection) -> dict[str, dt.datetime]:
-    return {r["model_id"]: r["restored_at"] for r in await conn.fetch("SELECT model_id, restored_at FROM model_restorations")}
+async def save_breaker(conn: asyncpg.Connection, b: Breaker) -> None:
+    await conn.execute(SAVE_BREAKER, b.model_id, b.scope, b.state, b.reason, b.since, b.cooldown_s,
+                       b.baseline_p95_ms, b.trips, b.opened_at)
 
 
-async def exclude(conn: asyncpg.Connection, model_id: str, reason: str) -> bool:
-    status = await conn.execute(
-        "INSERT INTO model_exclusions (model_id, reason) VALUES ($1, $2) ON CONFLICT DO NOTHING", model_id, reason)
-    return status.endswith(" 1")
+async def prune_breakers(conn: asyncpg.Connection, keep_s: float) -> int:
+    """Closed breakers are kept as long as their incident lies in the evidence window."""
+    return int((await conn.execute(PRUNE_BREAKERS, float(keep_s))).split()[-1])
 
 
-async def restore(conn: asyncpg.Connection, model_id: str) -> bool:
-    status = await conn.execute("DELETE FROM model_exclusions WHERE model_id = $1", model_id)
-    await conn.execute("INSERT INTO model_restorations (model_id) VALUES ($1) ON CONFLICT (model_id) "
-                       "DO UPDATE SET restored_at = now()", model_id)
-    return status.endswith(" 1")
+async def catalogue(conn: asyncpg.Connection, seen_within_s: float) -> dict[str, dict[str, str]]:
+    """Task type (or ANY_TASK) -> model -> layer."""
+    out: dict[str, dict[str, str]] = {}
+    for r in await conn.fetch(CATALOGUE, float(seen_within_s), CATALOGUE_LIMIT):
+        out.setdefault(r["task_type"], {}).setdefault(r["model_id"], r["layer"])
+    return out
+
+
+async def catalogue_version(conn: asyncpg.Connection) -> tuple:
+    """Changes whenever a model is declared or removed: the leader then recomputes at once."""
+    return tuple(await conn.fetchrow(CATALOGUE_VERSION))
+
+
+async def declare_model(conn: asyncpg.Connection, model_id: str, layer: str, task_types: list[str] | None,
+                        provider: str | None, declared_by: str) -> list[dict]:
+    async with conn.transaction():
+        rows = [await conn.fetchrow(DECLARE, model_id, task, layer, provider, declared_by)
+                for task in (task_types or [ANY_TASK])]
+    return [dict(r) for r in rows]
+
+
+async def remove_model(conn: asyncpg.Connection, model_id: str) -> int:
+    return int((await conn.execute("DELETE FROM model_catalogue WHERE model_id = $1", model_id)).split()[-1])
+
+
+async def declared_models(conn: asyncpg.Connection) -> list[dict]:
+    return [dict(r) for r in await conn.fetch(
+        "SELECT model_id, task_type, layer, provider, declared_by, declared_at FROM model_catalogue "
+        "ORDER BY model_id, task_type")]
+
+
+async def learned_records(conn: asyncpg.Connection) -> dict[str, dict]:
+    """The current record of every learned rule, by task type."""
+    return {r["task_type"]: orjson.loads(r["heuristic"]) for r in await conn.fetch(
+        "SELECT task_type, heuristic FROM routing_rules WHERE source = 'learned' AND heuristic IS NOT NULL")}
 
 
 async def learned_rule(conn: asyncpg.Connection, task_type: str) -> asyncpg.Record | None:

@@ -46,9 +46,9 @@ def minute_rows(deltas: Deltas) -> list[list[Any]]:
 
 
 def health_rows(deltas: Deltas) -> list[list[Any]]:
-    rows = ((bucket, m, layer, t.calls, t.failures, _hist_json(t.latency_histogram))
-            for (bucket, m, layer), t in sorted(deltas.by_health.items()))
-    return columns(rows, 6)
+    rows = ((bucket, m, task, layer, t.calls, t.failures, _hist_json(t.latency_histogram))
+            for (bucket, m, task, layer), t in sorted(deltas.by_health.items()))
+    return columns(rows, 7)
 
 
 def series_rows(deltas: Deltas, worker_counts: dict[str, int], worker_minute: int, group: str) -> list[list[Any]]:

@@ -10,7 +10,8 @@ from worker import __version__
 from worker.routing_contract import RoutingHeuristic
 from worker.tools.requests import READS, THROUGH_KAFKA, WRITES
 from worker.tools.responses import (
-    Accepted, Analysis, BugPatternsPage, RegressionTestsPage, RoutingHeuristicsPage, TestSaved, ToolError,
+    Accepted, Analysis, BugPatternsPage, ModelDeclared, RegressionTestsPage, RoutingHeuristicsPage, TestSaved,
+    ToolError,
 )
 
 RESULTS: dict[str, type[BaseModel]] = {
@@ -23,6 +24,7 @@ RESULTS: dict[str, type[BaseModel]] = {
     "update_model_performance": Accepted,
     "update_routing_heuristic": RoutingHeuristic,
     "generate_regression_test": TestSaved,
+    "declare_model": ModelDeclared,
 }
 GET_TOOLS = ("get_routing_heuristics", "get_bug_patterns", "get_regression_tests")
 REF = "#/components/schemas/{model}"

@@ -140,6 +140,16 @@ class GenerateRegressionTest(ToolRequest):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class DeclareModel(ToolRequest):
+    """Declare a model the gateway can route to: the routing rules explore it before it has any data."""
+
+    model_id: ModelId
+    layer: Layer
+    task_types: Annotated[list[TaskType], Field(min_length=1, max_length=100)] | None = Field(
+        None, description="The task types it serves; omitted: every task type.")
+    provider: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+
+
 READS = {
     "analyze_metrics": AnalyzeMetrics,
     "get_routing_heuristics": GetRoutingHeuristics,
@@ -152,6 +162,7 @@ WRITES = {
     "update_routing_heuristic": UpdateRoutingHeuristic,
     "generate_regression_test": GenerateRegressionTest,
     "update_model_performance": UpdateModelPerformance,
+    "declare_model": DeclareModel,
 }
 THROUGH_KAFKA = frozenset({"record_metric", "record_bug_pattern", "update_model_performance"})
 """Writes that change aggregates: answered 202, applied by the ingest pipeline's next flush."""

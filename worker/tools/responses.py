@@ -133,3 +133,11 @@ class BugPatternsPage(PageOf[BugPatternRow]):
 
 class RegressionTestsPage(PageOf[RegressionTestRow]):
     """Regression tests, oldest first."""
+
+
+class ModelDeclared(ToolResponse):
+    model_id: str
+    layer: str
+    task_types: list[str] | None = Field(description="null: every task type.")
+    provider: str | None
+    declared_at: dt.datetime

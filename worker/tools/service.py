@@ -24,7 +24,7 @@ from worker.store import tools as store
 from worker.store.db import create_pool
 from worker.tools import requests as rq
 from worker.tools.analysis import analyse
-from worker.tools.responses import Accepted, Analysis, PageOf, TestSaved
+from worker.tools.responses import Accepted, Analysis, ModelDeclared, PageOf, TestSaved
 
 SEND_TIMEOUT_S = 10.0
 
@@ -133,6 +133,12 @@ class ToolService:
                     rule_id=r.rule_id)
             except LookupError as error:
                 raise FieldProblem("ruleId", str(error)) from None
+
+    async def declare_model(self, r: rq.DeclareModel) -> ModelDeclared:
+        async with self.pool.acquire() as conn:
+            rows = await routing_store.declare_model(conn, r.model_id, r.layer.value, r.task_types, r.provider, "tool")
+        return ModelDeclared(model_id=r.model_id, layer=r.layer.value, task_types=r.task_types, provider=r.provider,
+                             declared_at=rows[0]["declared_at"])
 
     async def generate_regression_test(self, r: rq.GenerateRegressionTest) -> TestSaved:
         async with self.pool.acquire() as conn:

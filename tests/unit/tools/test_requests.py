@@ -63,7 +63,8 @@ def test_query_strings_are_read_as_text_and_bounded():
             GetRoutingHeuristics.model_validate(bad)
 
 
-def test_the_gateway_tool_names_are_all_served():
+def test_the_gateway_tool_names_are_all_served_and_the_catalogue_tool_beside_them():
     assert set(READS) | set(WRITES) == {
         "analyze_metrics", "get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "record_metric",
-        "record_bug_pattern", "update_routing_heuristic", "generate_regression_test", "update_model_performance"}
+        "record_bug_pattern", "update_routing_heuristic", "generate_regression_test", "update_model_performance",
+        "declare_model"}

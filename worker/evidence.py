@@ -1,0 +1,178 @@
+"""Rows as the store reads them -> what routing weighs: decayed evidence, health windows, baselines.
+
+Pure, so that the worker (rows from PostgreSQL) and the routing evaluation (rows from a simulated
+store) feed the decision code in the same way. Evidence is weighted by age, halving every
+`half_life_s`, so a model that recovered regains its share within minutes instead of carrying an
+hour of old failures; the hour-long window only bounds what is read. Every window is bounded on
+both sides: a row dated in the future (past `FUTURE_TOLERANCE_S`) judges nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from worker import histogram
+from worker.scoring import Evidence, wilson_lower_bound
+
+ANY_TASK = "*"  # the scope of a model-wide health window or breaker
+FUTURE_TOLERANCE_S = 5.0  # clock skew between the gateway and the worker that is still believed
+BASELINE_GAP_S = 120.0
+BASELINE_MIN_CALLS = 100  # a baseline from fewer calls is no baseline: latency is then not judged  # the latency baseline leaves out the most recent minutes: the incident being judged
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteRow:
+    """One row of model_performance_minutes."""
+
+    minute: float  # epoch seconds at the start of the minute
+    model_id: str
+    task_type: str
+    layer: str
+    calls: int
+    successes: int
+    cost_usd: float
+    latency_histogram: histogram.Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class SecondRow:
+    """One row of model_health: a 1-second bucket of one model on one task type."""
+
+    second: float  # epoch seconds at the start of the bucket
+    model_id: str
+    task_type: str
+    calls: int
+    failures: int
+    latency_histogram: histogram.Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    seconds: float
+    calls: int
+    failures: int
+    p95_latency_ms: float | None
+
+
+def decay_weight(age_s: float, half_life_s: float) -> float:
+    return 0.5 ** (max(0.0, age_s) / half_life_s)
+
+
+def decayed_evidence(rows: Iterable[MinuteRow], now: float, *, window_s: float, half_life_s: float,
+                     incidents: dict[tuple[str, str], tuple[float, float]] | None = None) -> dict[str, list[Evidence]]:
+    """Per task type, each model's evidence with every minute weighted by its age (midpoint to now).
+
+    `incidents`: (model, task type or ANY_TASK) -> (start, end) of an incident that is over; the
+    minutes that overlap it are left out for that model.
+    """
+    incidents = incidents or {}
+    acc: dict[tuple[str, str], list] = {}
+    for r in rows:
+        if not now - window_s <= r.minute <= now + FUTURE_TOLERANCE_S:
+            continue
+        if incidents and any(span[0] < r.minute + 60.0 and r.minute <= span[1]
+                             for key in ((r.model_id, r.task_type), (r.model_id, ANY_TASK))
+                             if (span := incidents.get(key)) is not None):
+            continue
+        w = decay_weight(now - (r.minute + 30.0), half_life_s)
+        a = acc.get((r.task_type, r.model_id))
+        if a is None:
+            a = acc[(r.task_type, r.model_id)] = [0, 0.0, 0.0, 0.0, {}, {}]
+        a[0] += r.calls
+        a[1] += w * r.calls
+        a[2] += w * r.successes
+        a[3] += w * r.cost_usd
+        hist = a[4]
+        for bucket, count in r.latency_histogram.items():
+            hist[bucket] = hist.get(bucket, 0.0) + w * count
+        a[5][r.layer] = a[5].get(r.layer, 0.0) + w * r.calls + 1e-9 * r.calls
+    by_task: dict[str, list[Evidence]] = {}
+    for (task, model), (raw, calls, successes, cost, hist, layers) in sorted(acc.items()):
+        layer = max(sorted(layers), key=layers.get)
+        by_task.setdefault(task, []).append(Evidence(
+            model, layer, calls, successes, (histogram.quantile(hist, 0.95) or 0.0) if calls > 0 else 0.0,
+            cost / calls if calls > 0 else 0.0, raw_calls=raw))
+    return by_task
+
+
+def baselines(rows: Iterable[MinuteRow], now: float, *, window_s: float,
+              gap_s: float = BASELINE_GAP_S) -> dict[tuple[str, str], float]:
+    """Usual p95 latency per (model, task type) and per (model, ANY_TASK), from whole minutes that
+    ended at least `gap_s` ago (an incident in progress does not raise its own baseline), and only
+    where at least BASELINE_MIN_CALLS calls make it one."""
+    hists: dict[tuple[str, str], histogram.Histogram] = {}
+    for r in rows:
+        if r.minute < now - window_s or r.minute + 60.0 > now - gap_s:
+            continue
+        for key in ((r.model_id, r.task_type), (r.model_id, ANY_TASK)):
+            h = hists.setdefault(key, {})
+            for bucket, count in r.latency_histogram.items():
+                h[bucket] = h.get(bucket, 0) + count
+    return {key: p95 for key, h in hists.items()
+            if sum(h.values()) >= BASELINE_MIN_CALLS and (p95 := histogram.quantile(h, 0.95))}
+
+
+def health_windows(rows: Iterable[SecondRow], now: float, windows_s: Iterable[int]
+                   ) -> dict[tuple[str, str], list[Window]]:
+    """Trailing windows per (model, task type) and per (model, ANY_TASK).
+
+    The model-wide window pools every task type but the model's worst one in that window (by
+    failure lower bound for the failure rate, by p95 for latency): a failure confined to one task
+    type excludes the model for that task type only, and a model-wide incident shows in the rest.
+    """
+    spans = sorted(windows_s)
+    cells: dict[tuple[str, str], list[list]] = {}
+    for r in rows:
+        if r.second > now + FUTURE_TOLERANCE_S:
+            continue
+        age = now - r.second
+        per_span = cells.get((r.model_id, r.task_type))
+        if per_span is None:
+            per_span = cells[(r.model_id, r.task_type)] = [[0, 0, {}] for _ in spans]
+        for i, span in enumerate(spans):
+            if age <= span:
+                cell = per_span[i]
+                cell[0] += r.calls
+                cell[1] += r.failures
+                h = cell[2]
+                for bucket, count in r.latency_histogram.items():
+                    h[bucket] = h.get(bucket, 0) + count
+    out: dict[tuple[str, str], list[Window]] = {}
+    by_model: dict[str, list[list[list]]] = {}
+    for (model, task), per_span in cells.items():
+        out[(model, task)] = [Window(span, c, f, histogram.quantile(h, 0.95)) for span, (c, f, h) in zip(spans, per_span)]
+        by_model.setdefault(model, []).append(per_span)
+    for model, tasks in by_model.items():
+        if len(tasks) < 2:
+            continue
+        windows = []
+        for i, span in enumerate(spans):
+            here = [t[i] for t in tasks]
+            worst_failing = max(range(len(here)), key=lambda j: wilson_lower_bound(here[j][1], here[j][0]))
+            p95s = [histogram.quantile(c[2], 0.95) or 0.0 for c in here]
+            slowest = max(range(len(here)), key=lambda j: p95s[j])
+            calls = sum(c[0] for j, c in enumerate(here) if j != worst_failing)
+            failures = sum(c[1] for j, c in enumerate(here) if j != worst_failing)
+            rest = histogram.merge(*(c[2] for j, c in enumerate(here) if j != slowest))
+            windows.append(Window(span, calls, failures, histogram.quantile(rest, 0.95)))
+        out[(model, ANY_TASK)] = windows
+    return out
+
+
+def since_window(rows: Iterable[SecondRow], model_id: str, scope: str, since: float, now: float) -> Window:
+    """Calls of a model (on a task type, or on all with ANY_TASK) in buckets that began at or after
+    `since`: a half-open breaker judges only calls made after it started probing."""
+    first = math.ceil(since)
+    calls = failures = 0
+    h: histogram.Histogram = {}
+    for r in rows:
+        if r.model_id != model_id or (scope != ANY_TASK and r.task_type != scope):
+            continue
+        if first <= r.second <= now + FUTURE_TOLERANCE_S:
+            calls += r.calls
+            failures += r.failures
+            for bucket, count in r.latency_histogram.items():
+                h[bucket] = h.get(bucket, 0) + count
+    return Window(now - since, calls, failures, histogram.quantile(h, 0.95))

@@ -1,0 +1,94 @@
+"""The routing loop's decisions, pure: the worker's leader and the routing evaluation both run this.
+
+Two ticks, as the worker's timers call them:
+- `check` (every DEGRADATION_CHECK_S): 1-second health rows -> breaker transitions, model-wide
+  scope first (a model failing everywhere is one incident, not one per task type).
+- `recompute` (every HEURISTICS_INTERVAL_S, and at once after a transition): minute rows ->
+  the learned decision of each task type that is worth a new version.
+The shells (worker/pipeline/routing.py; worker/routing_eval) read the rows, persist breakers and
+versions, and publish; they make no decision of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from worker.breaker import Breaker, Transition, step
+from worker.degradation import DETECTION_WINDOWS_S, Rules
+from worker.evidence import (
+    ANY_TASK,
+    MinuteRow,
+    SecondRow,
+    baselines,
+    decayed_evidence,
+    health_windows,
+    since_window,
+)
+from worker.heuristics import Decision, Policy, decide, worth_publishing
+from worker.scoring import Weights
+
+BreakerKey = tuple[str, str]  # model_id, scope (a task type or ANY_TASK)
+
+
+@dataclass
+class Engine:
+    policy: Policy = field(default_factory=Policy)
+    rules: Rules = field(default_factory=Rules)
+    weights: Callable[[str], Weights] = lambda task_type: Weights()
+    baselines: dict[BreakerKey, float] | None = None  # refreshed by every recompute
+
+    def check(self, now: float, breakers: Mapping[BreakerKey, Breaker], seconds: list[SecondRow]) -> list[Transition]:
+        windows = health_windows(seconds, now, DETECTION_WINDOWS_S)
+        base = self.baselines or {}
+        transitions: list[Transition] = []
+        wide_trouble: set[str] = set()
+        latest = dict(breakers)  # with this check's model-wide transitions, which its task scopes must see
+        for model, scope in sorted(set(windows) | set(breakers), key=lambda k: (k[0], k[1] != ANY_TASK, k[1])):
+            current = breakers.get((model, scope))
+            if scope != ANY_TASK and model in wide_trouble and (current is None or current.state == "closed"):
+                continue  # the model-wide breaker already holds it back everywhere
+            probes = (since_window(seconds, model, scope, current.since, now)
+                      if current is not None and current.state == "half_open" else None)
+            wide = latest.get((model, ANY_TASK)) if scope != ANY_TASK else None
+            restored_at = wide.since if wide is not None and wide.state == "closed" else None
+            t = step(current, model, scope, windows.get((model, scope), []), probes, base.get((model, scope)), now,
+                     self.rules, restored_at)
+            state = t.breaker.state if t else (current.state if current else "closed")
+            if scope == ANY_TASK and state != "closed":
+                wide_trouble.add(model)
+            if t is not None:
+                transitions.append(t)
+                latest[(model, scope)] = t.breaker
+        return transitions
+
+    def recompute(self, now: float, minutes: list[MinuteRow], breakers: Mapping[BreakerKey, Breaker],
+                  catalogue: Mapping[str, Mapping[str, str]], previous: Mapping[str, dict | None],
+                  only: Iterable[str] | None = None) -> dict[str, Decision]:
+        """New decisions worth publishing, per task type. `catalogue`: task type (or ANY_TASK) ->
+        model -> layer; `previous`: the current record per task type; `only`: limit to these."""
+        p = self.policy
+        self.baselines = baselines(minutes, now, window_s=p.window_s)
+        incidents = {key: span for key, b in breakers.items() if (span := b.incident()) is not None}
+        evidence = decayed_evidence(minutes, now, window_s=p.window_s, half_life_s=p.half_life_s, incidents=incidents)
+        tasks = sorted(set(evidence) | {t for t, rec in previous.items() if rec is not None})
+        if only is not None:
+            wanted = set(only)
+            tasks = [t for t in tasks if t in wanted or ANY_TASK in wanted]
+        out: dict[str, Decision] = {}
+        for task in tasks:
+            held = {(m, b.state): b.reason for (m, scope), b in breakers.items()
+                    if scope in (task, ANY_TASK) and b.state != "closed"}
+            excluded = {m: r for (m, s), r in held.items() if s == "open"}
+            probing = {m: r for (m, s), r in held.items() if s == "half_open" and m not in excluded}
+            known = dict(catalogue.get(ANY_TASK, {})) | dict(catalogue.get(task, {}))
+            decision = decide(task, evidence.get(task, []), self.weights(task), p, excluded=excluded,
+                              probing=probing, catalogue=known, previous=previous.get(task))
+            if decision is not None and worth_publishing(previous.get(task), decision, p.weight_change):
+                out[task] = decision
+        return out
+
+
+def affected_tasks(transitions: Iterable[Transition]) -> set[str]:
+    """Task types whose rule must be recomputed at once (ANY_TASK: all of them)."""
+    return {t.breaker.scope for t in transitions}
