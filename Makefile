@@ -7,9 +7,9 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
-.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo bench routing-eval schemas clean
+.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo demo-litellm bench routing-eval schemas clean
 
-install: $(VENV)/.installed tests/typescript/node_modules/.installed kustomize
+install: $(VENV)/.installed tests/typescript/node_modules/.installed clients/ts/dist/.built kustomize
 
 # kustomize renders deploy/k8s for the manifest tests: kubectl's built-in one, or built from the Go module proxy.
 KUSTOMIZE_VERSION := v5.5.0
@@ -32,6 +32,16 @@ tests/typescript/node_modules/.installed: tests/typescript/package.json tests/ty
 	npm ci --prefix tests/typescript --no-audit --no-fund --cache $(CURDIR)/.cache/npm --loglevel=error
 	@touch $@
 
+# The TypeScript client package: its dependencies (pure JS, no native build) and its compiled output.
+clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the TypeScript client: apt-get install nodejs npm" >&2; exit 1; }
+	npm ci --prefix clients/ts --no-audit --no-fund --cache $(CURDIR)/.cache/npm --loglevel=error
+	@touch $@
+
+clients/ts/dist/.built: clients/ts/node_modules/.installed $(wildcard clients/ts/src/*.ts clients/ts/src/generated/*.ts) clients/ts/tsconfig.json
+	npm --prefix clients/ts run --silent build
+	@touch $@
+
 services-up:
 	@bash deploy/local/services.sh up
 
@@ -44,6 +54,7 @@ services-status:
 ## Unit and deployment tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
 test: install services-up
 	$(BIN)/pytest tests/unit tests/deploy tests/integration
+	KAFKAJS_NO_PARTITIONER_WARNING=1 npm --prefix clients/ts test --silent
 
 test-unit: install
 	$(BIN)/pytest tests/unit tests/deploy
@@ -57,6 +68,10 @@ test-faults: install services-up
 
 demo: install services-up
 	@bash deploy/local/demo.sh
+
+## The same with a real litellm.Router as the gateway: one deployment fails, loses its traffic, gets it back.
+demo-litellm: install services-up
+	@DEMO_GATEWAY=litellm bash deploy/local/demo.sh
 
 ## Closed-loop routing evaluation (simulated clock, no services): the table, and a PNG per scenario.
 ROUTING_EVAL_ARGS ?= --seeds 3 --out .cache/routing-eval

@@ -23,6 +23,13 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 curl -fsS "http://127.0.0.1:$WEB_PORT/readyz" >/dev/null || { tail -n 40 "$log"; echo "the worker is not ready after 60 s" >&2; exit 1; }
+if [ "${DEMO_GATEWAY:-simulator}" = "litellm" ]; then
+  echo "worker ready; a real litellm.Router (mock responses) routes by the rules and reports every call"
+  $BIN/python -m examples.litellm_gateway ${DEMO_LITELLM_ARGS:-}
+  $BIN/telemetry-worker status --wait 60 >/dev/null
+  $BIN/telemetry-worker report --task-type chat
+  exit 0
+fi
 echo "worker ready; producing $EVENTS calls at $RATE events/s"
 
 $BIN/telemetry-worker simulate --count "$EVENTS" --rate "$RATE" --resend-fraction 0.01 --invalid-fraction 0.002 \

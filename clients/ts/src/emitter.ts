@@ -1,0 +1,145 @@
+// Report model calls to Kafka as v1 call events without ever holding up the gateway: the same
+// policy as the Python emitter (worker/gateway/emitter.py). `completed()` / `failed()` validate
+// against the schema and throw ContractError before anything reaches Kafka; `emit()` only
+// enqueues into a bounded buffer that a background loop sends in batches through an idempotent
+// producer (acks=all). When the buffer is full: "drop" (default) counts and drops at once, and
+// warns at most every 10 s; "block" lets `emitWait()` wait up to `blockTimeoutMs` first.
+import { randomUUID } from "node:crypto";
+import { Kafka, type KafkaConfig, type Producer, CompressionTypes, logLevel } from "kafkajs";
+import type { CallCompleted } from "./generated/call-completed.js";
+import type { CallFailed } from "./generated/call-failed.js";
+import { checkCompleted, checkFailed } from "./contract.js";
+import { redactText } from "./redaction.js";
+
+type Filled<T> = Omit<T, "event_id" | "occurred_at"> & { event_id?: string; occurred_at?: string | Date };
+
+function base<T extends object>(fields: Filled<T>): T {
+  const occurred = fields.occurred_at instanceof Date ? fields.occurred_at.toISOString() : fields.occurred_at;
+  return { event_id: randomUUID(), ...fields, occurred_at: occurred ?? new Date().toISOString() } as T;
+}
+
+/** A call-completed event; event_id and occurred_at (now) are filled in when absent. Throws ContractError. */
+export function completed(fields: Filled<CallCompleted>): CallCompleted {
+  const event = base<CallCompleted>(fields);
+  checkCompleted("call-completed event", event);
+  return event;
+}
+
+/** A call-failed event, secrets redacted from error_message first. Throws ContractError. */
+export function failed(fields: Filled<CallFailed>): CallFailed {
+  const event = base<CallFailed>(fields);
+  if (typeof event.error_message === "string") event.error_message = redactText(event.error_message);
+  checkFailed("call-failed event", event);
+  return event;
+}
+
+export interface EmitterOptions {
+  topicCompleted?: string;
+  topicFailed?: string;
+  bufferSize?: number;
+  whenFull?: "drop" | "block";
+  blockTimeoutMs?: number;
+  maxBatch?: number;
+  lingerMs?: number;
+  flushTimeoutMs?: number;
+  kafka?: Omit<KafkaConfig, "brokers">;
+}
+
+export interface EmitterStats { enqueued: number; sent: number; dropped: number; sendErrors: number }
+
+export class CallEmitter {
+  readonly stats: EmitterStats = { enqueued: 0, sent: 0, dropped: 0, sendErrors: 0 };
+  private readonly buffer: Array<CallCompleted | CallFailed> = [];
+  private readonly producer: Producer;
+  private readonly o: Required<Omit<EmitterOptions, "kafka">>;
+  private loop: Promise<void> | null = null;
+  private stopping = false;
+  private wake: (() => void) | null = null;
+  private room: Array<() => void> = [];
+  private lastWarning = 0;
+
+  constructor(brokers: string[], options: EmitterOptions = {}) {
+    this.o = { topicCompleted: "gateway.calls.completed", topicFailed: "gateway.calls.failed", bufferSize: 10_000,
+               whenFull: "drop", blockTimeoutMs: 50, maxBatch: 500, lingerMs: 20, flushTimeoutMs: 10_000, ...options };
+    if (this.o.whenFull !== "drop" && this.o.whenFull !== "block") throw new Error(`whenFull must be "drop" or "block"`);
+    const kafka = new Kafka({ clientId: "gateway-telemetry-emitter", logLevel: logLevel.WARN, ...options.kafka, brokers });
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  }
+
+  async start(): Promise<void> {
+    await this.producer.connect();
+    this.loop = this.drain();
+  }
+
+  /** Send what is buffered (up to flushTimeoutMs), then disconnect; what is left counts as dropped. */
+  async stop(): Promise<void> {
+    const deadline = Date.now() + this.o.flushTimeoutMs;
+    while (this.buffer.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+    this.stats.dropped += this.buffer.length;
+    this.buffer.length = 0;
+    await this.producer.disconnect();
+  }
+
+  /** Enqueue without waiting; false when the buffer is full and the event was dropped. */
+  emit(event: CallCompleted | CallFailed): boolean {
+    if (this.buffer.length >= this.o.bufferSize || this.stopping) {
+      this.dropped();
+      return false;
+    }
+    this.buffer.push(event);
+    this.stats.enqueued += 1;
+    this.wake?.();
+    return true;
+  }
+
+  /** With whenFull "block": wait up to blockTimeoutMs for room; otherwise the same as emit(). */
+  async emitWait(event: CallCompleted | CallFailed): Promise<boolean> {
+    if (this.o.whenFull === "block" && this.buffer.length >= this.o.bufferSize) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.o.blockTimeoutMs);
+        this.room.push(() => { clearTimeout(timer); resolve(); });
+      });
+    }
+    return this.emit(event);
+  }
+
+  private dropped(): void {
+    this.stats.dropped += 1;
+    const now = Date.now();
+    if (now - this.lastWarning >= 10_000) {
+      this.lastWarning = now;
+      console.warn(`call emitter: buffer full (${this.o.bufferSize} events), ${this.stats.dropped} dropped so far; is Kafka reachable?`);
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.stopping || this.buffer.length) {
+      if (!this.buffer.length) {
+        if (this.stopping) break;
+        await new Promise<void>((r) => { this.wake = r; setTimeout(r, 200); });
+        this.wake = null;
+        continue;
+      }
+      await new Promise((r) => setTimeout(r, this.o.lingerMs));
+      const batch = this.buffer.splice(0, this.o.maxBatch);
+      for (const notify of this.room.splice(0)) notify();
+      const byTopic = new Map<string, Array<{ key: string; value: string }>>();
+      for (const e of batch) {
+        const topic = "error_type" in e ? this.o.topicFailed : this.o.topicCompleted;
+        if (!byTopic.has(topic)) byTopic.set(topic, []);
+        byTopic.get(topic)!.push({ key: e.model_id, value: JSON.stringify(e) });
+      }
+      try {
+        await this.producer.sendBatch({ acks: -1, compression: CompressionTypes.None,
+                                        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+        this.stats.sent += batch.length;
+      } catch (error) {
+        this.stats.sendErrors += batch.length;
+        console.warn(`call emitter: a batch of ${batch.length} events was not sent (${(error as Error).name}: ${(error as Error).message})`);
+      }
+    }
+  }
+}

@@ -1,0 +1,46 @@
+// The emitter: bad events refused before Kafka; the broker away never blocks or throws; a real send.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { Kafka, logLevel } from "kafkajs";
+import { CallEmitter, ContractError, completed, failed } from "../dist/src/index.js";
+
+const brokers = (process.env.KAFKA_BOOTSTRAP_SERVERS ?? "").split(",").filter(Boolean);
+const OK = { model_id: "gpt-4o", layer: "balanced", task_type: "chat", latency_ms: 120 };
+
+test("an event that violates the schema is refused with every field and reason", () => {
+  assert.throws(() => completed({ ...OK, layer: "turbo", latency_ms: "120" }), (e) =>
+    e instanceof ContractError && e.problems.length === 2 && /layer/.test(e.message) && /latency_ms/.test(e.message));
+  assert.throws(() => failed({ ...OK, error_type: "api" }), /error_message/);
+  assert.throws(() => completed({ ...OK, model_id: "a\u0000b" }), /U\+0000/);
+  assert.match(failed({ ...OK, error_type: "api", error_message: "token=abc123 for sk-live-0123456789" }).error_message,
+               /^token=\[REDACTED\] for \[REDACTED\]$/);
+});
+
+test("with no broker, emit never blocks or throws: a full buffer drops and counts", async () => {
+  const emitter = new CallEmitter(["127.0.0.1:1"], { bufferSize: 5, kafka: { connectionTimeout: 200 } });
+  const started = Date.now();
+  const accepted = Array.from({ length: 20 }, () => emitter.emit(completed(OK)));
+  assert.ok(Date.now() - started < 200);
+  assert.equal(accepted.filter(Boolean).length, 5);
+  assert.equal(emitter.stats.dropped, 15);
+});
+
+test("events reach Kafka, one message each, on the topic of their kind", { skip: false }, async () => {
+  assert.ok(brokers.length, "KAFKA_BOOTSTRAP_SERVERS is not set: start the services with `make services-up`");
+  const run = randomUUID().slice(0, 8);
+  const topics = { topicCompleted: `ts.${run}.completed`, topicFailed: `ts.${run}.failed` };
+  const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: Object.values(topics).map((topic) => ({ topic, numPartitions: 1 })) });
+  const emitter = new CallEmitter(brokers, topics);
+  await emitter.start();
+  for (let i = 0; i < 30; i++) emitter.emit(i % 3 ? completed(OK) : failed({ ...OK, error_type: "api", error_message: "502" }));
+  await emitter.stop();
+  assert.deepEqual(emitter.stats, { enqueued: 30, sent: 30, dropped: 0, sendErrors: 0 });
+  const offsets = await Promise.all(Object.values(topics).map((t) => admin.fetchTopicOffsets(t)));
+  assert.deepEqual(offsets.map((o) => Number(o[0].high)), [20, 10]);
+  await admin.deleteTopics({ topics: Object.values(topics) });
+  await admin.disconnect();
+});

@@ -1,0 +1,53 @@
+// The README's TypeScript snippet, run as written against the real broker (only the package name,
+// the broker address and the topic names are replaced; `prompt` and `requestId` come from a request).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { Kafka, logLevel } from "kafkajs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const brokers = (process.env.KAFKA_BOOTSTRAP_SERVERS ?? "").split(",").filter(Boolean);
+
+test("the README's TypeScript snippet routes by the rules and reports the call", async () => {
+  assert.ok(brokers.length, "KAFKA_BOOTSTRAP_SERVERS is not set: start the services with `make services-up`");
+  const readme = readFileSync(join(here, "..", "..", "..", "README.md"), "utf8");
+  const found = readme.match(/<!-- snippet: typescript -->\n```js\n([\s\S]*?)```/);
+  assert.ok(found, "README.md has no typescript snippet");
+  const run = randomUUID().slice(0, 8);
+  const topics = { heuristics: `ts.${run}.heuristics`, completed: `ts.${run}.completed` };
+  const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic: topics.heuristics, numPartitions: 1 }, { topic: topics.completed, numPartitions: 1 }] });
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic: topics.heuristics, messages: [{ key: "coding", value: JSON.stringify({
+    schema_version: 1, heuristic_id: "learned:coding", task_type: "coding", pattern: null, preferred_layer: "balanced",
+    preferred_model: "claude-sonnet-4", fallback_models: ["gpt-4o"], weights: { "claude-sonnet-4": 1.0 }, priority: 0,
+    active: true, version: 1, computed_at: "2026-12-01T00:00:00Z", window_s: 3600, evidence: {}, excluded: {}, probes: {},
+    reasoning: "r" }) }] });
+  await producer.disconnect();
+  let code = found[1]
+    .replace('"@gateway-telemetry/client"', JSON.stringify(join(here, "..", "dist", "src", "index.js")))
+    .replace('["127.0.0.1:9092"]', JSON.stringify(brokers))
+    .replace("new CallEmitter(brokers)", `new CallEmitter(brokers, { topicCompleted: ${JSON.stringify(topics.completed)} })`)
+    .replace("new HeuristicsSubscriber(brokers, table)", `new HeuristicsSubscriber(brokers, table, { topic: ${JSON.stringify(topics.heuristics)} })`);
+  code = `const prompt = "write a parser"; const requestId = "req-42";\n${code}\nconsole.log(JSON.stringify({ model, stats: emitter.stats }));\n`;
+  const file = join(here, `.readme-snippet-${run}.mjs`);
+  writeFileSync(file, code);
+  try {
+    const out = JSON.parse(execFileSync(process.execPath, [file], { encoding: "utf8", timeout: 60_000 }).trim().split("\n").pop());
+    assert.equal(out.model, "claude-sonnet-4");
+    assert.deepEqual(out.stats, { enqueued: 1, sent: 1, dropped: 0, sendErrors: 0 });
+    const [offsets] = await admin.fetchTopicOffsets(topics.completed);
+    assert.equal(Number(offsets.high), 1);
+  } finally {
+    rmSync(file, { force: true });
+    await admin.deleteTopics({ topics: Object.values(topics) });
+    await admin.disconnect();
+  }
+});

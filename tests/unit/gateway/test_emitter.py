@@ -1,0 +1,39 @@
+"""The Python emitter: bad events refused at the gateway, secrets redacted, never blocking without a broker."""
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
+
+OK = {"model_id": "gpt-4o", "layer": "balanced", "task_type": "chat", "latency_ms": 120.0}
+
+
+def test_an_event_that_violates_the_contract_is_refused_with_every_field():
+    with pytest.raises(EventRejected) as refused:
+        completed(**{**OK, "layer": "turbo", "latency_ms": "120"})
+    assert {field for field, _ in refused.value.errors} == {"layer", "latency_ms"}
+    with pytest.raises(EventRejected, match="error_message"):
+        failed(**OK, error_type="api")
+
+
+def test_ids_and_times_are_filled_in_and_secrets_never_leave():
+    event = completed(**OK, occurred_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
+    assert event.event_id and event.occurred_at.year == 2026
+    bad = failed(**OK, error_type="auth", error_message="Incorrect API key provided: sk-proj-abcdef0123456789",
+                 request={"headers": {"Authorization": "Bearer abcdefghijklmnopqrstu"}, "prompt": "hi"})
+    assert "sk-proj" not in bad.error_message and "abcdefghijklmnop" not in str(bad.request)
+
+
+async def test_without_a_broker_emit_never_blocks_and_a_full_buffer_drops_and_counts():
+    emitter = CallEmitter("127.0.0.1:1", buffer_size=3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    accepted = [emitter.emit(completed(**OK)) for _ in range(10)]
+    assert loop.time() - started < 0.1 and accepted.count(True) == 3 and emitter.stats.dropped == 7
+    blocking = CallEmitter("127.0.0.1:1", buffer_size=1, when_full="block", block_timeout_s=0.05)
+    assert await blocking.emit_wait(completed(**OK)) is True
+    assert await blocking.emit_wait(completed(**OK)) is False and blocking.stats.dropped == 1
+    with pytest.raises(ValueError, match="when_full"):
+        CallEmitter("127.0.0.1:1", when_full="wait")

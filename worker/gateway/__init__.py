@@ -1,0 +1,8 @@
+"""For gateways: report every model call to the worker, and route by what it publishes.
+
+- `emitter.CallEmitter`: builds v1 call events (validated before they leave), redacts secrets in
+  failures, batches them to Kafka with an idempotent producer, never blocks the request path.
+- `litellm.TelemetryLogger` / `litellm.HeuristicsRoutingPlugin`: LiteLLM's callback and routing
+  plugin on top of the emitter and the router client (`pip install 'gateway-telemetry-worker[litellm]'`).
+- Routing itself: `worker.router_client` (the subscriber) and `worker.routing_table` (the choice).
+"""

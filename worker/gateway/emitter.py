@@ -1,0 +1,169 @@
+"""Report model calls to Kafka as v1 call events without ever holding up the gateway.
+
+`completed(...)` / `failed(...)` validate the event against the contract models (worker.events)
+and raise `EventRejected` with every field and reason: a bad event is refused at the gateway,
+before it reaches Kafka. `emit(event)` only enqueues: the buffer holds `buffer_size` events and a
+background task sends them in batches through an idempotent producer (acks=all). When the buffer
+is full (the broker is away longer than the buffer lasts), the policy decides:
+
+- `when_full="drop"` (default): the event is dropped at once, counted in `stats.dropped`, and a
+  warning is logged at most every 10 s. The request path never waits.
+- `when_full="block"`: `emit_wait(event)` waits up to `block_timeout_s` for room, then drops and
+  counts the same way.
+
+`stop()` flushes what is buffered (up to `flush_timeout_s`) before closing the producer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from worker.events import CallCompleted, CallEvent, CallFailed
+from worker.redaction import redact_payload, redact_text
+
+log = logging.getLogger(__name__)
+
+WARN_EVERY_S = 10.0
+
+
+class EventRejected(ValueError):
+    """The event violates the v1 contract; nothing was sent."""
+
+    def __init__(self, problem: ValidationError):
+        self.errors = [(".".join(str(p) for p in e["loc"]), e["msg"])
+                       for e in problem.errors(include_url=False, include_input=False)]
+        super().__init__("call event refused: " + "; ".join(f"{field}: {why}" for field, why in self.errors))
+
+
+@dataclass
+class EmitterStats:
+    enqueued: int = 0
+    sent: int = 0
+    dropped: int = 0  # buffer full (or stopped): never sent
+    send_errors: int = 0  # the producer gave up on a batch (after its own retries): never sent
+
+
+def _base(fields: dict[str, Any]) -> dict[str, Any]:
+    event = {"event_id": str(uuid.uuid4()), "occurred_at": dt.datetime.now(dt.UTC).isoformat()} | fields
+    if isinstance(event.get("occurred_at"), dt.datetime):
+        event["occurred_at"] = event["occurred_at"].isoformat()
+    return event
+
+
+def completed(**fields: Any) -> CallCompleted:
+    """A call-completed event; `event_id` and `occurred_at` (now) are filled in when absent."""
+    try:
+        return CallCompleted.model_validate(_base(fields))
+    except ValidationError as problem:
+        raise EventRejected(problem) from None
+
+
+def failed(**fields: Any) -> CallFailed:
+    """A call-failed event, with secrets redacted from the message and the captured request."""
+    event = _base(fields)
+    if isinstance(event.get("error_message"), str):
+        event["error_message"] = redact_text(event["error_message"])
+    if isinstance(event.get("request"), dict):
+        event["request"] = redact_payload(event["request"])
+    try:
+        return CallFailed.model_validate(event)
+    except ValidationError as problem:
+        raise EventRejected(problem) from None
+
+
+class CallEmitter:
+    def __init__(self, bootstrap_servers: str, *, topic_completed: str = "gateway.calls.completed",
+                 topic_failed: str = "gateway.calls.failed", buffer_size: int = 10_000,
+                 when_full: Literal["drop", "block"] = "drop", block_timeout_s: float = 0.05,
+                 max_batch: int = 500, flush_timeout_s: float = 10.0, **producer_options: Any):
+        if when_full not in ("drop", "block"):
+            raise ValueError(f"when_full must be 'drop' or 'block', not {when_full!r}")
+        self.topics = {CallCompleted: topic_completed, CallFailed: topic_failed}
+        self.when_full, self.block_timeout_s = when_full, block_timeout_s
+        self.max_batch, self.flush_timeout_s = max_batch, flush_timeout_s
+        self.queue: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=buffer_size)
+        self.stats = EmitterStats()
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all",
+                                         linger_ms=producer_options.pop("linger_ms", 20), **producer_options)
+        self._task: asyncio.Task | None = None
+        self._last_warning = 0.0
+
+    async def start(self) -> None:
+        await self.producer.start()
+        self._task = asyncio.create_task(self._drain(), name="call-emitter")
+
+    async def stop(self) -> None:
+        """Send what is buffered (up to `flush_timeout_s`), then close; what is left is counted as dropped."""
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self.queue.join(), self.flush_timeout_s)
+            except asyncio.TimeoutError:
+                log.warning("call emitter: %d events still buffered after %.0f s; dropping them",
+                            self.queue.qsize(), self.flush_timeout_s)
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self.stats.dropped += self.queue.qsize()
+        await self.producer.stop()
+
+    def emit(self, event: CallEvent) -> bool:
+        """Enqueue without waiting; False when the buffer is full and the event was dropped."""
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self._dropped()
+            return False
+        self.stats.enqueued += 1
+        return True
+
+    async def emit_wait(self, event: CallEvent) -> bool:
+        """With when_full='block': wait up to block_timeout_s for room; else the same as emit()."""
+        if self.when_full == "drop":
+            return self.emit(event)
+        try:
+            await asyncio.wait_for(self.queue.put(event), self.block_timeout_s)
+        except asyncio.TimeoutError:
+            self._dropped()
+            return False
+        self.stats.enqueued += 1
+        return True
+
+    def _dropped(self) -> None:
+        self.stats.dropped += 1
+        now = time.monotonic()
+        if now - self._last_warning >= WARN_EVERY_S:
+            self._last_warning = now
+            log.warning("call emitter: buffer full (%d events), %d dropped so far; is Kafka reachable?",
+                        self.queue.maxsize, self.stats.dropped)
+
+    async def _drain(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                futures = [await self.producer.send(self.topics[type(e)], orjson.dumps(e.model_dump(mode="json")),
+                                                    key=e.model_id.encode()) for e in batch]
+                results = await asyncio.gather(*futures, return_exceptions=True)
+                errors = [r for r in results if isinstance(r, BaseException)]
+                self.stats.sent += len(batch) - len(errors)
+                self.stats.send_errors += len(errors)
+                if errors:
+                    log.warning("call emitter: %d of %d events not sent (%s)", len(errors), len(batch),
+                                type(errors[0]).__name__)
+            except Exception as error:  # noqa: BLE001 - the gateway must never see this
+                self.stats.send_errors += len(batch)
+                log.warning("call emitter: a batch of %d events was not sent (%s: %s)", len(batch),
+                            type(error).__name__, error)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()

@@ -1,0 +1,163 @@
+"""LiteLLM, plugged into the loop: a callback that reports every call, a routing plugin that obeys the rules.
+
+    emitter = CallEmitter("kafka:9092")
+    await emitter.start()
+    litellm.callbacks = [TelemetryLogger(emitter, layers={"openai/gpt-4o": "balanced"})]
+    router = litellm.Router(model_list=..., plugins=[HeuristicsRoutingPlugin(table)])
+    await router.acompletion(model="chat", messages=..., metadata={"task_type": "coding", "request_id": rid})
+
+Model ids are the deployments' `litellm_params.model` strings (what `candidate_models` holds and
+what the events report), so the rules name the same models the router picks from. The task type
+is `metadata["task_type"]` (the key is configurable), else the model group (`model="chat"`), else
+`default_task_type`. Neither class ever raises into LiteLLM: a call that cannot become a valid
+event is counted in `rejected` and logged (at most every 10 s).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+
+from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
+from worker.routing_table import EXPLORE_SHARE, RoutingTable, choose_model, hash_unit
+
+log = logging.getLogger(__name__)
+
+SIGNAL = "gateway-telemetry"  # our entry in the plugin signals LiteLLM carries to the callbacks
+TRIED = "_gateway_telemetry_tried"  # models this request already tried (LiteLLM retries run the plugins again)
+RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+CATEGORIES = {"RateLimitError": "api", "APIError": "api", "APIConnectionError": "api", "ServiceUnavailableError": "api",
+              "InternalServerError": "api", "BadGatewayError": "api", "AuthenticationError": "api",
+              "Timeout": "routing", "ContextWindowExceededError": "context", "JSONSchemaValidationError": "parsing"}
+
+
+def task_type_of(metadata: Mapping[str, Any], key: str, default: str) -> str:
+    value = metadata.get(key) or metadata.get("model_group") or default
+    return str(value)
+
+
+def _millis(start: Any, end: Any) -> float:
+    if isinstance(start, dt.datetime) and isinstance(end, dt.datetime):
+        return max(0.0, (end - start).total_seconds() * 1000.0)
+    if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+        return max(0.0, (end - start) * 1000.0)
+    return 0.0
+
+
+class TelemetryLogger(CustomLogger):
+    """LiteLLM's callback interface: each success and failure becomes a v1 call event."""
+
+    def __init__(self, emitter: CallEmitter, *, layers: Mapping[str, str] | None = None,
+                 default_layer: str = "balanced", task_type_key: str = "task_type",
+                 default_task_type: str = "default"):
+        super().__init__()
+        # LiteLLM keeps one logger per class and public settings; a new logger (a new emitter) must not be
+        # mistaken for an old one, or its events would go to the old emitter
+        self.instance_id = uuid.uuid4().hex
+        self.emitter, self.layers, self.default_layer = emitter, dict(layers or {}), default_layer
+        self.task_type_key, self.default_task_type = task_type_key, default_task_type
+        self.rejected = 0
+        self._last_warning = 0.0
+
+    def _common(self, kwargs: dict, start_time: Any, end_time: Any) -> dict[str, Any]:
+        slo = kwargs.get("standard_logging_object") or {}
+        metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+        model = slo.get("model") or kwargs.get("model") or "unknown"
+        signals = metadata.get("routing_plugin_signals") or {}
+        fields = {
+            "model_id": str(model), "provider": slo.get("custom_llm_provider") or None,
+            "layer": metadata.get("layer") or self.layers.get(str(model), self.default_layer),
+            "task_type": task_type_of(metadata, self.task_type_key, self.default_task_type),
+            "latency_ms": round(_millis(start_time, end_time), 3),
+            "input_tokens": int(slo.get("prompt_tokens") or 0), "output_tokens": int(slo.get("completion_tokens") or 0),
+            "cost_usd": float(slo.get("response_cost") or kwargs.get("response_cost") or 0.0),
+            "request_id": str(metadata.get("request_id") or slo.get("id") or "")[:200] or None,
+        }
+        rule = (signals.get(SIGNAL) or {}).get("rule") if isinstance(signals, Mapping) else None
+        if rule:
+            fields["routing_rule_id"] = str(rule)
+        return fields
+
+    def _emit(self, build, **fields: Any) -> None:
+        try:
+            self.emitter.emit(build(**fields))
+        except EventRejected as problem:
+            self.rejected += 1
+            now = time.monotonic()
+            if now - self._last_warning >= 10.0:
+                self._last_warning = now
+                log.warning("telemetry: a LiteLLM call was not reported (%s); %d so far", problem, self.rejected)
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self._emit(completed, **self._common(kwargs, start_time, end_time))
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        slo = kwargs.get("standard_logging_object") or {}
+        info = slo.get("error_information") or {}
+        error = kwargs.get("exception")
+        error_class = str(info.get("error_class") or (type(error).__name__ if error is not None else "unknown"))
+        try:
+            status = int(info.get("error_code") or getattr(error, "status_code", 0) or 0)
+        except (TypeError, ValueError):
+            status = 0
+        fields = self._common(kwargs, start_time, end_time) | {
+            "error_type": error_class[:100],
+            "error_message": str(slo.get("error_str") or error or "")[:16_384],
+            "category": CATEGORIES.get(error_class),
+            "http_status": status if 100 <= status <= 599 else None,
+            "retryable": status in RETRYABLE_STATUS if status else None,
+        }
+        self._emit(failed, **fields)
+
+
+def _prompt(messages: list) -> str:
+    """The text manual rules match: the last user message (text parts joined)."""
+    for message in reversed(messages or []):
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
+    return ""
+
+
+class HeuristicsRoutingPlugin:
+    """A LiteLLM routing plugin (`Router(plugins=[...])`): narrows the candidate deployments to the
+    model the published rules choose for this request.
+
+    Manual rules match the last user message by RE2 pattern, the learned rule by task type; the
+    split follows `weights`, never a model in `excluded`, and candidates the rule does not mention
+    get `explore_share`. The draw is SHA-256 of the request id (`metadata["request_id"]`) and the
+    attempt, so a retry moves on to another model instead of the one that just failed. With no
+    rule, the candidates are left as they are (LiteLLM's own strategy decides).
+    """
+
+    def __init__(self, table: RoutingTable, *, task_type_key: str = "task_type", default_task_type: str = "default",
+                 explore_share: float = EXPLORE_SHARE):
+        self.table, self.task_type_key, self.default_task_type = table, task_type_key, default_task_type
+        self.explore_share = explore_share
+
+    async def run(self, context):
+        metadata = context.metadata
+        task = task_type_of(metadata, self.task_type_key, self.default_task_type)
+        rule = self.table.choose(task, _prompt(context.structured_messages))
+        if rule is None:
+            return context
+        tried = metadata.setdefault(TRIED, [])
+        fresh = [m for m in context.candidate_models if m not in tried] or list(context.candidate_models)
+        request_id = metadata.get("request_id")
+        u = hash_unit(f"{request_id}:{len(tried)}") if request_id else random.random()
+        model = choose_model(rule, u, list(dict.fromkeys(fresh)), self.explore_share)
+        if model is not None:
+            tried.append(model)
+            context.candidate_models = [m for m in context.candidate_models if m == model]
+        context.signals[SIGNAL] = {"rule": f"{rule.heuristic_id}@v{rule.version}", "model": model}
+        return context
