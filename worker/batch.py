@@ -7,6 +7,7 @@ advance it too (they are dead-lettered in the same flush), so nothing is read tw
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -89,10 +90,16 @@ def refused_letter(call: Call | Metric | BugReport, reason: str) -> DeadLetter:
     return DeadLetter("", -1, -1, None, value, Rejection("rejected_by_database", reason[:500]))
 
 
+def received_at(record: Record) -> float:
+    """The broker's timestamp of the record in epoch seconds (the local clock when it has none)."""
+    ms = getattr(record, "timestamp", None)
+    return ms / 1000.0 if isinstance(ms, int) and ms > 0 else time.time()
+
+
 def accumulate(
     batch: Batch, record: Record, kind: EventKind, limits: Limits, max_dead_letter_bytes: int
 ) -> Batch:
-    calls, rejections = decode(record.value, kind, limits)
+    calls, rejections = decode(record.value, kind, limits, received_at(record))
     batch.calls.extend(calls)
     batch.dead_letters.extend(dead_letter(record, r, max_dead_letter_bytes) for r in rejections)
     batch.next_offsets[(record.topic, record.partition)] = record.offset + 1

@@ -20,6 +20,7 @@ class Limits(NamedTuple):
     max_message_bytes: int = 1_048_576
     max_events_per_envelope: int = 10_000
     max_nesting_depth: int = 32
+    max_ahead_s: float = 300.0  # how far occurred_at may be ahead of the broker's timestamp
 
 
 class Call(NamedTuple):
@@ -109,7 +110,7 @@ def _explain(error: ValidationError) -> str:
 
 
 def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None,
-           plain: bool = False) -> Call | Metric | BugReport | Rejection:
+           plain: bool = False, received_at: float | None = None) -> Call | Metric | BugReport | Rejection:
     if not isinstance(element, dict):
         return Rejection("not_an_object", f"expected an event object, got {type(element).__name__}", index, element)
     problem = None if plain else scan(element, limits.max_nesting_depth)
@@ -118,13 +119,25 @@ def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None,
     if problem == "nul_character":
         return Rejection("nul_character", "a key or string contains U+0000, which cannot be stored", index, element)
     try:
-        return _read(element, kind)
+        item = _read(element, kind)
     except ValidationError as error:
         return Rejection("invalid_event", _explain(error), index, element)
+    if kind is not EventKind.command and received_at is not None and item.occurred_at > received_at + limits.max_ahead_s:
+        ahead = item.occurred_at - received_at
+        return Rejection("from_the_future", f"occurred_at is {ahead:,.0f} s ahead of the broker's timestamp; at most "
+                                            f"{limits.max_ahead_s:,.0f} s (EVENT_MAX_AHEAD_S) is accepted", index, element)
+    return item
 
 
-def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> tuple[list, list[Rejection]]:
-    """Valid items (calls; on the commands topic also metrics and bug reports) and rejections."""
+def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits(),
+           received_at: float | None = None) -> tuple[list, list[Rejection]]:
+    """Valid items (calls; on the commands topic also metrics and bug reports) and rejections.
+
+    `received_at` (epoch seconds, the broker's timestamp of the message): an event dated more than
+    `limits.max_ahead_s` after it is refused ("from_the_future"), so that no clock or hostile
+    producer can date calls in the future (where they would rule the health windows) or past what
+    the reports can read back (a legal RFC 3339 time that lands in year 10000 once in UTC).
+    """
     if not value:
         return [], [Rejection("empty", "message has no value")]
     if len(value) > limits.max_message_bytes:
@@ -135,7 +148,7 @@ def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> t
         return [], [Rejection("not_json", str(error)[:500])]
     plain = is_plain(value, limits.max_nesting_depth)
     if not isinstance(parsed, list):
-        outcome = _judge(parsed, kind, limits, None, plain)
+        outcome = _judge(parsed, kind, limits, None, plain, received_at)
         return ([], [outcome]) if isinstance(outcome, Rejection) else ([outcome], [])
     if not parsed:
         return [], [Rejection("empty_envelope", "batch envelope holds no events")]
@@ -144,6 +157,6 @@ def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits()) -> t
     calls: list[Call] = []
     rejections: list[Rejection] = []
     for index, element in enumerate(parsed):
-        outcome = _judge(element, kind, limits, index, plain)
+        outcome = _judge(element, kind, limits, index, plain, received_at)
         (rejections if isinstance(outcome, Rejection) else calls).append(outcome)
     return calls, rejections

@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted message value.")
     max_events_per_envelope: int = Field(10_000, ge=1, description="Largest accepted batch envelope.")
     max_nesting_depth: int = Field(32, ge=2, description="Deepest accepted JSON nesting inside one event.")
+    event_max_ahead_s: float = Field(
+        300.0, ge=0, description="An event dated more than this after its message's broker timestamp is dead-lettered."
+    )
     dlq_max_value_bytes: int = Field(
         262_144, ge=1024, description="Dead-letter values are cut to this size (header dlq.truncated says so)."
     )

@@ -111,3 +111,35 @@ def test_the_raw_byte_shortcut_never_skips_what_scan_would_find(event, depth_lim
     raw = orjson.dumps(event)
     if is_plain(raw, depth_limit):
         assert scan(orjson.loads(raw), depth_limit) is None
+
+
+def test_an_event_dated_past_the_acceptance_window_is_refused_with_the_reason():
+    import datetime as dt
+
+    received = dt.datetime(2026, 11, 24, 10, 15, 30, tzinfo=dt.UTC).timestamp()
+    year_10000 = samples.completed(occurred_at="9999-12-31T23:30:00-01:00")  # legal RFC 3339, year 10000 in UTC
+    month_ahead = samples.completed(occurred_at="2026-12-24T10:15:30Z")
+    minute_ahead = samples.completed(occurred_at="2026-11-24T10:16:30Z")
+    last_week = samples.completed(occurred_at="2026-11-17T10:15:30Z")
+    value = orjson.dumps([year_10000, month_ahead, minute_ahead, last_week])
+    calls, rejections = decode(value, EventKind.completed, Limits(max_ahead_s=300), received_at=received)
+    assert [c.event_id for c in calls] == [minute_ahead["event_id"], last_week["event_id"]]
+    assert [(r.reason, r.index) for r in rejections] == [("from_the_future", 0), ("from_the_future", 1)]
+    assert "2,592,000 s ahead of the broker's timestamp" in rejections[1].detail
+    assert len(decode(value, EventKind.completed)[0]) == 4  # no broker time given: not judged here
+
+
+def test_the_batch_judges_events_against_the_record_timestamp():
+    import time
+
+    from worker.batch import accumulate, initial
+
+    class Msg:
+        topic, partition, offset, key = "t", 0, 0, None
+
+        def __init__(self, value, timestamp):
+            self.value, self.timestamp = value, timestamp
+
+    ahead = samples.completed(occurred_at="2099-01-01T00:00:00Z")
+    batch = accumulate(initial(0.0), Msg(orjson.dumps(ahead), int(time.time() * 1000)), EventKind.completed, Limits(), 4096)
+    assert not batch.calls and [d.rejection.reason for d in batch.dead_letters] == ["from_the_future"]

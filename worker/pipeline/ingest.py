@@ -40,7 +40,8 @@ class Ingest(mode.Service):
         self.settings = settings
         self.pool = pool
         self.kinds = {topic: EventKind(kind) for topic, kind in settings.consumed_topics.items()}
-        self.limits = Limits(settings.max_message_bytes, settings.max_events_per_envelope, settings.max_nesting_depth)
+        self.limits = Limits(settings.max_message_bytes, settings.max_events_per_envelope, settings.max_nesting_depth,
+                             settings.event_max_ahead_s)
         self.stats = IngestStats()
         self.lock = asyncio.Lock()
         self.batch = batching.initial(time.monotonic())
