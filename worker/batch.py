@@ -16,7 +16,7 @@ import orjson
 from worker.commands import BugReport, Metric
 from worker.decode import Call, Limits, Rejection, decode
 from worker.events import EventKind
-from worker.redaction import redact_bytes
+from worker.redaction import redact_json_bytes
 
 TopicPartition = tuple[str, int]
 
@@ -72,7 +72,7 @@ def _element_bytes(element: object) -> bytes:
 def dead_letter(record: Record, rejection: Rejection, max_value_bytes: int) -> DeadLetter:
     """The dead letter of a rejected input: its value redacted (secrets never reach a topic) and cut."""
     whole = rejection.index is None
-    value = redact_bytes((record.value or b"") if whole else _element_bytes(rejection.element))
+    value = redact_json_bytes((record.value or b"") if whole else _element_bytes(rejection.element))
     truncated_from = len(value) if len(value) > max_value_bytes else None
     return DeadLetter(
         record.topic, record.partition, record.offset, record.key,
@@ -86,7 +86,7 @@ def refused_letter(call: Call | Metric | BugReport, reason: str) -> DeadLetter:
     failure = event.pop("failure", None)
     if failure is not None:
         event.update(failure.model_dump(mode="json", exclude=set(event)))
-    value = redact_bytes(_element_bytes(event))
+    value = redact_json_bytes(_element_bytes(event))
     return DeadLetter("", -1, -1, None, value, Rejection("rejected_by_database", reason[:500]))
 
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from worker.commands import COMMAND, BugReport, Metric, ModelPerformanceReported, MetricRecorded
 from worker.events import MODEL_OF_KIND, CallEvent, CallFailed, EventKind
+from worker.redaction import redact_identifier
 
 
 class Limits(NamedTuple):
@@ -52,8 +53,8 @@ class Rejection:
 def to_call(event: CallEvent) -> Call:
     failed = isinstance(event, CallFailed)
     return Call(
-        str(event.event_id), event.occurred_at.timestamp(), event.model_id, event.task_type,
-        event.layer.value, not failed, float(event.latency_ms), float(event.cost_usd),
+        str(event.event_id), event.occurred_at.timestamp(), redact_identifier(event.model_id),
+        redact_identifier(event.task_type), event.layer.value, not failed, float(event.latency_ms), float(event.cost_usd),
         event.input_tokens, event.output_tokens, event if failed else None,
     )
 

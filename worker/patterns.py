@@ -14,7 +14,7 @@ import orjson
 
 from worker.decode import Call
 from worker.fingerprint import Fingerprint, fingerprint
-from worker.redaction import redact_payload, redact_text
+from worker.redaction import redact_identifier, redact_payload, redact_text
 from worker.remedies import remedy_for
 
 MAX_EXAMPLES = 5
@@ -66,8 +66,9 @@ def pattern_deltas(calls: Iterable[Call]) -> dict[str, PatternDelta]:
         failure = call.failure
         if failure is None:
             continue
-        category = failure.category or remedy_for(failure.error_type).default_category
-        fp = fingerprint(failure.error_type, category, failure.error_message, call.model_id)
+        error_type = redact_identifier(failure.error_type)
+        category = redact_identifier(failure.category) if failure.category else remedy_for(error_type).default_category
+        fp = fingerprint(error_type, category, failure.error_message, call.model_id)
         delta = deltas.get(fp.digest)
         if delta is None:
             delta = deltas[fp.digest] = PatternDelta(

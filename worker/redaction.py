@@ -1,15 +1,18 @@
 """Secrets and personal data out of everything the worker keeps or forwards.
 
-Applied to failure messages and captured requests before they reach a table, and to dead-letter
-values before they reach a topic. Patterns run on RE2 (linear time), so hostile input cannot make
+Applied to failure messages, captured requests (keys and values) and identifiers (model, task
+type, error type, category) before they reach a table, a topic or a log, and to dead-letter
+values after decoding where they decode (a JSON-escaped secret is only visible decoded). Patterns run on RE2 (linear time), so hostile input cannot make
 redaction slow. Order matters: whole private-key blocks and URL credentials go before the shorter
 token shapes that could match inside them.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+import orjson
 import re2
 
 REDACTED = "[REDACTED]"
@@ -27,12 +30,15 @@ _TEXT_RULES: tuple[tuple[str, str], ...] = (
     (r"\bsk-[A-Za-z0-9_*-]{8,}", REDACTED),
     # AWS access key ids
     (r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b", REDACTED),
+    # Stripe-style secret, restricted and publishable keys: sk_live_..., rk_test_..., pk_live_...
+    (r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}", REDACTED),
     # other common vendor tokens (GitHub, Slack, Google API keys)
     (r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}\b", REDACTED),
     (r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b", REDACTED),
     (r"\bAIza[0-9A-Za-z_-]{35}\b", REDACTED),
     # key=value secrets in free text: password=..., api_key: ..., token=...
-    (r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret)[\"']?)"
+    (r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|"
+     r"aws_secret_access_key|aws_session_token|secret[_-]?access[_-]?key|session[_-]?token)[\"']?)"
      r"(\s*[=:]\s*[\"']?)[^\s,;&\"']+", r"\1\2" + REDACTED),
     # e-mail addresses
     (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "[REDACTED EMAIL]"),
@@ -47,10 +53,33 @@ SENSITIVE_KEYS = frozenset({
 })
 
 
+_ANY = re2.compile("|".join(f"(?:{pattern})" for pattern, _ in _TEXT_RULES))
+
+
 def redact_text(text: str) -> str:
     for pattern, replacement in _COMPILED:
         text = pattern.sub(replacement, text)
     return text
+
+
+@lru_cache(maxsize=8192)
+def redact_identifier(text: str) -> str:
+    """For identifiers (model, task type, error type, category): few distinct values, each checked
+    once in one linear pass, so the hot path pays a cache lookup per field."""
+    return redact_text(text) if _ANY.search(text) else text
+
+
+def redact_json_bytes(value: bytes) -> bytes:
+    """A message value redacted after decoding where it decodes: a JSON-escaped secret (\\u0073k-...)
+    is only visible once decoded. What does not decode is redacted as raw bytes."""
+    try:
+        parsed = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return redact_bytes(value)
+    try:
+        return orjson.dumps(redact_payload(parsed))
+    except TypeError:  # e.g. an integer beyond 64 bits
+        return redact_bytes(value)
 
 
 def redact_bytes(value: bytes) -> bytes:
@@ -64,7 +93,8 @@ def redact_payload(value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, dict):
         return {
-            key: REDACTED if isinstance(key, str) and key.lower() in SENSITIVE_KEYS else redact_payload(v)
+            (redact_text(key) if isinstance(key, str) else key):
+                REDACTED if isinstance(key, str) and key.lower() in SENSITIVE_KEYS else redact_payload(v)
             for key, v in value.items()
         }
     if isinstance(value, list):

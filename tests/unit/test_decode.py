@@ -143,3 +143,9 @@ def test_the_batch_judges_events_against_the_record_timestamp():
     ahead = samples.completed(occurred_at="2099-01-01T00:00:00Z")
     batch = accumulate(initial(0.0), Msg(orjson.dumps(ahead), int(time.time() * 1000)), EventKind.completed, Limits(), 4096)
     assert not batch.calls and [d.rejection.reason for d in batch.dead_letters] == ["from_the_future"]
+
+
+def test_identifiers_are_redacted_when_decoded():
+    secret = "sk-proj-abcdefghijklmnop"
+    calls, _ = decode(orjson.dumps(samples.completed(model_id=f"tenant-{secret}", task_type=secret)), EventKind.completed)
+    assert secret not in calls[0].model_id and secret not in calls[0].task_type

@@ -67,3 +67,47 @@ def test_a_secret_never_survives_whatever_surrounds_it(prefix, kind, separator):
 def test_redaction_is_idempotent(text):
     once = redact_text(text)
     assert redact_text(once) == once
+
+
+def test_more_secret_shapes_in_free_text():
+    from worker.redaction import redact_text
+
+    text = "stripe sk_live_4eC39HqLyjWDarjtT1zdp7dc, aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ok"
+    out = redact_text(text)
+    assert "4eC39HqLyjWDarjtT1zdp7dc" not in out and "wJalrXUtnFEMI" not in out and out.endswith(" ok")
+
+
+def test_request_keys_and_identifiers_are_redacted_and_plain_identifiers_untouched():
+    from worker.redaction import redact_identifier, redact_payload
+
+    assert redact_payload({"sk-proj-abcdefghijklmnop": 1}) == {"[REDACTED]": 1}
+    assert redact_identifier("gpt-4o") == "gpt-4o" and redact_identifier("coding") == "coding"
+    assert "abcdefghijklmnop" not in redact_identifier("model-sk-proj-abcdefghijklmnop")
+
+
+def test_dead_letters_are_redacted_after_decoding_so_escaped_secrets_do_not_pass():
+    import orjson
+
+    from worker.redaction import redact_json_bytes
+
+    escaped = b'{"model_id": 7, "error_message": "key \\u0073k-proj-abcdefghijklmnop leaked"}'
+    assert b"sk-proj" not in escaped  # invisible to a byte-level pass
+    assert "sk-proj" not in orjson.loads(redact_json_bytes(escaped))["error_message"]
+    assert redact_json_bytes(b"not json sk-proj-abcdefghijklmnop") == b"not json [REDACTED]"
+
+
+SECRET_SHAPES = st.sampled_from([
+    "sk-proj-Abcdefghij0123456789", "sk-ant-api03-abcdefghijklmnop", "AKIAIOSFODNN7EXAMPLE",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "ghp_abcdefghijklmnopqrstuvwxyz0123",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+])
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=["L", "N"], blacklist_characters="_-/+=."), max_size=20),
+       SECRET_SHAPES, st.text(alphabet=st.characters(blacklist_categories=["L", "N"], blacklist_characters="_-/+=."), max_size=20))
+def test_a_secret_anywhere_in_a_field_never_survives(prefix, secret, suffix):
+    from worker.redaction import redact_identifier, redact_payload, redact_text
+
+    text = prefix + secret + suffix
+    assert secret not in redact_text(text) and secret not in redact_identifier(text)
+    assert secret not in str(redact_payload({text: [text, {"k": text}]}))
