@@ -34,7 +34,9 @@ _RULES: tuple[tuple[str, str], ...] = (
     (r"\b[0-9a-fA-F]{32}\b", "<md5>"),
     (r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b", "<date>"),
     (r"\b\d+(?:\.\d+)?\s?(?:ms|milliseconds?|us|µs|ns|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\b", "<duration>"),
-    (r"\b(?:req|request|trace|span|msg|chatcmpl|run|call)[_-][A-Za-z0-9]{6,}\b", "<request_id>"),
+    # request ids, long or short (req_8978 as much as req_8f2a09c1d3)
+    (r"\b(?:req|request|trace|span|msg|chatcmpl|run|call)[_-](?:[A-Za-z0-9]{6,}|[A-Za-z]*[0-9][A-Za-z0-9]*)\b",
+     "<request_id>"),
     (r"(=\s*)(?:\"[^\"]*\"|'[^']*')", r"\1<quoted>"),
     (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
     (r"\b[0-9a-fA-F]{8,}\b", "<hex>"),  # ids and hashes of 8+ hex digits, whatever their letters

@@ -67,3 +67,11 @@ def test_digest_is_stable_across_processes_and_releases():
 def test_templates_are_bounded_and_normalisation_is_total(message):
     fp = fingerprint("x", "y", message)
     assert len(fp.template) <= 500 and len(fp.digest) == 16
+
+
+def test_short_request_ids_are_normalised_like_long_ones():
+    from worker.fingerprint import normalise
+
+    templates = {normalise(f"upstream failed for request_id={rid}") for rid in ("req_8978", "req_12", "req_8f2a09c1d3e4")}
+    assert templates == {"upstream failed for request_id=<request_id>"}
+    assert normalise("call_me maybe") == "call_me maybe"  # a word, not an id: no digit
