@@ -32,7 +32,7 @@ class FaultInjector(CustomLogger):
 
     async def async_pre_call_deployment_hook(self, kwargs, call_type):
         model = str(kwargs.get("model"))
-        rate = next((s for m, s in self.success.items() if model.endswith(m.split("/", 1)[1])), 1.0)
+        rate = self.success.get(_deployment(model), 1.0)
         if self.rng.random() >= rate:
             kwargs["mock_response"] = "litellm.RateLimitError"
         return kwargs

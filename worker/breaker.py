@@ -68,7 +68,7 @@ def step(current: Breaker | None, model_id: str, scope: str, windows: list[Windo
             return None
         recent_trip = current is not None and now - current.since < 10 * rules.cooldown_max_s
         if recent_trip:  # the same incident, restored too early: longer cooldown, and its span goes on
-            return Transition(Breaker(model_id, scope, "open", reason, now, min(rules.cooldown_max_s, 2 * current.cooldown_s),
+            return Transition(Breaker(model_id, scope, "open", reason, now, _longer(current, rules),
                                       current.baseline_p95_ms or baseline_p95_ms, current.trips + 1,
                                       opened_at=current.opened_at or now), "model_degraded")
         return Transition(Breaker(model_id, scope, "open", reason, now, rules.cooldown_s, baseline_p95_ms,
@@ -86,4 +86,9 @@ def step(current: Breaker | None, model_id: str, scope: str, windows: list[Windo
     if kind == "restore":
         return Transition(replace(current, state="closed", since=now, reason=reason), "model_recovered")
     return Transition(replace(current, state="open", since=now, reason=reason, trips=current.trips + 1,
-                              cooldown_s=min(rules.cooldown_max_s, 2 * current.cooldown_s)), "model_degraded")
+                              cooldown_s=_longer(current, rules)), "model_degraded")
+
+
+def _longer(current: Breaker, rules: Rules) -> float:
+    """The next cooldown of an incident that goes on: twice the last, up to the maximum."""
+    return min(rules.cooldown_max_s, 2 * current.cooldown_s)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from worker.evidence import Window
-from worker.scoring import wilson_lower_bound
+from worker.scoring import wilson_lower_bound, wilson_upper_bound
 
 DETECTION_WINDOWS_S = (3, 10, 30, 60)
 RESTORE_LATENCY_MARGIN = 1.5  # probes must be this much below the excluding latency to restore
@@ -67,7 +67,7 @@ def probe_verdict(probes: Window, baseline_p95_ms: float | None, rules: Rules
     if slow:  # judged on few calls: restore only well below the threshold (hysteresis)
         return "reopen", (f"probes still slow: p95 {probes.p95_latency_ms:,.0f} ms, "
                           f"{probes.p95_latency_ms / baseline_p95_ms:.1f}x its usual {baseline_p95_ms:,.0f} ms")
-    confidently_healthy = 1.0 - wilson_lower_bound(probes.calls - probes.failures, probes.calls) < 2 * rules.recover_rate
+    confidently_healthy = wilson_upper_bound(probes.failures, probes.calls) < 2 * rules.recover_rate
     if probes.failures / probes.calls < rules.recover_rate and confidently_healthy:
         return "restore", f"{probes.calls - probes.failures}/{probes.calls} probe calls succeeded"
     return None

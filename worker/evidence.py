@@ -18,8 +18,8 @@ from worker.scoring import Evidence, wilson_lower_bound
 
 ANY_TASK = "*"  # the scope of a model-wide health window or breaker
 FUTURE_TOLERANCE_S = 5.0  # clock skew between the gateway and the worker that is still believed
-BASELINE_GAP_S = 120.0
-BASELINE_MIN_CALLS = 100  # a baseline from fewer calls is no baseline: latency is then not judged  # the latency baseline leaves out the most recent minutes: the incident being judged
+BASELINE_GAP_S = 120.0  # the latency baseline leaves out the most recent minutes: the incident being judged
+BASELINE_MIN_CALLS = 100  # a baseline from fewer calls is no baseline: latency is then not judged
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +84,7 @@ def decayed_evidence(rows: Iterable[MinuteRow], now: float, *, window_s: float, 
         a[1] += w * r.calls
         a[2] += w * r.successes
         a[3] += w * r.cost_usd
-        hist = a[4]
-        for bucket, count in r.latency_histogram.items():
-            hist[bucket] = hist.get(bucket, 0.0) + w * count
+        histogram.add_into(a[4], r.latency_histogram, w)
         a[5][r.layer] = a[5].get(r.layer, 0.0) + w * r.calls + 1e-9 * r.calls
     by_task: dict[str, list[Evidence]] = {}
     for (task, model), (raw, calls, successes, cost, hist, layers) in sorted(acc.items()):
@@ -107,9 +105,7 @@ def baselines(rows: Iterable[MinuteRow], now: float, *, window_s: float,
         if r.minute < now - window_s or r.minute + 60.0 > now - gap_s:
             continue
         for key in ((r.model_id, r.task_type), (r.model_id, ANY_TASK)):
-            h = hists.setdefault(key, {})
-            for bucket, count in r.latency_histogram.items():
-                h[bucket] = h.get(bucket, 0) + count
+            histogram.add_into(hists.setdefault(key, {}), r.latency_histogram)
     return {key: p95 for key, h in hists.items()
             if sum(h.values()) >= BASELINE_MIN_CALLS and (p95 := histogram.quantile(h, 0.95))}
 
@@ -136,9 +132,7 @@ def health_windows(rows: Iterable[SecondRow], now: float, windows_s: Iterable[in
                 cell = per_span[i]
                 cell[0] += r.calls
                 cell[1] += r.failures
-                h = cell[2]
-                for bucket, count in r.latency_histogram.items():
-                    h[bucket] = h.get(bucket, 0) + count
+                histogram.add_into(cell[2], r.latency_histogram)
     out: dict[tuple[str, str], list[Window]] = {}
     by_model: dict[str, list[list[list]]] = {}
     for (model, task), per_span in cells.items():
@@ -173,6 +167,5 @@ def since_window(rows: Iterable[SecondRow], model_id: str, scope: str, since: fl
         if first <= r.second <= now + FUTURE_TOLERANCE_S:
             calls += r.calls
             failures += r.failures
-            for bucket, count in r.latency_histogram.items():
-                h[bucket] = h.get(bucket, 0) + count
+            histogram.add_into(h, r.latency_histogram)
     return Window(now - since, calls, failures, histogram.quantile(h, 0.95))

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.scoring import Evidence, Weights, probability_better, score, traffic_split, wilson_lower_bound
+from worker.scoring import (
+    Evidence,
+    Weights,
+    probability_better,
+    rounded_split,
+    score,
+    traffic_split,
+    wilson_lower_bound,
+)
 
 MAX_PROBE_TOTAL = 0.25  # however many models are probed, the rest of the split keeps 75 %
 SWITCH_CONFIDENCE = 0.95  # posterior probability that the challenger is better, to replace the incumbent
@@ -69,10 +77,7 @@ def _smoothed(previous: dict | None, target: dict[str, float], fraction: float) 
     moved = {m: old.get(m, 0.0) + fraction * (target.get(m, 0.0) - old.get(m, 0.0)) for m in set(old) | set(target)}
     moved = {m: v for m, v in moved.items() if m in target}
     total = sum(moved.values()) or 1.0
-    rounded = {m: round(v / total, 4) for m, v in moved.items()}
-    top = max(sorted(rounded), key=rounded.get)
-    rounded[top] = round(rounded[top] + 1 - sum(rounded.values()), 4)
-    return rounded
+    return rounded_split({m: v / total for m, v in moved.items()})
 
 
 def decide(
@@ -118,10 +123,7 @@ def decide(
                                                and set(previous.get("probes") or {}) == set(probes))
     if sets_unchanged:
         split = _smoothed(previous, split, policy.smoothing)
-    weights = {m: round(v * rest, 4) for m, v in split.items()} | probes
-    if weights:
-        top = max(sorted(weights), key=weights.get)
-        weights[top] = round(weights[top] + 1 - sum(weights.values()), 4)
+    weights = rounded_split({m: v * rest for m, v in split.items()} | probes)
 
     ranked = sorted(candidates, key=lambda e: (-score(e, w), -e.calls, e.model_id))
     if ranked:

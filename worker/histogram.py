@@ -53,6 +53,12 @@ def merge(*histograms: Mapping[int, int]) -> Histogram:
     return merged
 
 
+def add_into(into: dict[int, float], histogram: Mapping[int, int], weight: float = 1) -> None:
+    """Add `histogram`'s counts, times `weight`, into `into` in place (an age-weighted sum when weight < 1)."""
+    for key, count in histogram.items():
+        into[key] = into.get(key, 0) + weight * count
+
+
 def quantile(histogram: Mapping[int, int], q: float) -> float | None:
     """The value at rank q*(n-1) (0-based), as DDSketch defines it; None when empty."""
     if not 0.0 <= q <= 1.0:

@@ -80,11 +80,6 @@ def score(e: Evidence, w: Weights) -> float:
     return utility(wilson_lower_bound(e.successes, e.calls), e.p95_latency_ms, e.avg_cost_usd, w)
 
 
-def optimistic_score(e: Evidence, w: Weights) -> float:
-    """The utility at the upper bound of the success rate: what the model might be at best."""
-    return utility(wilson_upper_bound(e.successes, e.calls), e.p95_latency_ms, e.avg_cost_usd, w)
-
-
 def probability_better(a: Evidence, b: Evidence, w: Weights, *, draws: int = 4000, seed_text: str = "") -> float:
     """Posterior probability that `a`'s utility beats `b`'s (Beta posteriors of the success rates)."""
     rng = np.random.Generator(np.random.PCG64(seed_of(seed_text)))
@@ -92,6 +87,15 @@ def probability_better(a: Evidence, b: Evidence, w: Weights, *, draws: int = 400
     sb = rng.beta(max(0.0, b.successes) + 1.0, max(0.0, b.calls - b.successes) + 1.0, draws)
     margin = _penalty(b.p95_latency_ms, b.avg_cost_usd, w) - _penalty(a.p95_latency_ms, a.avg_cost_usd, w)
     return float(np.mean(sa + margin > sb))
+
+
+def rounded_split(split: dict[str, float]) -> dict[str, float]:
+    """Shares rounded to 4 decimals that still sum to exactly 1 (the largest takes the rounding)."""
+    rounded = {m: round(v, 4) for m, v in split.items()}
+    if rounded:
+        top = max(sorted(rounded), key=rounded.get)
+        rounded[top] = round(rounded[top] + 1 - sum(rounded.values()), 4)
+    return rounded
 
 
 def seed_of(text: str) -> int:
@@ -136,7 +140,4 @@ def traffic_split(
         split = {m: v / exploit for m, v in split.items()} if exploit else split
     for m, c in curiosity.items():
         split[m] = split.get(m, 0.0) + (1 - exploit) * c / total_curiosity
-    rounded = {m: round(v, 4) for m, v in split.items()}
-    top = max(sorted(rounded), key=rounded.get)
-    rounded[top] = round(rounded[top] + 1 - sum(rounded.values()), 4)  # exact sum after rounding
-    return rounded
+    return rounded_split(split)

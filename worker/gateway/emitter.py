@@ -36,6 +36,20 @@ log = logging.getLogger(__name__)
 WARN_EVERY_S = 10.0
 
 
+class Throttle:
+    """At most one `ready()` every `every_s` seconds: warnings during an outage, not one per event."""
+
+    def __init__(self, every_s: float = WARN_EVERY_S):
+        self.every_s, self._last = every_s, float("-inf")
+
+    def ready(self) -> bool:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return False
+        self._last = now
+        return True
+
+
 class EventRejected(ValueError):
     """The event violates the v1 contract; nothing was sent."""
 
@@ -96,7 +110,7 @@ class CallEmitter:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all",
                                          linger_ms=producer_options.pop("linger_ms", 20), **producer_options)
         self._task: asyncio.Task | None = None
-        self._last_warning = 0.0
+        self._warning = Throttle()
 
     async def start(self) -> None:
         await self.producer.start()
@@ -139,9 +153,7 @@ class CallEmitter:
 
     def _dropped(self) -> None:
         self.stats.dropped += 1
-        now = time.monotonic()
-        if now - self._last_warning >= WARN_EVERY_S:
-            self._last_warning = now
+        if self._warning.ready():
             log.warning("call emitter: buffer full (%d events), %d dropped so far; is Kafka reachable?",
                         self.queue.maxsize, self.stats.dropped)
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
+from worker.gateway.emitter import CallEmitter, EventRejected, Throttle, completed, failed
 from worker.routing_table import EXPLORE_SHARE, RoutingTable, choose_model, hash_unit
 
 log = logging.getLogger(__name__)
@@ -64,7 +63,7 @@ class TelemetryLogger(CustomLogger):
         self.emitter, self.layers, self.default_layer = emitter, dict(layers or {}), default_layer
         self.task_type_key, self.default_task_type = task_type_key, default_task_type
         self.rejected = 0
-        self._last_warning = 0.0
+        self._warning = Throttle()
 
     def _common(self, kwargs: dict, start_time: Any, end_time: Any) -> dict[str, Any]:
         slo = kwargs.get("standard_logging_object") or {}
@@ -90,9 +89,7 @@ class TelemetryLogger(CustomLogger):
             self.emitter.emit(build(**fields))
         except EventRejected as problem:
             self.rejected += 1
-            now = time.monotonic()
-            if now - self._last_warning >= 10.0:
-                self._last_warning = now
+            if self._warning.ready():
                 log.warning("telemetry: a LiteLLM call was not reported (%s); %d so far", problem, self.rejected)
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
