@@ -124,11 +124,10 @@ class RoutingPublisher(mode.Service):
                 alerts.append(RoutingAlert(kind=t.alert, model_id=b.model_id, reason=b.reason,
                                            task_type=None if b.scope == ANY_TASK else b.scope,
                                            at=dt.datetime.fromtimestamp(now, dt.UTC)))
-            if transitions:
-                await self._recompute(conn, "degradation", affected_tasks(transitions))
-            elif version != self.catalogue_seen:
-                if self.catalogue_seen is not None:
-                    await self._recompute(conn, "catalogue")  # a declared model is explored at once
+            declared = self.catalogue_seen is not None and version != self.catalogue_seen
+            if transitions or declared:  # a declared model is explored at once, in every task type
+                await self._recompute(conn, "degradation" if transitions else "catalogue",
+                                      None if declared else affected_tasks(transitions))
             self.catalogue_seen = version
             await self._publish_pending(conn)
         for alert in alerts:
