@@ -2,7 +2,8 @@
 
 The pydantic models are the single source of the contract: `schemas/*.json` is generated from
 them (`telemetry-worker schemas`) and a test keeps the two in sync. Types are strict (a string is
-never silently read as a number, a boolean never as an integer) because a producer bug should
+never silently read as a number, a boolean or a number written with a fraction or exponent never
+as an integer) because a producer bug should
 reach the dead-letter topic, not the aggregates.
 """
 

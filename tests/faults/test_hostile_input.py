@@ -28,9 +28,16 @@ SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 LIMIT_BYTES, LIMIT_ITEMS, LIMIT_DEPTH = 1_048_576, 10_000, 32
 
 
+# The worker reads an integer field only from an integer literal: "1e-400" or "1.0" is a number
+# with a fraction or an exponent, refused where JSON Schema's "integer" would accept a float that
+# happens to round to a whole one (-1e-400 parses to -0.0).
+_LITERAL_INTEGERS = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+_Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_LITERAL_INTEGERS)
+
+
 def _validator(name: str):
-    return jsonschema.Draft202012Validator(json.loads((SCHEMAS / name).read_text()),
-                                           format_checker=jsonschema.FormatChecker())
+    return _Validator(json.loads((SCHEMAS / name).read_text()), format_checker=jsonschema.FormatChecker())
 
 
 VALIDATORS = {"completed": _validator("call-completed.v1.schema.json"), "failed": _validator("call-failed.v1.schema.json")}
