@@ -58,7 +58,7 @@ class Runtime(mode.Service):
         log.info("schema migrations applied: %s", ", ".join(applied) or "none pending")
         self.routing = RoutingPublisher(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         await self.add_runtime_dependency(self.routing)  # creates the worker's topics, the commands topic too
-        self.tools = await ToolService.start(self.settings, self.pool)
+        self.tools = await ToolService.connect(self.settings)
         self.ingest = Ingest(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         self.phase = "joining the consumer group"
         await self.add_runtime_dependency(self.ingest)
@@ -70,7 +70,7 @@ class Runtime(mode.Service):
         if self.routing is not None:
             await self.routing.stop()
         if self.tools is not None:
-            await self.tools.stop()
+            await self.tools.close()
         if self.pool is not None:
             await self.pool.close()
 

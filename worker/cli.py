@@ -48,15 +48,12 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _report(settings: Settings, task_type: str | None):
-    import asyncpg
+    from worker.store.db import connect
 
     from worker.report import build_report
 
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connect(settings.database_url) as conn:
         return await build_report(conn, task_type)
-    finally:
-        await conn.close()
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,15 +115,12 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _export(settings: Settings, framework: str, out: Path, category: str | None):
-    import asyncpg
+    from worker.store.db import connect
 
     from worker.export import export_tests
 
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connect(settings.database_url) as conn:
         return await export_tests(conn, framework, out, category)
-    finally:
-        await conn.close()
 
 
 def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
@@ -136,12 +130,11 @@ def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _rules(settings: Settings, args: argparse.Namespace):
-    import asyncpg
+    from worker.store.db import connect
 
     from worker.store import routing
 
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connect(settings.database_url) as conn:
         if args.rules_command == "list":
             return await routing.rules(conn, active_only=not args.all)
         row = None
@@ -157,8 +150,6 @@ async def _rules(settings: Settings, args: argparse.Namespace):
         return [await routing.save_manual_rule(
             conn, pattern=args.pattern, layer=args.layer, model=args.model, priority=args.priority, active=True,
             reasoning=args.reasoning, metadata={"created_by": "cli"})]
-    finally:
-        await conn.close()
 
 
 def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
@@ -183,19 +174,16 @@ def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _models(settings: Settings, args: argparse.Namespace):
-    import asyncpg
+    from worker.store.db import connect
 
     from worker.store import routing
 
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connect(settings.database_url) as conn:
         if args.models_command == "declare":
             return await routing.declare_model(conn, args.model, args.layer, args.task_type, args.provider, "cli")
         if args.models_command == "remove":
             return await routing.remove_model(conn, args.model)
         return await routing.declared_models(conn)
-    finally:
-        await conn.close()
 
 
 def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:

@@ -36,6 +36,7 @@ class Policy:
     weight_change: float = 0.05
     smoothing: float = 1.0
     probe_share: float = 0.05
+    max_models: int = 100  # per task type: what a stranger's distinct model ids can cost is bounded
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,14 @@ def decide(
     no evidence; `previous`: the current record, for the incumbent and smoothing.
     """
     excluded, probing, catalogue = excluded or {}, probing or {}, catalogue or {}
+    evidence = most_called(evidence, policy.max_models)
     probing = {m: r for m, r in probing.items() if m not in excluded}
     held_back = set(excluded) | set(probing)
     candidates = [e for e in evidence if e.model_id not in held_back]
     known = {e.model_id for e in evidence}
     newcomers = sorted(m for m in catalogue if m not in known and m not in held_back)
+    newcomers = newcomers[:max(0, policy.max_models - len(candidates))]
+    probing = dict(sorted(probing.items())[:policy.max_models])
     if not candidates and not newcomers and not probing:
         if not any(e.model_id in excluded for e in evidence):
             return None
@@ -145,7 +149,7 @@ def decide(
         reasoning += "; exploring " + ", ".join(newcomers)
     if probes:
         reasoning += "; probing " + ", ".join(f"{m} ({probing[m]})" for m in probes)
-    excluded_here = {m: r for m, r in excluded.items() if m in known or m in catalogue}
+    excluded_here = dict(sorted((m, r) for m, r in excluded.items() if m in known or m in catalogue)[:policy.max_models])
     if excluded_here:
         reasoning += "; excluded: " + ", ".join(f"{m} ({r})" for m, r in sorted(excluded_here.items()))
     return Decision(
@@ -153,6 +157,14 @@ def decide(
         weights=weights, evidence={e.model_id: _evidence_row(e, w) for e in evidence},
         excluded=excluded_here, probes=probes, reasoning=reasoning + ".",
     )
+
+
+def most_called(evidence: list[Evidence], limit: int) -> list[Evidence]:
+    """The `limit` models with the most (weighted) calls: a rule's size and cost stay bounded however
+    many distinct model ids the events carry; routers give unnamed models a small share anyway."""
+    if len(evidence) <= limit:
+        return evidence
+    return sorted(evidence, key=lambda e: (-e.calls, e.model_id))[:limit]
 
 
 def worth_publishing(previous: dict | None, new: Decision, weight_change: float) -> bool:

@@ -19,7 +19,21 @@ EVENTS_DUPLICATE = Counter("telemetry_events_duplicate_total", "Re-sent events s
 DEAD_LETTERS = Counter("telemetry_dead_letters_total", "Inputs sent to the dead-letter topic, by reason.",
                        ["reason"], registry=REGISTRY)
 CALLS = Counter("telemetry_calls_total", "Calls added to the aggregates, per model and outcome (success rate per "
-                "model: rate of outcome=\"success\" over all).", ["model_id", "outcome"], registry=REGISTRY)
+                "model: rate of outcome=\"success\" over all). The first 200 model ids a pod sees get a label of "
+                "their own; later ones are counted under model_id=\"other\".", ["model_id", "outcome"],
+                registry=REGISTRY)
+MAX_MODEL_LABELS = 200
+_model_labels: set[str] = set()
+
+
+def model_label(model_id: str) -> str:
+    """A bounded label set: every series costs memory and scrape time, and model ids come from strangers."""
+    if model_id in _model_labels:
+        return model_id
+    if len(_model_labels) < MAX_MODEL_LABELS:
+        _model_labels.add(model_id)
+        return model_id
+    return "other"
 FLUSH_SECONDS = Histogram("telemetry_flush_seconds", "Duration of a successful flush transaction.",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY)
 BATCH_SIZE = Histogram("telemetry_batch_events", "Events and dead letters per flush.",
@@ -36,6 +50,16 @@ ROUTING_ALERTS = Counter("telemetry_routing_alerts_total", "Breaker transitions 
                          registry=REGISTRY)
 NEW_BUG_PATTERNS = Counter("telemetry_bug_patterns_new_total", "Bug patterns seen for the first time.",
                            registry=REGISTRY)
+ROUTING_LEFT_OUT = Gauge("telemetry_routing_left_out", "What the routing bounds leave out at the last recompute: "
+                         "kind=\"task_types\" past ROUTING_MAX_TASK_TYPES, kind=\"models\" past ROUTING_MAX_MODELS "
+                         "in the widest task type.", ["kind"], registry=REGISTRY)
+PATTERNS_FOLDED = Counter("telemetry_bug_patterns_folded_total", "Failures of new fingerprints folded into their "
+                          "category's overflow pattern because PATTERNS_MAX_NEW_PER_HOUR was reached.", registry=REGISTRY)
+LOG_SUPPRESSED = Counter("telemetry_log_lines_suppressed_total", "Repeated log lines held back by the rate limit.",
+                         registry=REGISTRY)
+OFFSETS_AHEAD = Gauge("telemetry_partitions_offset_ahead", "Partitions held paused because the stored offset is past "
+                      "the log's end (topic recreated or offsets reset): re-anchor with `telemetry-worker offsets "
+                      "reanchor`.", registry=REGISTRY)
 
 
 def exposition() -> bytes:

@@ -56,7 +56,13 @@ SENSITIVE_KEYS = frozenset({
 _ANY = re2.compile("|".join(f"(?:{pattern})" for pattern, _ in _TEXT_RULES))
 
 
+def _utf8(text: str) -> str:
+    """RE2 reads UTF-8: a lone surrogate (legal in a Python str, not in UTF-8) becomes U+FFFD first."""
+    return text if text.isascii() else text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def redact_text(text: str) -> str:
+    text = _utf8(text)
     for pattern, replacement in _COMPILED:
         text = pattern.sub(replacement, text)
     return text
@@ -66,7 +72,7 @@ def redact_text(text: str) -> str:
 def redact_identifier(text: str) -> str:
     """For identifiers (model, task type, error type, category): few distinct values, each checked
     once in one linear pass, so the hot path pays a cache lookup per field."""
-    return redact_text(text) if _ANY.search(text) else text
+    return redact_text(text) if _ANY.search(_utf8(text)) else text
 
 
 def redact_json_bytes(value: bytes) -> bytes:

@@ -106,6 +106,14 @@ class Settings(BaseSettings):
     heuristics_catalogue_seen_s: int = Field(
         604_800, ge=60, description="A model seen in events this recently is in the catalogue (explored when it lacks data)."
     )
+    routing_max_models: int = Field(
+        100, ge=2, le=10_000, description="Models a task type's rule weighs at most: those with the most calls in the "
+        "window (the others, and catalogue models past this, are left out; a metric counts them)."
+    )
+    routing_max_task_types: int = Field(
+        500, ge=1, le=100_000, description="Task types that get a learned rule at most: those with the most calls in the "
+        "window (the others keep their last rule or none)."
+    )
     routing_weights: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description='Per task type scoring overrides, JSON: {"chat": {"latency": 0.3}}. '
         "Keys: latency, cost, latency_ref_ms, cost_ref_usd."
@@ -155,6 +163,15 @@ class Settings(BaseSettings):
         "and write tools answer 403."
     )
     tools_page_size: int = Field(50, ge=1, le=1000, description="Default page size of the list tools (limit caps at 500).")
+    tools_db_connections: int = Field(
+        2, ge=1, le=50, description="Connections of the tools' own pool: reads never take ingestion's connections."
+    )
+    tools_query_timeout_s: float = Field(
+        10.0, gt=0, description="A tool's query is cancelled by PostgreSQL after this long (statement_timeout)."
+    )
+    tools_body_timeout_s: float = Field(
+        10.0, gt=0, description="A tool request whose body has not arrived in full after this long answers 408."
+    )
 
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
@@ -184,7 +201,7 @@ class Settings(BaseSettings):
         return Policy(window_s=self.heuristics_window_s, half_life_s=self.heuristics_half_life_s,
                       min_calls=self.heuristics_min_calls, exploration=self.heuristics_exploration,
                       weight_change=self.heuristics_weight_change, smoothing=self.heuristics_smoothing,
-                      probe_share=self.degradation_probe_share)
+                      probe_share=self.degradation_probe_share, max_models=self.routing_max_models)
 
     @property
     def breaker_rules(self) -> Rules:

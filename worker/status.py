@@ -7,12 +7,12 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
 from worker.settings import Settings
+from worker.store.db import connect
 from worker.kafka_client import client_options
 from worker.topics import partitions_of
 
@@ -41,11 +41,8 @@ async def partition_lags(settings: Settings) -> list[PartitionLag]:
         ends = await consumer.end_offsets(tps) if tps else {}
     finally:
         await consumer.stop()
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connect(settings.database_url) as conn:
         rows = {(r["topic"], r["partition"]): r for r in await conn.fetch(STORED, settings.consumer_group)}
-    finally:
-        await conn.close()
     lags = []
     for tp in tps:
         row = rows.get((tp.topic, tp.partition))
@@ -61,11 +58,8 @@ FROM routing_rules WHERE heuristic IS NOT NULL ORDER BY source, task_type, id"""
 
 
 async def heuristic_versions(settings: Settings) -> list[dict]:
-    conn = await asyncpg.connect(settings.database_url)
-    try:
+    async with connect(settings.database_url) as conn:
         return [dict(r) for r in await conn.fetch(HEURISTICS)]
-    finally:
-        await conn.close()
 
 
 def render_heuristics(rules: list[dict], console: Console) -> None:

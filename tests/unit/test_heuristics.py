@@ -73,3 +73,21 @@ def test_hysteresis():
     assert worth_publishing({**same, "preferred_model": "ok"}, d, 0.1)
     assert worth_publishing({**same, "excluded": {"x": "down"}}, d, 0.1)
     assert worth_publishing({**same, "weights": {m: w for m, w in d.weights.items() if m != "tiny"}}, d, 0.5)
+
+
+def test_a_flood_of_distinct_models_gives_a_rule_of_bounded_size():
+    import datetime as dt
+
+    from worker.routing_contract import RoutingHeuristic
+
+    long = "m" * 190
+    flood = [ev(f"{long}{i:06d}", 30 + i % 7, 29 + i % 7) for i in range(20_000)]
+    catalogue = {f"{long}new{i:05d}": "fast" for i in range(20_000)}
+    excluded = {f"{long}{i:06d}": "failure rate 90% over the last 10 s " + "x" * 100 for i in range(0, 20_000, 4)}
+    policy = Policy(max_models=100)
+    d = decide("coding", flood + [ev("busiest", 5000, 4990)], Weights(), policy, excluded=excluded,
+               catalogue=catalogue)
+    assert "busiest" in d.weights  # the models with the most calls are the ones weighed
+    assert len(d.weights) <= 100 and len(d.evidence) <= 100 and len(d.excluded) <= 100
+    record = RoutingHeuristic.learned(d, 1, 3600, dt.datetime.now(dt.UTC)).model_dump_json()
+    assert len(record) < 256_000, len(record)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,24 +29,9 @@ from pydantic import ValidationError
 
 from worker.events import CallCompleted, CallEvent, CallFailed
 from worker.redaction import redact_payload, redact_text
+from worker.throttle import Throttle
 
 log = logging.getLogger(__name__)
-
-WARN_EVERY_S = 10.0
-
-
-class Throttle:
-    """At most one `ready()` every `every_s` seconds: warnings during an outage, not one per event."""
-
-    def __init__(self, every_s: float = WARN_EVERY_S):
-        self.every_s, self._last = every_s, float("-inf")
-
-    def ready(self) -> bool:
-        now = time.monotonic()
-        if now - self._last < self.every_s:
-            return False
-        self._last = now
-        return True
 
 
 class EventRejected(ValueError):

@@ -24,7 +24,8 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from worker.gateway.emitter import CallEmitter, EventRejected, Throttle, completed, failed
+from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
+from worker.throttle import Throttle
 from worker.routing_table import EXPLORE_SHARE, RoutingTable, choose_model, hash_unit
 
 log = logging.getLogger(__name__)

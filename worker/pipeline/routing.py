@@ -33,6 +33,7 @@ from worker.scoring import Weights
 from worker.settings import Settings
 from worker.store import routing as store
 from worker.kafka_client import client_options
+from worker.throttle import Throttle
 from worker.topics import create_missing
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class RoutingPublisher(mode.Service):
         self.engine = Engine(settings.routing_policy, settings.breaker_rules, self.weights_for)
         self.catalogue_seen: tuple | None = None
         self.published = 0
+        self.breadth_warning = Throttle(600.0)
 
     async def on_start(self) -> None:
         await self._ensure_topics()
@@ -93,11 +95,14 @@ class RoutingPublisher(mode.Service):
     async def _recompute(self, conn: asyncpg.Connection, reason: str, only: set[str] | None = None) -> int:
         s = self.settings
         now = await store.db_now(conn)
-        minutes = await store.minute_rows(conn, now, s.heuristics_window_s)
+        minutes = await store.minute_rows(conn, now, s.heuristics_window_s, s.routing_max_models,
+                                          s.routing_max_task_types)
+        await self._note_breadth(conn, now)
         breakers = await store.breakers(conn)
         catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s)
         previous = await store.learned_records(conn)
-        decisions = self.engine.recompute(now, minutes, breakers, catalogue, previous, only)
+        # off the event loop: the web server, the heartbeats and ingestion keep answering meanwhile
+        decisions = await asyncio.to_thread(self.engine.recompute, now, minutes, breakers, catalogue, previous, only)
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
         for task_type, decision in sorted(decisions.items()):
             async with conn.transaction():
@@ -108,6 +113,17 @@ class RoutingPublisher(mode.Service):
             log.info("routing %s v%d (%s): %s", task_type, version, reason, decision.reasoning)
         return len(decisions)
 
+    async def _note_breadth(self, conn: asyncpg.Connection, now: float) -> None:
+        s = self.settings
+        task_types, widest = await store.breadth(conn, now, s.heuristics_window_s)
+        over_tasks, over_models = max(0, task_types - s.routing_max_task_types), max(0, widest - s.routing_max_models)
+        metrics.ROUTING_LEFT_OUT.labels("task_types").set(over_tasks)
+        metrics.ROUTING_LEFT_OUT.labels("models").set(over_models)
+        if (over_tasks or over_models) and self.breadth_warning.ready():
+            log.warning("routing bounds reached: %d task types (ROUTING_MAX_TASK_TYPES=%d), up to %d models in one "
+                        "task type (ROUTING_MAX_MODELS=%d); rules weigh the busiest only", task_types,
+                        s.routing_max_task_types, widest, s.routing_max_models)
+
     async def check_degradation(self) -> None:
         """The fast path: step every breaker, store and alert transitions, recompute what they affect."""
         alerts: list[RoutingAlert] = []
@@ -116,8 +132,9 @@ class RoutingPublisher(mode.Service):
             if self.engine.baselines is None:  # a new leader: latency baselines come with a recompute
                 await self._recompute(conn, "leader start")
             version = await store.catalogue_version(conn)
-            seconds = await store.second_rows(conn, now, HEALTH_SPAN_S)
-            transitions = self.engine.check(now, await store.breakers(conn), seconds)
+            seconds = await store.second_rows(conn, now, HEALTH_SPAN_S, self.settings.routing_max_models,
+                                              self.settings.routing_max_task_types)
+            transitions = await asyncio.to_thread(self.engine.check, now, await store.breakers(conn), seconds)
             for t in transitions:
                 await store.save_breaker(conn, t.breaker)
                 b = t.breaker

@@ -39,8 +39,9 @@ class IngestStats:
         metrics.EVENTS_DUPLICATE.inc(outcome.duplicates)
         metrics.NEW_BUG_PATTERNS.inc(outcome.new_patterns)
         for model_id, (calls, successes) in outcome.per_model.items():
-            metrics.CALLS.labels(model_id, "success").inc(successes)
-            metrics.CALLS.labels(model_id, "failure").inc(calls - successes)
+            label = metrics.model_label(model_id)
+            metrics.CALLS.labels(label, "success").inc(successes)
+            metrics.CALLS.labels(label, "failure").inc(calls - successes)
         metrics.FLUSH_SECONDS.observe(seconds)
         metrics.BATCH_SIZE.observe(batch.items)
         for letter in batch.dead_letters:

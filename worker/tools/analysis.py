@@ -29,7 +29,8 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
             recent_bugs=[RecentBug(severity=b.severity, pattern=b.pattern, occurrences=b.occurrences,
                                    error_type=b.error_type) for b in report.recent_bugs],
         )
-    return Analysis(task_type=task_type, rankings=rankings, report=summary, text=as_text(rankings, summary))
+    return Analysis(task_type=task_type, rankings=rankings, report=summary, models_left_out=report.models_left_out,
+                    text=as_text(rankings, summary))
 
 
 def as_text(rankings: dict[str, list[ModelRanking]], summary: ImprovementReport | None) -> str:

@@ -10,7 +10,7 @@ import asyncpg
 from pydantic import BaseModel, ValidationError
 
 from worker.tools.requests import READS, THROUGH_KAFKA, WRITES
-from worker.tools.service import FieldProblem, ToolService, Unavailable
+from worker.tools.service import FieldProblem, TooLarge, ToolService, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,13 @@ async def invoke(service: ToolService | None, name: str, arguments: bytes | dict
         result = await getattr(service, name)(request)
     except FieldProblem as problem:
         return error(422, "invalid_request", str(problem), [{"field": problem.field, "reason": problem.reason}])
+    except TooLarge as problem:
+        return error(413, "too_large", f"{name}: {problem}; nothing was written, and a retry cannot succeed")
+    except asyncpg.DataError as problem:  # a value PostgreSQL cannot take: the caller's to change, not to retry
+        return error(422, "invalid_request", f"{name}: PostgreSQL refused a value of the request ({problem})")
+    except asyncpg.QueryCanceledError:
+        return error(503, "unavailable", f"{name} took longer than TOOLS_QUERY_TIMEOUT_S and was cancelled; "
+                                         "narrow it (taskType, a smaller limit) or retry later")
     except asyncpg.UndefinedTableError:
         return error(503, "unavailable", "the database has no schema yet: start a worker (it migrates) or run "
                                          "'telemetry-worker migrate'")

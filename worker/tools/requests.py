@@ -37,9 +37,12 @@ class ToolRequest(BaseModel):
         return value
 
 
+MAX_OFFSET = 1_000_000
+
+
 class Page(ToolRequest):
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] | None = Field(None, description="Page size (default TOOLS_PAGE_SIZE).")
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = Field(0, description="Rows to skip (at most 1,000,000).")
 
 
 class AnalyzeMetrics(ToolRequest):
@@ -47,6 +50,8 @@ class AnalyzeMetrics(ToolRequest):
 
     task_type: TaskType | None = Field(None, description="Only this task type.")
     include_report: bool = Field(True, description="Add the self-improvement summary.")
+    max_models: int = Field(100, ge=1, le=500, description="At most this many models per task type, the most called "
+                            "first (2,000 rows in all); modelsLeftOut counts the rest.")
 
 
 class GetRoutingHeuristics(Page):

@@ -58,6 +58,8 @@ class Analysis(ToolResponse):
     task_type: str | None
     rankings: dict[str, list[ModelRanking]] = Field(description="Per task type, best first.")
     report: ImprovementReport | None
+    models_left_out: int = Field(0, ge=0, description="Models past maxModels per task type (or 2,000 rows in all), "
+                                 "the least called: not in rankings.")
     text: str = Field(description="The same analysis as readable text, in the gateway's format.")
 
 

@@ -27,10 +27,15 @@ from worker.tools.analysis import analyse
 from worker.tools.responses import Accepted, Analysis, ModelDeclared, PageOf, TestSaved
 
 SEND_TIMEOUT_S = 10.0
+COMMAND_MAX_BYTES = 512 * 1024  # well under the broker's message limit: a command is refused, never retried in vain
 
 
 class Unavailable(RuntimeError):
     """A service the tool needs (PostgreSQL or Kafka) is not reachable; the write was not accepted."""
+
+
+class TooLarge(ValueError):
+    """The request is valid but too large to be accepted; a retry cannot succeed."""
 
 
 class FieldProblem(ValueError):
@@ -54,8 +59,11 @@ class ToolService:
 
     @classmethod
     async def connect(cls, settings: Settings) -> ToolService:
-        """A standalone service (the MCP server): its own pool as well."""
-        return await cls.start(settings, await create_pool(settings.database_url))
+        """With a pool of its own (`TOOLS_DB_CONNECTIONS`, `TOOLS_QUERY_TIMEOUT_S`): however heavy the
+        reads, they never wait for, or hold, the connections ingestion flushes with."""
+        pool = await create_pool(settings.database_url, max_size=settings.tools_db_connections,
+                                 statement_timeout_s=settings.tools_query_timeout_s)
+        return await cls.start(settings, pool)
 
     async def stop(self) -> None:
         await self.producer.stop()
@@ -75,7 +83,7 @@ class ToolService:
 
     async def analyze_metrics(self, r: rq.AnalyzeMetrics) -> Analysis:
         async with self.pool.acquire() as conn:
-            report = await build_report(conn, r.task_type)
+            report = await build_report(conn, r.task_type, max_models_per_task=r.max_models)
         return analyse(report, r.task_type, r.include_report)
 
     async def get_routing_heuristics(self, r: rq.GetRoutingHeuristics) -> PageOf:
@@ -89,9 +97,12 @@ class ToolService:
 
     async def _send(self, command: BaseModel, key: str) -> Accepted:
         topic = self.settings.topic_tool_commands
+        value = orjson.dumps(command.model_dump(mode="json"))
+        if len(value) > COMMAND_MAX_BYTES:
+            raise TooLarge(f"the command is {len(value):,} bytes once encoded; at most {COMMAND_MAX_BYTES:,} are "
+                           "accepted (shorten context or the text fields)")
         try:
-            sent = await asyncio.wait_for(self.producer.send_and_wait(
-                topic, orjson.dumps(command.model_dump(mode="json")), key=key.encode()), SEND_TIMEOUT_S)
+            sent = await asyncio.wait_for(self.producer.send_and_wait(topic, value, key=key.encode()), SEND_TIMEOUT_S)
         except Exception as error:  # noqa: BLE001 - any failure means: not accepted, safe to retry
             raise Unavailable(f"Kafka did not accept the command within {SEND_TIMEOUT_S:.0f} s "
                               f"({type(error).__name__}); retry with the same commandId") from error
