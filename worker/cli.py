@@ -209,6 +209,46 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _reanchor(settings: Settings, args: argparse.Namespace) -> dict[int, tuple[int, int]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from worker.kafka_client import client_options
+    from worker.store.db import connect
+    from worker.store.offsets import reanchor, stored_offsets
+    from worker.topics import partitions_of
+
+    consumer = AIOKafkaConsumer(**client_options(settings))
+    await consumer.start()
+    try:
+        partitions = [tp.partition for tp in await partitions_of(consumer, [args.topic])]
+        if not partitions:
+            raise LookupError(f"topic {args.topic!r} does not exist on the broker")
+        wanted = [p for p in sorted(partitions) if args.partition is None or p == args.partition]
+        if not wanted:
+            raise LookupError(f"topic {args.topic!r} has no partition {args.partition}")
+        tps = [TopicPartition(args.topic, p) for p in wanted]
+        ends = await (consumer.beginning_offsets(tps) if args.to == "earliest" else consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+    async with connect(settings.database_url) as conn:
+        before = await stored_offsets(conn, settings.consumer_group, [(args.topic, p) for p in wanted])
+        after = await reanchor(conn, settings.consumer_group, args.topic, {tp.partition: ends[tp] for tp in tps})
+    return {p: (before[(args.topic, p)], after[p]) for p in after}
+
+
+def _cmd_offsets(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        moved = asyncio.run(_reanchor(settings, args))
+    except LookupError as error:
+        err.print(f"[red]error:[/red] {error}")
+        return 2
+    for partition, (before, after) in sorted(moved.items()):
+        console.print(f"{args.topic}[{partition}]: stored offset {before} -> {after}")
+    console.print(f"re-anchored {len(moved)} partitions of {args.topic} for group {settings.consumer_group} at the "
+                  f"{args.to} offsets; the workers resume within a few seconds")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     from worker import schemas
 
@@ -311,6 +351,15 @@ def parser() -> argparse.ArgumentParser:
     remove = models_sub.add_parser("remove", help="take a declared model out of the catalogue")
     remove.add_argument("--model", required=True)
     models.set_defaults(func=_cmd_models)
+    offsets = sub.add_parser("offsets", help="the stored consumer offsets: re-anchor after a topic was recreated")
+    offsets_sub = offsets.add_subparsers(dest="offsets_command", required=True)
+    anchor = offsets_sub.add_parser("reanchor", help="set a topic's stored offsets to the log's first (or last) "
+                                    "offset: after the topic was deleted and recreated, or its offsets reset")
+    anchor.add_argument("--topic", required=True)
+    anchor.add_argument("--partition", type=int, default=None, help="one partition (default: all of them)")
+    anchor.add_argument("--to", choices=("earliest", "latest"), default="earliest",
+                        help="earliest: count everything the new log holds (default); latest: skip it")
+    offsets.set_defaults(func=_cmd_offsets)
     ev = sub.add_parser("routing-eval", help="closed-loop routing evaluation on a simulated clock (no services)")
     ev.add_argument("--scenario", action="append", help="only this scenario (repeatable); default: all")
     ev.add_argument("--seeds", type=int, default=1, help="runs per scenario with seeds 1..N; medians are printed")

@@ -57,8 +57,19 @@ async def test_kafka_broker_stopped_and_restarted_mid_stream(settings, workers, 
     worker = workers()
     await worker.wait_ready()
     before = await simulate(settings, count=8_000, rate=2000, seed=71, progress=False)
+    lines_before = len(worker.log_tail(1_000_000).splitlines())
     local_services.kafka_stop()
+    deadline, reasons = time.monotonic() + 20, []
+    while time.monotonic() < deadline:  # readiness says so while the broker is away
+        answer = await worker.readiness()
+        reasons = answer[1].get("not_ready_because", []) if answer else reasons
+        if answer and answer[0] == 503 and "the Kafka broker does not answer" in reasons:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise AssertionError(f"/readyz did not report the absent broker within 20 s: {reasons}")
     await asyncio.sleep(8)
+    outage_lines = len(worker.log_tail(1_000_000).splitlines()) - lines_before
     local_services.kafka_start()
     after = await simulate(settings, count=8_000, rate=2000, seed=72, progress=False)
     await worker.wait_ready(timeout=90)
@@ -67,6 +78,7 @@ async def test_kafka_broker_stopped_and_restarted_mid_stream(settings, workers, 
     await assert_matches_ledger(pool, ledger)
     await assert_patterns_match_ledger(pool, ledger)
     assert worker.proc.poll() is None, "the worker must ride out a broker restart"
+    assert outage_lines < 300, f"{outage_lines} log lines in a short broker outage"  # rate limited per template
 
 
 async def test_five_kill9_at_random_moments(settings, workers, pool):
@@ -93,3 +105,29 @@ async def test_rebalance_while_a_flush_is_in_flight_is_fenced(settings, workers,
     await assert_patterns_match_ledger(pool, result.ledger)
     fenced = (await first.wait_ready(timeout=60))["stats"]["fenced"]
     assert fenced >= 1, "the thawed worker's stale batch should have met the fence"
+
+
+async def test_a_flush_blocked_by_a_lock_makes_the_pod_not_ready_then_counts_exactly(settings, workers, pool):
+    await ensure_topics(settings, partitions=2)
+    worker = workers()
+    await worker.wait_ready()
+    blocker = await asyncpg.connect(settings.database_url)
+    await blocker.execute("BEGIN; LOCK TABLE model_performance IN ACCESS EXCLUSIVE MODE")
+    try:
+        traffic = asyncio.create_task(simulate(settings, count=2_000, rate=500, seed=81, progress=False))
+        deadline, reasons = time.monotonic() + 25, []
+        while time.monotonic() < deadline:
+            answer = await worker.readiness()
+            reasons = answer[1].get("not_ready_because", []) if answer else reasons
+            if answer and answer[0] == 503 and any("in flight" in r for r in reasons):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"/readyz stayed green while the flush was blocked: {reasons}")
+    finally:
+        await blocker.execute("ROLLBACK")
+        await blocker.close()
+    result = await traffic
+    await wait_drained(settings, pool, workers=[worker])
+    await assert_matches_ledger(pool, result.ledger)
+    assert (await worker.wait_ready())["ready"]

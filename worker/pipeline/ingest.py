@@ -31,6 +31,9 @@ from worker.store.flush import REFUSED, FlushOutcome, OffsetFenced, refused_call
 
 log = logging.getLogger(__name__)
 
+METADATA_MAX_AGE_MS = 15_000  # a recreated topic (or new partitions) is seen within 15 s, not aiokafka's 5 min
+STALL_S = 10.0  # a flush in flight for longer makes the pod not ready
+BROKER_PROBE_S = 5.0
 RETRYABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError)
 
 
@@ -54,11 +57,30 @@ class Ingest(mode.Service):
         self.hints: dict[tuple[str, int], int] = {}  # stored offsets not yet committed to Kafka (a lag hint)
         self.loop_exited = asyncio.Event()
         self.consuming = False  # the consumer joined its group and the consume loop runs
+        self.writing_since = 0.0
+        self.broker_reachable = True
 
     @property
     def ready(self) -> bool:
-        return (self.consuming and not self.should_stop and self.positions is not None
-                and self.positions.settled and self.retry_at is None)
+        return not self.not_ready_because()
+
+    def not_ready_because(self) -> list[str]:
+        """Why this pod should get no traffic now (empty: ready). Each reason is one an operator can act on."""
+        reasons = []
+        if not self.consuming or self.should_stop or self.positions is None:
+            return ["not consuming"]
+        if not self.positions.settled:
+            reasons.append("partitions waiting for their stored offsets")
+        if self.positions.ahead:
+            reasons.append(f"{len(self.positions.ahead)} partitions stored past the log's end (topic recreated?): "
+                           "run 'telemetry-worker offsets reanchor'")
+        if self.retry_at is not None:
+            reasons.append(f"flush failing ({self.failures} attempts)")
+        if self.writing is not None and time.monotonic() - self.writing_since > STALL_S:
+            reasons.append(f"a flush has been in flight for more than {STALL_S:.0f} s")
+        if not self.broker_reachable:
+            reasons.append("the Kafka broker does not answer")
+        return reasons
 
     async def on_start(self) -> None:
         s = self.settings
@@ -72,6 +94,7 @@ class Ingest(mode.Service):
             max_partition_fetch_bytes=max(1_048_576, s.max_message_bytes + 65_536),
             session_timeout_ms=int(s.kafka_session_timeout_s * 1000),
             heartbeat_interval_ms=int(min(3.0, s.kafka_session_timeout_s / 3) * 1000),
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         self.positions = Positions(self)
         await self.producer.start()
@@ -109,8 +132,26 @@ class Ingest(mode.Service):
         finally:
             self.loop_exited.set()
 
+    @mode.Service.task
+    async def _probe_broker(self) -> None:
+        """Fetching is silent while the broker is away (getmany returns nothing): ask it for metadata."""
+        while not self.should_stop:
+            await asyncio.sleep(BROKER_PROBE_S)
+            if self.consumer is None:
+                continue
+            try:
+                await asyncio.wait_for(self.consumer.topics(), BROKER_PROBE_S)
+                reachable = True
+            except Exception:  # noqa: BLE001 - any failure means: not answering
+                reachable = False
+            if reachable != self.broker_reachable:
+                (log.info if reachable else log.warning)("Kafka broker %s", "answers again" if reachable
+                                                          else "does not answer metadata requests")
+            self.broker_reachable = reachable
+
     async def step(self) -> None:
         assert self.consumer is not None and self.positions is not None
+        self.positions.recheck_ahead()
         if self.positions.pending:
             async with self.lock:
                 await self.positions.settle()
@@ -143,6 +184,9 @@ class Ingest(mode.Service):
         expected = self.positions.expected.get(key)
         if expected is None:  # revoked or not yet positioned: it will be read again from the stored offset
             return
+        if messages and 0 <= messages[0].offset < expected:  # a seek lands at `expected`: the log was reset under us
+            self.positions.reset_under_us(tp, expected, messages[0].offset)
+            return
         floor = self.batch.next_offsets.get(key) or (self.writing and self.writing[0].next_offsets.get(key)) or expected
         kind, s = self.kinds[tp.topic], self.settings
         for message in messages:
@@ -164,6 +208,7 @@ class Ingest(mode.Service):
             return
         sealed, self.batch = self.batch, batching.initial(time.monotonic())
         self.writing = (sealed, asyncio.ensure_future(self._write(sealed, timeout)))
+        self.writing_since = time.monotonic()
 
     async def _collect_or_recover(self, timeout: float) -> bool:
         error = await self._collect()

@@ -3,6 +3,11 @@
 On assignment, partitions stay paused until their stored offsets are read from PostgreSQL and
 seeked to; on revocation, the batch is flushed (bounded in time) or handed back unwritten. A
 partition's `expected` offset is the stored value the next flush must find to be allowed in.
+
+A stored offset past the log's end means the topic was deleted and recreated (or its offsets
+reset): reading on would skip every new message below the stored offset as "already counted".
+Such a partition stays paused and `ahead` (an error, a metric, readiness) until an operator
+re-anchors it (`telemetry-worker offsets reanchor`); it is checked again every few seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker import batch as batching
+from worker import metrics
 from worker.store.offsets import UNSTORED, stored_offsets
 
 if TYPE_CHECKING:
@@ -22,13 +28,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+AHEAD_RECHECK_S = 5.0
+
 
 class Positions(ConsumerRebalanceListener):
     def __init__(self, ingest: Ingest):
         self.ingest = ingest
         self.expected: dict[tuple[str, int], int] = {}
         self.pending: set[TopicPartition] = set()
+        self.ahead: dict[TopicPartition, tuple[int, int]] = {}  # paused: (stored offset, log end)
         self._next_attempt = 0.0
+        self._next_ahead_check = 0.0
 
     @property
     def consumer(self):
@@ -50,6 +60,8 @@ class Positions(ConsumerRebalanceListener):
             for tp in revoked:
                 self.expected.pop((tp.topic, tp.partition), None)
                 self.pending.discard(tp)
+                self.ahead.pop(tp, None)
+            metrics.OFFSETS_AHEAD.set(len(self.ahead))
         if revoked:
             log.info("partitions revoked: %s", _names(revoked))
 
@@ -58,6 +70,22 @@ class Positions(ConsumerRebalanceListener):
         if assigned:
             self.consumer.pause(*assigned)
             log.info("partitions assigned: %s", _names(assigned))
+
+    def recheck_ahead(self) -> None:
+        """Every AHEAD_RECHECK_S, partitions held for a stored offset past the log's end are read again."""
+        if self.ahead and time.monotonic() >= self._next_ahead_check:
+            self._next_ahead_check = time.monotonic() + AHEAD_RECHECK_S
+            self.pending |= set(self.ahead) & self.consumer.assignment()
+
+    def reset_under_us(self, tp: TopicPartition, stored: int, offset: int) -> None:
+        """The fetch returned an offset below the stored one: Kafka reset the position (the topic was
+        recreated under a running consumer). Hold the partition exactly as if found on assignment."""
+        self.consumer.pause(tp)
+        self._hold_ahead([tp], {tp: (stored, offset)})
+
+    def ahead_report(self) -> list[dict]:
+        return [{"topic": tp.topic, "partition": tp.partition, "stored_offset": stored, "log_end": end}
+                for tp, (stored, end) in sorted(self.ahead.items())]
 
     async def settle(self) -> None:
         """Seek pending partitions to their stored offsets. Call with the ingest lock held."""
@@ -74,6 +102,11 @@ class Positions(ConsumerRebalanceListener):
                 stored = await stored_offsets(conn, s.consumer_group, [(tp.topic, tp.partition) for tp in todo])
             offsets = {tp: stored[(tp.topic, tp.partition)] for tp in todo}
             known = [tp for tp in todo if offsets[tp] != UNSTORED]
+            ends = await self.consumer.end_offsets(known) if known else {}
+            # held until the stored offset changes (a re-anchor): a log that has since grown past it is no safer
+            ahead = {tp: (offsets[tp], ends[tp]) for tp in known
+                     if offsets[tp] > ends[tp] or (tp in self.ahead and self.ahead[tp][0] == offsets[tp])}
+            known = [tp for tp in known if tp not in ahead]
             unknown = [tp for tp in todo if offsets[tp] == UNSTORED]
             for tp in known:
                 self.consumer.seek(tp, offsets[tp])
@@ -85,12 +118,31 @@ class Positions(ConsumerRebalanceListener):
             self._next_attempt = time.monotonic() + 2.0
             log.warning("cannot read stored offsets yet (%s: %s); partitions stay paused", type(error).__name__, error)
             return
+        self._hold_ahead(todo, ahead)
+        todo = [tp for tp in todo if tp not in ahead]
         for tp in todo:
             self.expected[(tp.topic, tp.partition)] = offsets[tp]
         self.pending.clear()
+        if not todo:
+            return
         if self.ingest.retry_at is None:  # while a flush is being retried, everything stays paused
             self.consumer.resume(*todo)
         log.info("resuming from stored offsets: %s", ", ".join(f"{tp.topic}[{tp.partition}]@{offsets[tp]}" for tp in todo))
+
+    def _hold_ahead(self, todo: list[TopicPartition], ahead: dict[TopicPartition, tuple[int, int]]) -> None:
+        for tp in todo:
+            if tp in ahead:
+                if tp not in self.ahead:
+                    stored, end = ahead[tp]
+                    log.error("%s[%d]: the stored offset %d is past the log's end (%d): the topic was recreated or its "
+                              "offsets reset. The partition stays paused so that no new message is skipped; re-anchor "
+                              "it with 'telemetry-worker offsets reanchor --topic %s --partition %d'", tp.topic,
+                              tp.partition, stored, end, tp.topic, tp.partition)
+                self.ahead[tp] = ahead[tp]
+                self.expected.pop((tp.topic, tp.partition), None)
+            elif self.ahead.pop(tp, None) is not None:
+                log.warning("%s[%d]: re-anchored; consumption resumes", tp.topic, tp.partition)
+        metrics.OFFSETS_AHEAD.set(len(self.ahead))
 
     async def _warn_if_retention_passed(self, known: list[TopicPartition], offsets: dict) -> None:
         if not known:
@@ -106,6 +158,7 @@ class Positions(ConsumerRebalanceListener):
     def reposition_all(self) -> None:
         """After a fence: forget what we believed and read the stored offsets again."""
         self.expected.clear()
+        self.ahead.clear()
         self.pending = set(self.consumer.assignment())
         if self.pending:
             self.consumer.pause(*self.pending)
@@ -119,7 +172,7 @@ class Positions(ConsumerRebalanceListener):
             self.consumer.pause(*assigned)
 
     def resume_all(self) -> None:
-        ready = self.consumer.assignment() - self.pending
+        ready = self.consumer.assignment() - self.pending - set(self.ahead)
         if ready:
             self.consumer.resume(*ready)
 

@@ -19,6 +19,12 @@ READ = """
 SELECT topic, partition, next_offset FROM consumer_offsets
 WHERE consumer_group = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], $3::int[]))"""
 
+REANCHOR = """
+UPDATE consumer_offsets SET next_offset = u.o, updated_at = now()
+FROM unnest($3::int[], $4::int8[]) AS u(p, o)
+WHERE consumer_group = $1 AND topic = $2 AND partition = u.p
+RETURNING partition, next_offset"""
+
 PRUNE_SEEN = """
 DELETE FROM seen_events WHERE event_id IN (
     SELECT event_id FROM seen_events WHERE seen_at < now() - make_interval(secs => $1) LIMIT $2)"""
@@ -31,6 +37,13 @@ async def stored_offsets(conn: asyncpg.Connection, group: str, tps: Iterable[Top
     await conn.execute(CLAIM, group, topics, partitions)
     rows = await conn.fetch(READ, group, topics, partitions)
     return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+
+async def reanchor(conn: asyncpg.Connection, group: str, topic: str, offsets: dict[int, int]) -> dict[int, int]:
+    """Set the stored offsets of `topic`'s partitions (operator's command after a topic was recreated)."""
+    parts = sorted(offsets)
+    rows = await conn.fetch(REANCHOR, group, topic, parts, [offsets[p] for p in parts])
+    return {r["partition"]: r["next_offset"] for r in rows}
 
 
 PRUNE_HEALTH = "DELETE FROM model_health WHERE bucket < now() - interval '1 hour'"
