@@ -87,3 +87,37 @@ def pattern_deltas(calls: Iterable[Call]) -> dict[str, PatternDelta]:
         if delta.example_request is None and failure.request is not None:
             delta.example_request = captured_request(failure.request)
     return deltas
+
+
+OVERFLOW_ERROR_TYPE = "pattern_limit_reached"
+# one pattern for all of them: categories come from the events too, so one per category would not be a bound
+OVERFLOW = fingerprint(OVERFLOW_ERROR_TYPE, "other", "new failure kinds past PATTERNS_MAX_NEW_PER_HOUR")
+
+
+def fold_past_budget(deltas: dict[str, PatternDelta], existing: set[str], budget: int) -> tuple[dict[str, PatternDelta], int]:
+    """Keep every delta of a known pattern and at most `budget` new ones (the most frequent first);
+    fold the rest into the one overflow pattern, so that 20,000 distinct error types cost
+    a bounded number of patterns and stubs, and no failure goes uncounted. Returns the deltas and
+    how many occurrences were folded."""
+    new = sorted((d for k, d in deltas.items() if k not in existing), key=lambda d: (-d.occurrences, d.fingerprint.digest))
+    if len(new) <= budget:
+        return deltas, 0
+    kept = {k: d for k, d in deltas.items() if k in existing}
+    kept |= {d.fingerprint.digest: d for d in new[:max(0, budget)]}
+    folded = 0
+    for d in new[max(0, budget):]:
+        into = kept.get(OVERFLOW.digest)
+        if into is None:
+            example = f"{d.fingerprint.error_type} ({d.fingerprint.category}): {d.example_message}"
+            into = kept[OVERFLOW.digest] = PatternDelta(OVERFLOW, d.first_event_id, example[:MAX_EXAMPLE_STRING])
+        into.occurrences += d.occurrences
+        into.retryable += d.retryable
+        into.first_seen, into.last_seen = min(into.first_seen, d.first_seen), max(into.last_seen, d.last_seen)
+        for model, n in d.models.items():
+            into.models[model] = into.models.get(model, 0) + n
+        for layer, n in d.layers.items():
+            into.layers[layer] = into.layers.get(layer, 0) + n
+        into.pairs |= d.pairs
+        into.example_event_ids = (into.example_event_ids + d.example_event_ids)[:MAX_EXAMPLES]
+        folded += d.occurrences
+    return kept, folded

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     pattern_window_s: int = Field(
         900, ge=60, description="Recent window over which a bug pattern's failure share sets its severity."
     )
+    patterns_max_new_per_hour: int = Field(
+        500, ge=1, le=1_000_000, description="New bug patterns (and stubs) created per hour at most; failures of "
+        "further new fingerprints are counted in one overflow pattern (error type pattern_limit_reached)."
+    )
 
     # --- routing heuristics (computed on the group leader)
     heuristics_interval_s: float = Field(60.0, gt=0, description="How often learned routing rules are recomputed.")

@@ -88,3 +88,31 @@ async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_r
     assert slowest[0] < 2.0, f"/healthz took {slowest[0]:.1f} s at worst"
     assert worker.proc.poll() is None and "Traceback" not in worker.log_tail(100_000)
     assert "routing bounds reached" in worker.log_tail(100_000)
+
+
+async def test_twenty_thousand_error_types_give_a_bounded_number_of_patterns_and_lose_no_failure(settings, workers,
+                                                                                                 pool):
+    await ensure_topics(settings, partitions=2)
+    worker = workers(patterns_max_new_per_hour=300)
+    await worker.wait_ready()
+    stamp = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    events = [samples.failed(event_id=str(uuid.uuid4()), occurred_at=stamp, error_type=f"boom_{i:05d}",
+                             error_message=f"kind {i:05d} exploded") for i in range(20_000)]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=4_194_304,
+                                compression_type="gzip")
+    await producer.start()
+    try:
+        for i in range(0, len(events), 500):
+            await producer.send(settings.topic_calls_failed, orjson.dumps(events[i:i + 500]))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    await wait_drained(settings, pool, workers=[worker], timeout=120)
+
+    patterns = await pool.fetchval("SELECT count(*) FROM bug_patterns")
+    stubs = await pool.fetchval("SELECT count(*) FROM regression_tests")
+    assert patterns <= 300 + 1 and stubs == patterns, (patterns, stubs)
+    assert await pool.fetchval("SELECT sum(occurrences) FROM bug_patterns") == 20_000  # every failure counted
+    overflow = await pool.fetchrow("SELECT occurrences FROM bug_patterns WHERE error_type = 'pattern_limit_reached'")
+    assert overflow is not None and overflow["occurrences"] >= 20_000 - 300
+    assert (await worker.metrics())["telemetry_bug_patterns_folded_total"] == overflow["occurrences"]

@@ -47,3 +47,20 @@ def test_captured_requests_are_bounded():
 def test_every_simulated_error_type_has_a_catalogued_remedy():
     assert set(FAILURES) <= set(CATALOGUE)
     assert remedy_for("never-seen").solution.startswith("No catalogued remedy")
+
+
+def test_new_fingerprints_past_the_budget_fold_into_one_overflow_pattern_and_stay_counted():
+    from worker.patterns import OVERFLOW, fold_past_budget, pattern_deltas
+
+    calls = [failed(error_type=f"kind_{i % 300}", category=f"cat_{i % 50}") for i in range(3000)]
+    deltas = pattern_deltas(calls)
+    assert len(deltas) == 300
+    known = set(list(deltas)[:10])
+    kept, folded = fold_past_budget(deltas, known, budget=20)
+    assert len(kept) == 10 + 20 + 1 and OVERFLOW.digest in kept
+    assert sum(d.occurrences for d in kept.values()) == 3000  # nothing dropped
+    assert folded == kept[OVERFLOW.digest].occurrences == 3000 - 30 * 10
+    assert all(k in kept for k in known)
+    assert fold_past_budget(deltas, known, budget=1000) == (deltas, 0)
+    nothing_left, _ = fold_past_budget(deltas, set(), budget=-5)
+    assert list(nothing_left) == [OVERFLOW.digest]

@@ -321,7 +321,8 @@ class Ingest(mode.Service):
     def _flush_arguments(self, current: batching.Batch) -> dict:
         return dict(group=self.settings.consumer_group, expected=self.positions.expected,
                     next_offsets=current.next_offsets, calls=current.calls, dead_letters=len(current.dead_letters),
-                    now=time.time(), pattern_window_s=self.settings.pattern_window_s)
+                    now=time.time(), pattern_window_s=self.settings.pattern_window_s,
+                    patterns_max_new_per_hour=self.settings.patterns_max_new_per_hour)
 
     async def _quarantine(self, current: batching.Batch, error: Exception, timeout: float) -> bool:
         """The database refused values it should not have been offered: dead-letter those events, keep the rest.

@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from worker import severity
-from worker.patterns import PatternDelta
+from worker.patterns import PatternDelta, fold_past_budget
 from worker.remedies import remedy_for
 from worker.stubs import StubSpec, render_vitest
 
@@ -46,6 +46,10 @@ SET_SEVERITY = """
 UPDATE bug_patterns AS t SET severity = u.s FROM unnest($1::text[], $2::text[]) AS u(f, s)
 WHERE t.fingerprint = u.f AND t.severity <> u.s"""
 
+KNOWN = "SELECT fingerprint FROM bug_patterns WHERE fingerprint = ANY($1::text[])"
+CREATED_LATELY = """
+SELECT count(*) FROM bug_patterns WHERE fingerprint IS NOT NULL AND created_at > now() - interval '1 hour'"""
+
 INSERT_STUBS = """
 INSERT INTO regression_tests (test_name, category, description, test_code, expected_behavior, discovered_from, metadata)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[])
@@ -61,8 +65,17 @@ def _description(d: PatternDelta) -> str:
     return f"{fp.error_type} ({fp.category}), first on {next(iter(d.models))}: {d.example_message}"[:2000]
 
 
-async def write_patterns(conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float) -> int:
-    """Add the deltas; return how many new patterns (and stubs) appeared."""
+async def write_patterns(conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float,
+                         max_new_per_hour: int = 500) -> tuple[int, int]:
+    """Add the deltas; return how many new patterns (and stubs) appeared, and how many failures were
+    folded into the overflow pattern because `max_new_per_hour` patterns were created in the last hour
+    (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota)."""
+    known = {r["fingerprint"] for r in await conn.fetch(KNOWN, list(deltas))}
+    if len(deltas) > len(known):
+        budget = max_new_per_hour - int(await conn.fetchval(CREATED_LATELY))
+        deltas, folded = fold_past_budget(deltas, known, budget)
+    else:
+        folded = 0
     ordered = [deltas[k] for k in sorted(deltas)]
     cols = list(zip(*(
         (d.fingerprint.digest, d.fingerprint.error_type, d.fingerprint.category, d.fingerprint.template,
@@ -94,7 +107,7 @@ async def write_patterns(conn: asyncpg.Connection, deltas: dict[str, PatternDelt
     if new:
         stubs = [_stub_row(d) for d in new]
         await conn.execute(INSERT_STUBS, *map(list, zip(*stubs)))
-    return len(new)
+    return len(new), folded
 
 
 def _stub_row(d: PatternDelta) -> tuple:

@@ -96,6 +96,7 @@ class FlushOutcome:
     counted: int
     duplicates: int
     new_patterns: int = 0
+    folded_failures: int = 0  # failures of new fingerprints past PATTERNS_MAX_NEW_PER_HOUR, in the overflow pattern
     per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
 
 
@@ -119,6 +120,7 @@ async def write_flush(
     dead_letters: int,
     now: float,
     pattern_window_s: float = 900.0,
+    patterns_max_new_per_hour: int = 500,
 ) -> FlushOutcome:
     parts = sorted(next_offsets)
     topics, partitions = [t for t, _ in parts], [p for _, p in parts]
@@ -135,14 +137,14 @@ async def write_flush(
             await write_commands(conn, [c for c in commands if isinstance(c, Metric)],
                                  [c for c in commands if isinstance(c, BugReport)])
         deltas = aggregate(fresh)
-        new_patterns = 0
+        new_patterns = folded = 0
         if fresh:
             await conn.execute(UPSERT_MODELS, *rows.model_rows(deltas))
             await conn.execute(UPSERT_MINUTES, *rows.minute_rows(deltas))
             await conn.execute(UPSERT_HEALTH, *rows.health_rows(deltas))
             patterns = pattern_deltas(fresh)
             if patterns:
-                new_patterns = await write_patterns(conn, patterns, pattern_window_s)
+                new_patterns, folded = await write_patterns(conn, patterns, pattern_window_s, patterns_max_new_per_hour)
         counted = len(fresh) + len(commands)
         worker_counts = {
             "events_consumed": len(calls), "events_duplicate": len(calls) - counted, "events_dead_lettered": dead_letters,
@@ -153,7 +155,8 @@ async def write_flush(
     for (model_id, _), tally in deltas.by_model.items():
         calls_so_far, ok_so_far = per_model.get(model_id, (0, 0))
         per_model[model_id] = (calls_so_far + tally.calls, ok_so_far + tally.successes)
-    return FlushOutcome(counted=counted, duplicates=len(calls) - counted, new_patterns=new_patterns, per_model=per_model)
+    return FlushOutcome(counted=counted, duplicates=len(calls) - counted, new_patterns=new_patterns,
+                        folded_failures=folded, per_model=per_model)
 
 
 # Errors that say "these values", not "try again": data exceptions (class 22) and constraint violations (23).
