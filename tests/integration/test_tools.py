@@ -122,6 +122,16 @@ async def test_analysis_and_pages_reflect_the_database(served, pool):
         assert rates == sorted(rates, reverse=True) and [m["rank"] for m in models] == list(range(1, len(models) + 1))
     assert analysis["report"]["bugPatterns"] == await pool.fetchval("SELECT count(*) FROM bug_patterns")
     assert "Model Performance Analysis:" in analysis["text"] and "Self-Improvement Summary:" in analysis["text"]
+    assert analysis["modelsLeftOut"] == 0
+
+    status, capped = await call(http, port, "analyze_metrics", {"maxModels": 1, "includeReport": False})
+    assert status == 200 and all(len(models) == 1 for models in capped["rankings"].values())
+    busiest = {}
+    for r in rows:
+        if r["total_calls"] > busiest.get(r["task_type"], (None, -1))[1]:
+            busiest[r["task_type"]] = (r["model_id"], r["total_calls"])
+    assert {t: ms[0]["totalCalls"] for t, ms in capped["rankings"].items()} == {t: c for t, (_, c) in busiest.items()}
+    assert capped["modelsLeftOut"] == len(rows) - len(busiest)
 
     total = await pool.fetchval("SELECT count(*) FROM bug_patterns")
     assert total >= 3
