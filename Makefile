@@ -7,7 +7,7 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
-.PHONY: install services-up services-down services-status test test-unit test-integration test-faults demo demo-litellm bench routing-eval schemas clean
+.PHONY: install lint format services-up services-down services-status test test-unit test-integration test-faults demo demo-litellm bench routing-eval schemas clean
 
 install: $(VENV)/.installed tests/typescript/node_modules/.installed clients/ts/dist/.built kustomize
 
@@ -51,8 +51,19 @@ services-down:
 services-status:
 	@bash deploy/local/services.sh status
 
-## Unit and deployment tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
-test: install services-up
+## Lint, format check and types (ruff, mypy; configured in pyproject.toml). `make format` fixes what it can.
+LINTED := worker tests examples bench
+lint: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+
+## Lint, unit and deployment tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
+test: lint services-up
 	$(BIN)/pytest tests/unit tests/deploy tests/integration
 	KAFKAJS_NO_PARTITIONER_WARNING=1 npm --prefix clients/ts test --silent
 

@@ -36,15 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.harness import WorkerProcess, free_port  # noqa: E402
-from worker import batch as batching  # noqa: E402
-from worker.aggregate import aggregate  # noqa: E402
-from worker.decode import Limits  # noqa: E402
-from worker.events import EventKind  # noqa: E402
-from worker.patterns import pattern_deltas  # noqa: E402
+from worker.calls import batch as batching  # noqa: E402
+from worker.calls.aggregate import aggregate  # noqa: E402
+from worker.calls.decode import Limits  # noqa: E402
+from worker.calls.events import EventKind  # noqa: E402
+from worker.failures.patterns import pattern_deltas  # noqa: E402
 from worker.settings import Settings  # noqa: E402
+from worker.simulation.traffic import generate  # noqa: E402
 from worker.store import rows  # noqa: E402
 from worker.store.flush import write_flush  # noqa: E402
-from worker.simulation import generate  # noqa: E402
 from worker.store.migrate import migrate  # noqa: E402
 from worker.topics import create_missing, partitions_of  # noqa: E402
 
@@ -61,8 +61,9 @@ async def create_topics(bootstrap: str, names: list[str]) -> None:
 
 async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: int, seed: int) -> int:
     """Write `count` simulated calls; returns the number of messages."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1_048_576,
-                                max_request_size=4_194_304)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1_048_576, max_request_size=4_194_304
+    )
     await producer.start()
     messages, pending, buffers = 0, [], {"completed": [], "failed": []}
     try:
@@ -153,8 +154,9 @@ async def database_side(dsn: str, records: list, topics: dict[str, str], events:
     try:
         started = time.perf_counter()
         for batch in batches:
-            await write_flush(conn, group="bench", expected={}, next_offsets={}, calls=batch.calls,
-                              dead_letters=0, now=time.time())
+            await write_flush(
+                conn, group="bench", expected={}, next_offsets={}, calls=batch.calls, dead_letters=0, now=time.time()
+            )
         return events / (time.perf_counter() - started)
     finally:
         await conn.close()
@@ -178,8 +180,9 @@ async def per_event_baseline(bootstrap: str, dsn: str, topics: dict[str, str], s
         await conn.close()
 
 
-async def _upsert_each(consumer: AIOKafkaConsumer, conn: asyncpg.Connection, topics: dict[str, str],
-                       sample: int) -> float:
+async def _upsert_each(
+    consumer: AIOKafkaConsumer, conn: asyncpg.Connection, topics: dict[str, str], sample: int
+) -> float:
     done, started = 0, time.perf_counter()
     while done < sample:
         for tp, records in (await consumer.getmany(timeout_ms=1000, max_records=1000)).items():
@@ -187,8 +190,9 @@ async def _upsert_each(consumer: AIOKafkaConsumer, conn: asyncpg.Connection, top
             for record in records:
                 value = orjson.loads(record.value)
                 for e in value if isinstance(value, list) else [value]:
-                    await conn.execute(UPSERT_ONE, e["model_id"], e["task_type"], int(ok), e["latency_ms"],
-                                       e["cost_usd"])
+                    await conn.execute(
+                        UPSERT_ONE, e["model_id"], e["task_type"], int(ok), e["latency_ms"], e["cost_usd"]
+                    )
                     done += 1
     return done / (time.perf_counter() - started)
 
@@ -217,30 +221,50 @@ class Database:
 
 async def stored_total(conn: asyncpg.Connection, group: str, topics: dict[str, str]) -> int:
     """Messages of the input topics stored as written (the commands topic is not part of the load)."""
-    return await conn.fetchval("SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = $1 "
-                               "AND next_offset > 0 AND topic = ANY($2::text[])", group, list(topics.values()))
+    return await conn.fetchval(
+        "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE consumer_group = $1 "
+        "AND next_offset > 0 AND topic = ANY($2::text[])",
+        group,
+        list(topics.values()),
+    )
 
 
-async def run_worker(base: Settings, topics: dict[str, str], messages: int, events: int, log: Path,
-                     profile: Path | None = None) -> tuple[float, int]:
+async def run_worker(
+    base: Settings, topics: dict[str, str], messages: int, events: int, log: Path, profile: Path | None = None
+) -> tuple[float, int]:
     """(events/s, peak RSS bytes) of a worker draining the topics into a fresh database."""
     db = Database(base.database_url)
     dsn = await db.fresh()
     group = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = base.model_copy(update={
-        "database_url": dsn, "topic_calls_completed": topics["completed"], "topic_calls_failed": topics["failed"],
-        "topic_tool_commands": topics["completed"] + ".commands",
-        "consumer_group": group, "app_id": group + "-app", "web_port": free_port(), "log_level": "warning",
-        "heuristics_interval_s": 3600.0, "degradation_check_s": 3600.0})
+    settings = base.model_copy(
+        update={
+            "database_url": dsn,
+            "topic_calls_completed": topics["completed"],
+            "topic_calls_failed": topics["failed"],
+            "topic_tool_commands": topics["completed"] + ".commands",
+            "consumer_group": group,
+            "app_id": group + "-app",
+            "web_port": free_port(),
+            "log_level": "warning",
+            "heuristics_interval_s": 3600.0,
+            "degradation_check_s": 3600.0,
+        }
+    )
     worker = WorkerProcess(settings, log)
     conn = await asyncpg.connect(dsn)
     try:
         worker.start()
         process = psutil.Process(worker.proc.pid)
         await worker.wait_ready()
-        spy = subprocess.Popen(["py-spy", "record", "-o", str(profile), "-f", "raw", "-r", "200", "-p",
-                                str(worker.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) \
-            if profile else None
+        spy = (
+            subprocess.Popen(
+                ["py-spy", "record", "-o", str(profile), "-f", "raw", "-r", "200", "-p", str(worker.proc.pid)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            if profile
+            else None
+        )
         started, peak = time.perf_counter(), 0
         while await stored_total(conn, group, topics) < messages:
             peak = max(peak, process.memory_info().rss)
@@ -265,10 +289,20 @@ async def delay_at(base: Settings, rate: float, seconds: float, log: Path) -> tu
     run = uuid.uuid4().hex[:8]
     topics = {"completed": f"bench.{run}.delay.completed", "failed": f"bench.{run}.delay.failed"}
     await create_topics(base.kafka_bootstrap_servers, list(topics.values()))
-    settings = base.model_copy(update={
-        "database_url": dsn, "topic_calls_completed": topics["completed"], "topic_calls_failed": topics["failed"],
-        "topic_tool_commands": f"bench.{run}.delay.commands", "consumer_group": f"bench-{run}", "app_id": f"bench-{run}-app", "web_port": free_port(), "log_level": "warning",
-        "heuristics_interval_s": 3600.0, "degradation_check_s": 3600.0})
+    settings = base.model_copy(
+        update={
+            "database_url": dsn,
+            "topic_calls_completed": topics["completed"],
+            "topic_calls_failed": topics["failed"],
+            "topic_tool_commands": f"bench.{run}.delay.commands",
+            "consumer_group": f"bench-{run}",
+            "app_id": f"bench-{run}-app",
+            "web_port": free_port(),
+            "log_level": "warning",
+            "heuristics_interval_s": 3600.0,
+            "degradation_check_s": 3600.0,
+        }
+    )
     worker = WorkerProcess(settings, log)
     worker.start()
     await worker.wait_ready()
@@ -332,21 +366,25 @@ async def main() -> None:
         messages = await produce(base.kafka_bootstrap_servers, topics, args.events, envelope, seed=1)
         data[label] = (topics, messages)
 
-    figures: dict[str, list[float]] = {k: [] for k in ("limit1", "worker1", "limit100", "worker100", "per_event",
-                                                       "python1", "database1")}
+    figures: dict[str, list[float]] = {
+        k: [] for k in ("limit1", "worker1", "limit100", "worker100", "per_event", "python1", "database1")
+    }
     single_records = await fetch_all(base.kafka_bootstrap_servers, data["single"][0], data["single"][1])
     for i in range(args.runs):
         print(f"run {i + 1}/{args.runs} ...", flush=True)
         for label, key in (("single", "1"), ("envelope100", "100")):
             topics, messages = data[label]
-            figures["limit" + key].append(await bare_limit(base.kafka_bootstrap_servers, list(topics.values()), args.events))
+            figures["limit" + key].append(
+                await bare_limit(base.kafka_bootstrap_servers, list(topics.values()), args.events)
+            )
             profile = args.profile if (args.profile and i == 0 and key == "1") else None
             rate, _ = await run_worker(base, topics, messages, args.events, logs / f"worker-{label}-{i}.log", profile)
             figures["worker" + key].append(rate)
         db = Database(base.database_url)
         dsn = await db.fresh()
-        figures["per_event"].append(await per_event_baseline(base.kafka_bootstrap_servers, dsn, data["single"][0],
-                                                             args.baseline_sample))
+        figures["per_event"].append(
+            await per_event_baseline(base.kafka_bootstrap_servers, dsn, data["single"][0], args.baseline_sample)
+        )
         await db.drop(dsn)
         figures["python1"].append(python_side(single_records, data["single"][0], args.events))
         dsn = await db.fresh()
@@ -367,22 +405,41 @@ async def main() -> None:
     rows = [
         ("limit: bare aiokafka + orjson, 1 event/message", f"{median['limit1']:,.0f} events/s", ""),
         ("limit: bare aiokafka + orjson, envelopes of 100", f"{median['limit100']:,.0f} events/s", ""),
-        ("worker, 1 event/message", f"{median['worker1']:,.0f} events/s",
-         f"{median['worker1'] / median['limit1']:.2f} x limit (target >= 0.5)"),
-        ("worker, envelopes of 100", f"{median['worker100']:,.0f} events/s",
-         f"{median['worker100'] / median['limit100']:.2f} x limit (target >= 0.8)"),
-        ("  its Python side alone (decode, aggregate, rows; in memory)", f"{median['python1']:,.0f} events/s",
-         f"{median['python1'] / median['limit1']:.2f} x limit"),
-        ("  its flushes alone (aggregate + transaction of 5,000, decoded beforehand)", f"{median['database1']:,.0f} events/s",
-         f"{median['database1'] / median['limit1']:.2f} x limit"),
-        ("per-event upsert baseline", f"{median['per_event']:,.0f} events/s",
-         f"worker = {median['worker1'] / median['per_event']:.1f} x baseline (target >= 20)"),
+        (
+            "worker, 1 event/message",
+            f"{median['worker1']:,.0f} events/s",
+            f"{median['worker1'] / median['limit1']:.2f} x limit (target >= 0.5)",
+        ),
+        (
+            "worker, envelopes of 100",
+            f"{median['worker100']:,.0f} events/s",
+            f"{median['worker100'] / median['limit100']:.2f} x limit (target >= 0.8)",
+        ),
+        (
+            "  its Python side alone (decode, aggregate, rows; in memory)",
+            f"{median['python1']:,.0f} events/s",
+            f"{median['python1'] / median['limit1']:.2f} x limit",
+        ),
+        (
+            "  its flushes alone (aggregate + transaction of 5,000, decoded beforehand)",
+            f"{median['database1']:,.0f} events/s",
+            f"{median['database1'] / median['limit1']:.2f} x limit",
+        ),
+        (
+            "per-event upsert baseline",
+            f"{median['per_event']:,.0f} events/s",
+            f"worker = {median['worker1'] / median['per_event']:.1f} x baseline (target >= 20)",
+        ),
         (f"worker peak RSS, {args.rss_events:,} events", f"{rss / 2**20:,.0f} MiB", "target <= 300 MiB"),
         (f"end-to-end delay at {half:,.0f} events/s", f"p50 {p50:.2f} s, p99 {p99:.2f} s", "target p99 <= 2 s"),
     ]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
-          f"date: {dt.date.today()}; commit: {commit}; {args.events:,} calls per run, medians of {args.runs} runs")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    print(
+        f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"date: {dt.date.today()}; commit: {commit}; {args.events:,} calls per run, medians of {args.runs} runs"
+    )
     width = max(len(r[0]) for r in rows)
     print("| measure | figure | ratio / target |\n| --- | --- | --- |")
     for name, figure, note in rows:

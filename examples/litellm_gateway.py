@@ -12,15 +12,18 @@ from collections import Counter
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # offline: LiteLLM's bundled cost map
 
-import litellm  # noqa: E402
-from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
+import litellm
+from litellm.integrations.custom_logger import CustomLogger
 
-from worker.gateway.emitter import CallEmitter  # noqa: E402
-from worker.gateway.litellm import HeuristicsRoutingPlugin, TelemetryLogger  # noqa: E402
-from worker.router_client import HeuristicsSubscriber, RoutingTable  # noqa: E402
+from worker.gateway.emitter import CallEmitter
+from worker.gateway.litellm import HeuristicsRoutingPlugin, TelemetryLogger
+from worker.gateway.router import HeuristicsSubscriber, RoutingTable
 
-DEPLOYMENTS = {"openai/acme-good": ("balanced", 0.99), "openai/acme-ok": ("balanced", 0.93),
-               "openai/acme-weak": ("fast", 0.80)}
+DEPLOYMENTS = {
+    "openai/acme-good": ("balanced", 0.99),
+    "openai/acme-ok": ("balanced", 0.93),
+    "openai/acme-weak": ("fast", 0.80),
+}
 
 
 class FaultInjector(CustomLogger):
@@ -46,9 +49,17 @@ class LiteLLMGateway:
         self.logger = TelemetryLogger(self.emitter, layers={m: layer for m, (layer, _) in DEPLOYMENTS.items()})
         self.injector = FaultInjector(self.success)
         self.router = litellm.Router(
-            model_list=[{"model_name": "chat", "litellm_params": {"model": m, "api_key": "sk-test-not-a-key",
-                                                                  "mock_response": "ok"}} for m in DEPLOYMENTS],
-            plugins=[HeuristicsRoutingPlugin(table)], num_retries=0, disable_cooldowns=True)
+            model_list=[
+                {
+                    "model_name": "chat",
+                    "litellm_params": {"model": m, "api_key": "sk-test-not-a-key", "mock_response": "ok"},
+                }
+                for m in DEPLOYMENTS
+            ],
+            plugins=[HeuristicsRoutingPlugin(table)],
+            num_retries=0,
+            disable_cooldowns=True,
+        )
         self.calls: list[tuple[float, str, bool]] = []  # (monotonic t, deployment, ok)
         self._previous_callbacks: list = []
 
@@ -70,8 +81,10 @@ class LiteLLMGateway:
         started = loop.time()
         try:
             response = await self.router.acompletion(
-                model="chat", messages=[{"role": "user", "content": "summarise this ticket"}],
-                metadata={"task_type": task_type, "request_id": f"req_{uuid.uuid4()}"})
+                model="chat",
+                messages=[{"role": "user", "content": "summarise this ticket"}],
+                metadata={"task_type": task_type, "request_id": f"req_{uuid.uuid4()}"},
+            )
             model, ok = response._hidden_params.get("litellm_model_name") or response.model, True
         except litellm.RateLimitError as error:
             model, ok = str(getattr(error, "model", "")), False
@@ -92,8 +105,12 @@ class LiteLLMGateway:
         table = RoutingTable()
         subscriber = HeuristicsSubscriber(settings.kafka_bootstrap_servers, table, topic=settings.topic_heuristics)
         await subscriber.start()
-        gateway = cls(settings.kafka_bootstrap_servers, table, topic_completed=settings.topic_calls_completed,
-                      topic_failed=settings.topic_calls_failed)
+        gateway = cls(
+            settings.kafka_bootstrap_servers,
+            table,
+            topic_completed=settings.topic_calls_completed,
+            topic_failed=settings.topic_calls_failed,
+        )
         await gateway.start()
         stop = asyncio.Event()
         return gateway, subscriber, stop, asyncio.create_task(gateway.run(stop))
@@ -127,18 +144,29 @@ async def demo(phases: list[tuple[str, float, float]], every_s: float = 10.0) ->
                 now = loop.time()
                 shares = gateway.shares(now - every_s, now)
                 rule = table.choose("chat")
-                state = ("no rule yet" if rule is None else "acme-good excluded" if "openai/acme-good" in rule.excluded
-                         else "acme-good probed" if "openai/acme-good" in rule.probes else f"v{rule.version}")
-                print(f"{now - began:6.0f}  {label:<34}" + "".join(f"{shares[m]:>12.0%}" for m in names) + f"   {state}",
-                      flush=True)
+                state = (
+                    "no rule yet"
+                    if rule is None
+                    else "acme-good excluded"
+                    if "openai/acme-good" in rule.excluded
+                    else "acme-good probed"
+                    if "openai/acme-good" in rule.probes
+                    else f"v{rule.version}"
+                )
+                print(
+                    f"{now - began:6.0f}  {label:<34}" + "".join(f"{shares[m]:>12.0%}" for m in names) + f"   {state}",
+                    flush=True,
+                )
     finally:
         stop.set()
         await traffic
         await gateway.stop()
         await subscriber.stop()
     stats = gateway.emitter.stats
-    print(f"{len(gateway.calls)} LiteLLM calls; emitter: {stats.sent} sent, {stats.dropped} dropped, "
-          f"{stats.send_errors} not sent")
+    print(
+        f"{len(gateway.calls)} LiteLLM calls; emitter: {stats.sent} sent, {stats.dropped} dropped, "
+        f"{stats.send_errors} not sent"
+    )
 
 
 def main() -> None:
@@ -149,8 +177,15 @@ def main() -> None:
     p.add_argument("--failing", type=float, default=40.0, help="seconds it fails every call")
     p.add_argument("--recovered", type=float, default=60.0, help="seconds after it recovers")
     a = p.parse_args()
-    asyncio.run(demo([("healthy", 0.99, a.healthy), ("acme-good fails every call", 0.0, a.failing),
-                      ("acme-good recovered", 0.99, a.recovered)]))
+    asyncio.run(
+        demo(
+            [
+                ("healthy", 0.99, a.healthy),
+                ("acme-good fails every call", 0.0, a.failing),
+                ("acme-good recovered", 0.99, a.recovered),
+            ]
+        )
+    )
 
 
 if __name__ == "__main__":

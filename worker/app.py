@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import asyncpg
 import faust
 import mode
 
@@ -19,8 +20,8 @@ from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
 from worker.store.db import redact_dsn, wait_for_pool
 from worker.store.migrate import migrate
-from worker.store.offsets import prune_health, prune_seen
-from worker.store.routing import prune_breakers
+from worker.store.offsets import prune_seen
+from worker.store.routing import prune_breakers, prune_health
 from worker.tools import http as tools_http
 from worker.tools.service import ToolService
 
@@ -40,7 +41,7 @@ class Runtime(mode.Service):
     def __init__(self, settings: Settings, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
-        self.pool = None
+        self.pool: asyncpg.Pool | None = None
         self.ingest: Ingest | None = None
         self.routing: RoutingPublisher | None = None
         self.tools: ToolService | None = None
@@ -102,7 +103,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
     )
     runtime = Runtime(settings)
-    app.service(runtime)
+    app.service(runtime)  # type: ignore[arg-type]  # faust types it as a class; an instance is what it takes
     app.runtime = runtime  # type: ignore[attr-defined]
 
     tools_http.install(app, settings, lambda: runtime.tools)
@@ -142,8 +143,13 @@ def create_app(settings: Settings) -> faust.App:
             return
         summary = runtime.ingest.stats.summary()
         if summary["messages"] != last_logged.get("messages"):
-            log.info("ingest progress: %d messages, %d events counted, %d dead-lettered", summary["messages"],
-                     summary["counted"], summary["dead_lettered"], extra={"stats": summary})
+            log.info(
+                "ingest progress: %d messages, %d events counted, %d dead-lettered",
+                summary["messages"],
+                summary["counted"],
+                summary["dead_lettered"],
+                extra={"stats": summary},
+            )
             last_logged.update(summary)
 
     @app.timer(PRUNE_INTERVAL_S, on_leader=True)

@@ -24,7 +24,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     from worker.app import create_app
 
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logs.config(settings.log_level))
+    worker = Worker(
+        app, loglevel=settings.log_level.upper(), quiet=True, logging_config=logs.config(settings.log_level)
+    )
     worker.execute_from_commandline()  # returns only through SystemExit
     return 0
 
@@ -48,16 +50,15 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _report(settings: Settings, task_type: str | None):
+    from worker.reporting.report import build_report
     from worker.store.db import connect
-
-    from worker.report import build_report
 
     async with connect(settings.database_url) as conn:
         return await build_report(conn, task_type)
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.report import render
+    from worker.reporting.report import render
 
     report = asyncio.run(_report(settings, args.task_type))
     if args.json:
@@ -75,15 +76,24 @@ def _cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.simulation import Degradation
-    from worker.simulator import simulate
+    from worker.simulation.producer import simulate
+    from worker.simulation.traffic import Degradation
 
     degrade = Degradation(args.degrade_model, args.degrade_after) if args.degrade_model else None
-    result = asyncio.run(simulate(
-        settings, count=args.count, rate=args.rate, envelope=args.envelope, seed=args.seed,
-        resend_fraction=args.resend_fraction, invalid_fraction=args.invalid_fraction, degrade=degrade,
-        partitions=args.partitions, progress=not args.quiet,
-    ))
+    result = asyncio.run(
+        simulate(
+            settings,
+            count=args.count,
+            rate=args.rate,
+            envelope=args.envelope,
+            seed=args.seed,
+            resend_fraction=args.resend_fraction,
+            invalid_fraction=args.invalid_fraction,
+            degrade=degrade,
+            partitions=args.partitions,
+            progress=not args.quiet,
+        )
+    )
     console.print(
         f"produced {result.ledger.calls:,} calls in {result.messages:,} messages over {result.seconds:.1f} s "
         f"({result.ledger.calls / max(result.seconds, 1e-9):,.0f} events/s); re-sent {result.resent:,}, "
@@ -91,8 +101,11 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     )
     if args.ledger:
         ledger = {
-            "calls": result.ledger.calls, "resent": result.resent, "invalid": result.invalid,
-            "messages": result.messages, "failures_by_type": result.ledger.failures_by_type,
+            "calls": result.ledger.calls,
+            "resent": result.resent,
+            "invalid": result.invalid,
+            "messages": result.messages,
+            "failures_by_type": result.ledger.failures_by_type,
             "by_model_task": [
                 {"model_id": m, "task_type": t, **vars(tally)}
                 for (m, t), tally in sorted(result.ledger.by_model_task.items())
@@ -103,7 +116,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from worker import status
+    from worker.reporting import status
 
     if args.wait is not None:
         caught_up = asyncio.run(status.wait_until_caught_up(settings, args.wait, err))
@@ -115,9 +128,8 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _export(settings: Settings, framework: str, out: Path, category: str | None):
+    from worker.reporting.export import export_tests
     from worker.store.db import connect
-
-    from worker.export import export_tests
 
     async with connect(settings.database_url) as conn:
         return await export_tests(conn, framework, out, category)
@@ -130,30 +142,46 @@ def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _rules(settings: Settings, args: argparse.Namespace):
-    from worker.store.db import connect
-
     from worker.store import routing
+    from worker.store.db import connect
 
     async with connect(settings.database_url) as conn:
         if args.rules_command == "list":
             return await routing.rules(conn, active_only=not args.all)
         row = None
         if args.rules_command == "set-active":
-            row = await conn.fetchrow("SELECT pattern, preferred_layer, preferred_model, priority, reasoning, metadata "
-                                      "FROM routing_rules WHERE id = $1 AND source = 'manual'", args.id)
+            row = await routing.manual_rule(conn, args.id)
             if row is None:
                 raise LookupError(f"no manual routing rule with id {args.id}")
-            return [await routing.save_manual_rule(
-                conn, pattern=row["pattern"], layer=row["preferred_layer"], model=row["preferred_model"],
-                priority=row["priority"], active=args.active == "true", reasoning=row["reasoning"] or "",
-                metadata=json.loads(row["metadata"]), rule_id=args.id)]
-        return [await routing.save_manual_rule(
-            conn, pattern=args.pattern, layer=args.layer, model=args.model, priority=args.priority, active=True,
-            reasoning=args.reasoning, metadata={"created_by": "cli"})]
+            return [
+                await routing.save_manual_rule(
+                    conn,
+                    pattern=row["pattern"],
+                    layer=row["preferred_layer"],
+                    model=row["preferred_model"],
+                    priority=row["priority"],
+                    active=args.active == "true",
+                    reasoning=row["reasoning"] or "",
+                    metadata=json.loads(row["metadata"]),
+                    rule_id=args.id,
+                )
+            ]
+        return [
+            await routing.save_manual_rule(
+                conn,
+                pattern=args.pattern,
+                layer=args.layer,
+                model=args.model,
+                priority=args.priority,
+                active=True,
+                reasoning=args.reasoning,
+                metadata={"created_by": "cli"},
+            )
+        ]
 
 
 def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.rules import InvalidPattern, compile_pattern
+    from worker.routing.manual_rules import InvalidPattern, compile_pattern
 
     if args.rules_command == "add":
         try:
@@ -174,9 +202,8 @@ def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _models(settings: Settings, args: argparse.Namespace):
-    from worker.store.db import connect
-
     from worker.store import routing
+    from worker.store.db import connect
 
     async with connect(settings.database_url) as conn:
         if args.models_command == "declare":
@@ -189,7 +216,7 @@ async def _models(settings: Settings, args: argparse.Namespace):
 def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
-    from worker.routing_contract import ModelDeclaration
+    from worker.routing.contract import ModelDeclaration
 
     if args.models_command == "declare":
         try:
@@ -199,8 +226,11 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     result = asyncio.run(_models(settings, args))
     if args.models_command == "remove":
-        console.print(f"removed {result} catalogue entries of {args.model}" if result else
-                      f"{args.model} was not declared (models seen in events stay in the catalogue while they are seen)")
+        console.print(
+            f"removed {result} catalogue entries of {args.model}"
+            if result
+            else f"{args.model} was not declared (models seen in events stay in the catalogue while they are seen)"
+        )
         return 0 if result else 1
     for row in result:
         console.print_json(json.dumps(row, default=str))
@@ -244,13 +274,15 @@ def _cmd_offsets(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     for partition, (before, after) in sorted(moved.items()):
         console.print(f"{args.topic}[{partition}]: stored offset {before} -> {after}")
-    console.print(f"re-anchored {len(moved)} partitions of {args.topic} for group {settings.consumer_group} at the "
-                  f"{args.to} offsets; the workers resume within a few seconds")
+    console.print(
+        f"re-anchored {len(moved)} partitions of {args.topic} for group {settings.consumer_group} at the "
+        f"{args.to} offsets; the workers resume within a few seconds"
+    )
     return 0
 
 
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from worker import schemas
+    from worker.calls import schemas
 
     folder = Path(args.out)
     if args.check:
@@ -286,11 +318,12 @@ def _cmd_routing_eval(args: argparse.Namespace, settings: Settings) -> int:
                 progress.update(job, description=f"{name}, seed {seed}")
                 scenario = dataclasses.replace(SCENARIOS[name], seed=seed)
                 outcomes.setdefault(name, []).append(
-                    evaluate.evaluate_scenario(scenario, comparisons=not args.no_comparisons))
+                    evaluate.evaluate_scenario(scenario, comparisons=not args.no_comparisons)
+                )
                 progress.advance(job)
     report.print_table(outcomes, console)
     if args.out:
-        for name, runs in outcomes.items():
+        for runs in outcomes.values():
             console.print(f"wrote {report.plot(runs[0], Path(args.out))}")
     return 0 if all(o.met for runs in outcomes.values() for o in runs) else 1
 
@@ -353,12 +386,19 @@ def parser() -> argparse.ArgumentParser:
     models.set_defaults(func=_cmd_models)
     offsets = sub.add_parser("offsets", help="the stored consumer offsets: re-anchor after a topic was recreated")
     offsets_sub = offsets.add_subparsers(dest="offsets_command", required=True)
-    anchor = offsets_sub.add_parser("reanchor", help="set a topic's stored offsets to the log's first (or last) "
-                                    "offset: after the topic was deleted and recreated, or its offsets reset")
+    anchor = offsets_sub.add_parser(
+        "reanchor",
+        help="set a topic's stored offsets to the log's first (or last) "
+        "offset: after the topic was deleted and recreated, or its offsets reset",
+    )
     anchor.add_argument("--topic", required=True)
     anchor.add_argument("--partition", type=int, default=None, help="one partition (default: all of them)")
-    anchor.add_argument("--to", choices=("earliest", "latest"), default="earliest",
-                        help="earliest: count everything the new log holds (default); latest: skip it")
+    anchor.add_argument(
+        "--to",
+        choices=("earliest", "latest"),
+        default="earliest",
+        help="earliest: count everything the new log holds (default); latest: skip it",
+    )
     offsets.set_defaults(func=_cmd_offsets)
     ev = sub.add_parser("routing-eval", help="closed-loop routing evaluation on a simulated clock (no services)")
     ev.add_argument("--scenario", action="append", help="only this scenario (repeatable); default: all")
@@ -389,8 +429,10 @@ def main(argv: list[str] | None = None) -> int:
         import asyncpg
 
         if isinstance(error, asyncpg.UndefinedTableError):
-            err.print(f"[red]error:[/red] {error}: the database has no schema yet; run 'telemetry-worker migrate' "
-                      "(the worker also migrates when it starts)")
+            err.print(
+                f"[red]error:[/red] {error}: the database has no schema yet; run 'telemetry-worker migrate' "
+                "(the worker also migrates when it starts)"
+            )
             return 2
         raise
 

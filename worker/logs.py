@@ -59,15 +59,20 @@ def config(level: str, json_lines: bool | None = None) -> dict:
     """A logging.config dict (also handed to Faust's worker, which would otherwise install its own)."""
     if json_lines is None:
         json_lines = not sys.stderr.isatty()
-    formatter = ({"()": JsonFormatter} if json_lines
-                 else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"})
+    formatter = {"()": JsonFormatter} if json_lines else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
         "filters": {"repeats": {"()": RepeatedLines}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "default",
-                                "filters": ["repeats"]}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "default",
+                "filters": ["repeats"],
+            }
+        },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
     }
 

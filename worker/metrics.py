@@ -10,18 +10,26 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 REGISTRY = CollectorRegistry()
 
-EVENTS_CONSUMED = Counter("telemetry_events_consumed_total", "Valid call events read (before dedupe).",
-                          registry=REGISTRY)
-EVENTS_COUNTED = Counter("telemetry_events_counted_total", "Events added to the aggregates (after dedupe).",
-                         registry=REGISTRY)
-EVENTS_DUPLICATE = Counter("telemetry_events_duplicate_total", "Re-sent events skipped by the dedupe log.",
-                           registry=REGISTRY)
-DEAD_LETTERS = Counter("telemetry_dead_letters_total", "Inputs sent to the dead-letter topic, by reason.",
-                       ["reason"], registry=REGISTRY)
-CALLS = Counter("telemetry_calls_total", "Calls added to the aggregates, per model and outcome (success rate per "
-                "model: rate of outcome=\"success\" over all). The first 200 model ids a pod sees get a label of "
-                "their own; later ones are counted under model_id=\"other\".", ["model_id", "outcome"],
-                registry=REGISTRY)
+EVENTS_CONSUMED = Counter(
+    "telemetry_events_consumed_total", "Valid call events read (before dedupe).", registry=REGISTRY
+)
+EVENTS_COUNTED = Counter(
+    "telemetry_events_counted_total", "Events added to the aggregates (after dedupe).", registry=REGISTRY
+)
+EVENTS_DUPLICATE = Counter(
+    "telemetry_events_duplicate_total", "Re-sent events skipped by the dedupe log.", registry=REGISTRY
+)
+DEAD_LETTERS = Counter(
+    "telemetry_dead_letters_total", "Inputs sent to the dead-letter topic, by reason.", ["reason"], registry=REGISTRY
+)
+CALLS = Counter(
+    "telemetry_calls_total",
+    "Calls added to the aggregates, per model and outcome (success rate per "
+    'model: rate of outcome="success" over all). The first 200 model ids a pod sees get a label of '
+    'their own; later ones are counted under model_id="other".',
+    ["model_id", "outcome"],
+    registry=REGISTRY,
+)
 MAX_MODEL_LABELS = 200
 _model_labels: set[str] = set()
 
@@ -34,32 +42,68 @@ def model_label(model_id: str) -> str:
         _model_labels.add(model_id)
         return model_id
     return "other"
-FLUSH_SECONDS = Histogram("telemetry_flush_seconds", "Duration of a successful flush transaction.",
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY)
-BATCH_SIZE = Histogram("telemetry_batch_events", "Events and dead letters per flush.",
-                       buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000), registry=REGISTRY)
-FLUSH_ERRORS = Counter("telemetry_flush_errors_total", "Failed flush attempts (database or broker errors).",
-                       registry=REGISTRY)
-FENCED = Counter("telemetry_flushes_fenced_total", "Flushes refused because another consumer moved the offsets.",
-                 registry=REGISTRY)
-CONSUMER_LAG = Gauge("telemetry_consumer_lag_messages", "Kafka high watermark minus the stored offset.",
-                     ["topic", "partition"], registry=REGISTRY)
-HEURISTICS_PUBLISHED = Counter("telemetry_heuristics_published_total", "Routing heuristic versions published.",
-                               registry=REGISTRY)
-ROUTING_ALERTS = Counter("telemetry_routing_alerts_total", "Breaker transitions published as alerts: model_degraded, model_probing, model_recovered.", ["kind"],
-                         registry=REGISTRY)
-NEW_BUG_PATTERNS = Counter("telemetry_bug_patterns_new_total", "Bug patterns seen for the first time.",
-                           registry=REGISTRY)
-ROUTING_LEFT_OUT = Gauge("telemetry_routing_left_out", "What the routing bounds leave out at the last recompute: "
-                         "kind=\"task_types\" past ROUTING_MAX_TASK_TYPES, kind=\"models\" past ROUTING_MAX_MODELS "
-                         "in the widest task type.", ["kind"], registry=REGISTRY)
-PATTERNS_FOLDED = Counter("telemetry_bug_patterns_folded_total", "Failures of new fingerprints folded into their "
-                          "category's overflow pattern because PATTERNS_MAX_NEW_PER_HOUR was reached.", registry=REGISTRY)
-LOG_SUPPRESSED = Counter("telemetry_log_lines_suppressed_total", "Repeated log lines held back by the rate limit.",
-                         registry=REGISTRY)
-OFFSETS_AHEAD = Gauge("telemetry_partitions_offset_ahead", "Partitions held paused because the stored offset is past "
-                      "the log's end (topic recreated or offsets reset): re-anchor with `telemetry-worker offsets "
-                      "reanchor`.", registry=REGISTRY)
+
+
+FLUSH_SECONDS = Histogram(
+    "telemetry_flush_seconds",
+    "Duration of a successful flush transaction.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+BATCH_SIZE = Histogram(
+    "telemetry_batch_events",
+    "Events and dead letters per flush.",
+    buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000),
+    registry=REGISTRY,
+)
+FLUSH_ERRORS = Counter(
+    "telemetry_flush_errors_total", "Failed flush attempts (database or broker errors).", registry=REGISTRY
+)
+FENCED = Counter(
+    "telemetry_flushes_fenced_total", "Flushes refused because another consumer moved the offsets.", registry=REGISTRY
+)
+CONSUMER_LAG = Gauge(
+    "telemetry_consumer_lag_messages",
+    "Kafka high watermark minus the stored offset.",
+    ["topic", "partition"],
+    registry=REGISTRY,
+)
+HEURISTICS_PUBLISHED = Counter(
+    "telemetry_heuristics_published_total", "Routing heuristic versions published.", registry=REGISTRY
+)
+ROUTING_ALERTS = Counter(
+    "telemetry_routing_alerts_total",
+    "Breaker transitions published as alerts: model_degraded, model_probing, model_recovered.",
+    ["kind"],
+    registry=REGISTRY,
+)
+NEW_BUG_PATTERNS = Counter(
+    "telemetry_bug_patterns_new_total", "Bug patterns seen for the first time.", registry=REGISTRY
+)
+ROUTING_LEFT_OUT = Gauge(
+    "telemetry_routing_left_out",
+    "What the routing bounds leave out at the last recompute: "
+    'kind="task_types" past ROUTING_MAX_TASK_TYPES, kind="models" past ROUTING_MAX_MODELS '
+    "in the widest task type.",
+    ["kind"],
+    registry=REGISTRY,
+)
+PATTERNS_FOLDED = Counter(
+    "telemetry_bug_patterns_folded_total",
+    "Failures of new fingerprints folded into their "
+    "category's overflow pattern because PATTERNS_MAX_NEW_PER_HOUR was reached.",
+    registry=REGISTRY,
+)
+LOG_SUPPRESSED = Counter(
+    "telemetry_log_lines_suppressed_total", "Repeated log lines held back by the rate limit.", registry=REGISTRY
+)
+OFFSETS_AHEAD = Gauge(
+    "telemetry_partitions_offset_ahead",
+    "Partitions held paused because the stored offset is past "
+    "the log's end (topic recreated or offsets reset): re-anchor with `telemetry-worker offsets "
+    "reanchor`.",
+    registry=REGISTRY,
+)
 
 
 def exposition() -> bytes:

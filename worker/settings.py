@@ -1,31 +1,31 @@
 """Every setting the worker reads, from environment variables, with its default.
 
-One place, so that the README's configuration table can be checked against it by a test.
+One module, so that the README's configuration table can be checked against it by a test; one
+class per concern (Kafka, PostgreSQL, the pipeline, routing, the web and tools), combined into
+`Settings`. The environment variable of a setting is its name in capitals, whatever its class.
 """
 
 from __future__ import annotations
 
 from dataclasses import fields
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.degradation import Rules
-from worker.heuristics import Policy
-from worker.routing_contract import ModelDeclaration
-from worker.scoring import Weights
+from worker.routing.contract import ModelDeclaration
+from worker.routing.degradation import Rules
+from worker.routing.heuristics import Policy
+from worker.routing.scoring import Weights
 
 
-class Settings(BaseSettings):
+class KafkaSettings(BaseSettings):
+    """Brokers, credentials, topics and consumer groups."""
+
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
-    # --- connections
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated.")
-    database_url: str = Field(
-        "postgresql://postgres:postgres@127.0.0.1:5432/telemetry", description="PostgreSQL DSN."
-    )
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="How every Kafka client connects: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     )
     kafka_sasl_username: str | None = Field(None, description="SASL user name.")
     kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
-    kafka_ssl_cafile: str | None = Field(None, description="CA bundle that signs the brokers' certificates (SSL, SASL_SSL).")
+    kafka_ssl_cafile: str | None = Field(
+        None, description="CA bundle that signs the brokers' certificates (SSL, SASL_SSL)."
+    )
     kafka_ssl_certfile: str | None = Field(None, description="Client certificate, for brokers that require mutual TLS.")
     kafka_ssl_keyfile: str | None = Field(None, description="Private key of the client certificate.")
     kafka_ssl_key_password: SecretStr | None = Field(None, description="Password of the client key, if it has one.")
@@ -49,7 +51,9 @@ class Settings(BaseSettings):
     topic_tool_commands: str = Field(
         "gateway.tools.commands", description="Writes of the HTTP/MCP tools that change aggregates (in and out)."
     )
-    tool_commands_partitions: int = Field(3, ge=1, description="Partitions of the commands topic when the worker creates it.")
+    tool_commands_partitions: int = Field(
+        3, ge=1, description="Partitions of the commands topic when the worker creates it."
+    )
 
     topic_replication_factor: int = Field(
         1, ge=1, description="Replication factor of output topics the worker creates when they are missing."
@@ -62,15 +66,62 @@ class Settings(BaseSettings):
         "earliest", description="Where a partition starts when PostgreSQL holds no offset for it yet."
     )
     kafka_session_timeout_s: float = Field(
-        10.0, ge=1, description="How long a silent worker keeps its partitions before the group moves them "
-        "(a crashed pod's partitions wait this long). The broker allows 6 s to 30 min by default."
+        10.0,
+        ge=1,
+        description="How long a silent worker keeps its partitions before the group moves them "
+        "(a crashed pod's partitions wait this long). The broker allows 6 s to 30 min by default.",
     )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
         "read_committed", description="Skip events of aborted producer transactions."
     )
 
+    @property
+    def consumed_topics(self) -> dict[str, str]:
+        """Every topic the ingest pipeline reads, with what it carries (an EventKind value)."""
+        return {
+            self.topic_calls_completed: "completed",
+            self.topic_calls_failed: "failed",
+            self.topic_tool_commands: "command",
+        }
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _groups_differ(self) -> Self:
+        if self.consumer_group == self.app_id:
+            raise ValueError(
+                "CONSUMER_GROUP and APP_ID must differ: Faust joins its own group named after APP_ID "
+                "with a different assignment protocol"
+            )
+        return self
+
+
+class DatabaseSettings(BaseSettings):
+    """PostgreSQL."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    database_url: str = Field("postgresql://postgres:postgres@127.0.0.1:5432/telemetry", description="PostgreSQL DSN.")
+
+
+class PipelineSettings(BaseSettings):
+    """Micro-batching, dedupe, bug patterns and the limits on input."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
     # --- micro-batching
-    flush_max_events: int = Field(5000, ge=1, description="Flush when the batch holds this many events (dead letters included).")
+    flush_max_events: int = Field(
+        5000, ge=1, description="Flush when the batch holds this many events (dead letters included)."
+    )
     flush_interval_ms: int = Field(1000, ge=10, description="Flush at least this often while events arrive.")
     flush_timeout_s: float = Field(30.0, gt=0, description="Give up one flush attempt after this long and retry.")
     retry_backoff_max_s: float = Field(10.0, gt=0, description="Longest wait between retries of a failed flush.")
@@ -85,9 +136,29 @@ class Settings(BaseSettings):
         900, ge=60, description="Recent window over which a bug pattern's failure share sets its severity."
     )
     patterns_max_new_per_hour: int = Field(
-        500, ge=1, le=1_000_000, description="New bug patterns (and stubs) created per hour at most; failures of "
-        "further new fingerprints are counted in one overflow pattern (error type pattern_limit_reached)."
+        500,
+        ge=1,
+        le=1_000_000,
+        description="New bug patterns (and stubs) created per hour at most; failures of "
+        "further new fingerprints are counted in one overflow pattern (error type pattern_limit_reached).",
     )
+
+    # --- input limits (beyond these an input goes to the dead-letter topic)
+    max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted message value.")
+    max_events_per_envelope: int = Field(10_000, ge=1, description="Largest accepted batch envelope.")
+    max_nesting_depth: int = Field(32, ge=2, description="Deepest accepted JSON nesting inside one event.")
+    event_max_ahead_s: float = Field(
+        300.0, ge=0, description="An event dated more than this after its message's broker timestamp is dead-lettered."
+    )
+    dlq_max_value_bytes: int = Field(
+        262_144, ge=1024, description="Dead-letter values are cut to this size (header dlq.truncated says so)."
+    )
+
+
+class RoutingSettings(BaseSettings):
+    """Learned rules, the catalogue and the breakers (computed on the group leader)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     # --- routing heuristics (computed on the group leader)
     heuristics_interval_s: float = Field(60.0, gt=0, description="How often learned routing rules are recomputed.")
@@ -99,7 +170,10 @@ class Settings(BaseSettings):
         900.0, gt=0, description="Evidence is weighted by age, halving every this many seconds (recency)."
     )
     heuristics_exploration: float = Field(
-        0.03, ge=0, le=0.5, description="Traffic share for models with little or no recent data (catalogue models included)."
+        0.03,
+        ge=0,
+        le=0.5,
+        description="Traffic share for models with little or no recent data (catalogue models included).",
     )
     heuristics_weight_change: float = Field(
         0.05, ge=0, le=1, description="Publish a new version when a model's traffic share moves by more than this."
@@ -108,30 +182,43 @@ class Settings(BaseSettings):
         1.0, gt=0, le=1, description="Fraction of the way to the new split that each version moves (1: all the way)."
     )
     heuristics_catalogue_seen_s: int = Field(
-        604_800, ge=60, description="A model seen in events this recently is in the catalogue (explored when it lacks data)."
+        604_800,
+        ge=60,
+        description="A model seen in events this recently is in the catalogue (explored when it lacks data).",
     )
     routing_max_models: int = Field(
-        100, ge=2, le=10_000, description="Models a task type's rule weighs at most: those with the most calls in the "
-        "window (the others, and catalogue models past this, are left out; a metric counts them)."
+        100,
+        ge=2,
+        le=10_000,
+        description="Models a task type's rule weighs at most: those with the most calls in the "
+        "window (the others, and catalogue models past this, are left out; a metric counts them).",
     )
     routing_max_task_types: int = Field(
-        500, ge=1, le=100_000, description="Task types that get a learned rule at most: those with the most calls in the "
-        "window (the others keep their last rule or none)."
+        500,
+        ge=1,
+        le=100_000,
+        description="Task types that get a learned rule at most: those with the most calls in the "
+        "window (the others keep their last rule or none).",
     )
     routing_weights: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description='Per task type scoring overrides, JSON: {"chat": {"latency": 0.3}}. '
-        "Keys: latency, cost, latency_ref_ms, cost_ref_usd."
+        default_factory=dict,
+        description='Per task type scoring overrides, JSON: {"chat": {"latency": 0.3}}. '
+        "Keys: latency, cost, latency_ref_ms, cost_ref_usd.",
     )
     routing_catalogue: list[ModelDeclaration] = Field(
-        default_factory=list, description='Models the gateway can route to, declared at start, JSON: '
-        '[{"model_id": "gpt-5", "layer": "balanced", "task_types": ["coding"]}] (task_types omitted: all).'
+        default_factory=list,
+        description="Models the gateway can route to, declared at start, JSON: "
+        '[{"model_id": "gpt-5", "layer": "balanced", "task_types": ["coding"]}] (task_types omitted: all).',
     )
     degradation_check_s: float = Field(2.0, gt=0, description="How often the degradation fast path runs.")
     degradation_failure_rate: float = Field(
         0.2, gt=0, le=1, description="A window whose failure rate is above this with 95 % confidence (Wilson) excludes."
     )
     degradation_recover_rate: float = Field(
-        0.25, gt=0, le=1, description="Probes must fail less often than this to restore (more, with confidence: reopen)."
+        0.25,
+        gt=0,
+        le=1,
+        description="Probes must fail less often than this to restore (more, with confidence: reopen).",
     )
     degradation_latency_factor: float = Field(
         2.0, gt=1, description="p95 latency this many times the model's usual p95 (incident excluded) excludes it."
@@ -148,25 +235,64 @@ class Settings(BaseSettings):
         0.05, gt=0, le=0.25, description="Traffic share of a half-open model per task type while it is probed."
     )
 
-    # --- input limits (beyond these an input goes to the dead-letter topic)
-    max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted message value.")
-    max_events_per_envelope: int = Field(10_000, ge=1, description="Largest accepted batch envelope.")
-    max_nesting_depth: int = Field(32, ge=2, description="Deepest accepted JSON nesting inside one event.")
-    event_max_ahead_s: float = Field(
-        300.0, ge=0, description="An event dated more than this after its message's broker timestamp is dead-lettered."
-    )
-    dlq_max_value_bytes: int = Field(
-        262_144, ge=1024, description="Dead-letter values are cut to this size (header dlq.truncated says so)."
-    )
+    @field_validator("routing_weights")
+    @classmethod
+    def _known_weights(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Refuse at start-up what would otherwise fail on every heuristics tick."""
+        known = {f.name for f in fields(Weights)}
+        for task_type, overrides in value.items():
+            unknown = set(overrides) - known
+            if unknown:
+                raise ValueError(
+                    f"ROUTING_WEIGHTS[{task_type!r}]: unknown keys {sorted(unknown)}; known: {sorted(known)}"
+                )
+            for key, weight in overrides.items():
+                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+                    raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}][{key!r}] must be a number >= 0, got {weight!r}")
+        return value
+
+    @property
+    def routing_policy(self) -> Policy:
+        return Policy(
+            window_s=self.heuristics_window_s,
+            half_life_s=self.heuristics_half_life_s,
+            min_calls=self.heuristics_min_calls,
+            exploration=self.heuristics_exploration,
+            weight_change=self.heuristics_weight_change,
+            smoothing=self.heuristics_smoothing,
+            probe_share=self.degradation_probe_share,
+            max_models=self.routing_max_models,
+        )
+
+    @property
+    def breaker_rules(self) -> Rules:
+        return Rules(
+            failure_rate=self.degradation_failure_rate,
+            recover_rate=self.degradation_recover_rate,
+            latency_factor=self.degradation_latency_factor,
+            min_calls=self.degradation_min_calls,
+            cooldown_s=self.degradation_cooldown_s,
+            cooldown_max_s=max(self.degradation_cooldown_s, self.degradation_cooldown_max_s),
+            probe_calls=self.degradation_probe_calls,
+        )
+
+
+class ToolsSettings(BaseSettings):
+    """The HTTP server and the tools on it (and on MCP)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     # --- web
     web_host: str = Field("127.0.0.1", description="Address of the HTTP server (health, readiness, metrics, tools).")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the HTTP server.")
     tools_token: SecretStr | None = Field(
-        None, description="Bearer token for every /tools path and the MCP write tools. Unset: reads are open "
-        "and write tools answer 403."
+        None,
+        description="Bearer token for every /tools path and the MCP write tools. Unset: reads are open "
+        "and write tools answer 403.",
     )
-    tools_page_size: int = Field(50, ge=1, le=1000, description="Default page size of the list tools (limit caps at 500).")
+    tools_page_size: int = Field(
+        50, ge=1, le=1000, description="Default page size of the list tools (limit caps at 500)."
+    )
     tools_db_connections: int = Field(
         2, ge=1, le=50, description="Connections of the tools' own pool: reads never take ingestion's connections."
     )
@@ -177,64 +303,18 @@ class Settings(BaseSettings):
         10.0, gt=0, description="A tool request whose body has not arrived in full after this long answers 408."
     )
 
-    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
-
-    @property
-    def consumed_topics(self) -> dict[str, str]:
-        """Every topic the ingest pipeline reads, with what it carries (an EventKind value)."""
-        return {self.topic_calls_completed: "completed", self.topic_calls_failed: "failed",
-                self.topic_tool_commands: "command"}
-
-    @field_validator("routing_weights")
-    @classmethod
-    def _known_weights(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        """Refuse at start-up what would otherwise fail on every heuristics tick."""
-        known = {f.name for f in fields(Weights)}
-        for task_type, overrides in value.items():
-            unknown = set(overrides) - known
-            if unknown:
-                raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}]: unknown keys {sorted(unknown)}; "
-                                 f"known: {sorted(known)}")
-            for key, weight in overrides.items():
-                if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                    raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}][{key!r}] must be a number >= 0, got {weight!r}")
-        return value
-
-    @property
-    def routing_policy(self) -> Policy:
-        return Policy(window_s=self.heuristics_window_s, half_life_s=self.heuristics_half_life_s,
-                      min_calls=self.heuristics_min_calls, exploration=self.heuristics_exploration,
-                      weight_change=self.heuristics_weight_change, smoothing=self.heuristics_smoothing,
-                      probe_share=self.degradation_probe_share, max_models=self.routing_max_models)
-
-    @property
-    def breaker_rules(self) -> Rules:
-        return Rules(failure_rate=self.degradation_failure_rate, recover_rate=self.degradation_recover_rate,
-                     latency_factor=self.degradation_latency_factor, min_calls=self.degradation_min_calls,
-                     cooldown_s=self.degradation_cooldown_s,
-                     cooldown_max_s=max(self.degradation_cooldown_s, self.degradation_cooldown_max_s),
-                     probe_calls=self.degradation_probe_calls)
-
     @field_validator("tools_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         return None if value == "" else value  # TOOLS_TOKEN= (empty) means unset, never "the empty token"
 
-    @model_validator(mode="after")
-    def _sasl_has_credentials(self) -> Settings:
-        if self.kafka_security_protocol.startswith("SASL_") and not (self.kafka_sasl_username and self.kafka_sasl_password):
-            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol} needs KAFKA_SASL_USERNAME and "
-                             "KAFKA_SASL_PASSWORD")
-        return self
 
-    @model_validator(mode="after")
-    def _groups_differ(self) -> Settings:
-        if self.consumer_group == self.app_id:
-            raise ValueError(
-                "CONSUMER_GROUP and APP_ID must differ: Faust joins its own group named after APP_ID "
-                "with a different assignment protocol"
-            )
-        return self
+class Settings(KafkaSettings, DatabaseSettings, PipelineSettings, RoutingSettings, ToolsSettings):
+    """Every setting; what the rest of the worker receives."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
 
 
 @lru_cache(maxsize=1)

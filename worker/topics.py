@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -12,7 +14,7 @@ from worker.settings import Settings
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str] | tuple[str, ...]) -> list[TopicPartition]:
     """Every partition of `topics`, in order; a fresh client knows no topic until it asks the broker."""
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call for this
+    await consumer._client.force_metadata_update()
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 
@@ -24,10 +26,8 @@ async def create_missing(settings: Settings, wanted: list[NewTopic]) -> list[str
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process was first
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass
         return [t.name for t in missing]
     finally:
         await admin.close()

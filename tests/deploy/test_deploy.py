@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 K8S_VERSION = "1.33.0"
 SETTINGS = {name.upper() for name in Settings.model_fields}
-SUBCOMMANDS = set(parser()._subparsers._group_actions[0].choices)  # noqa: SLF001
+SUBCOMMANDS = set(parser()._subparsers._group_actions[0].choices)
 
 
 def kustomize_command() -> list[str]:
@@ -35,14 +35,17 @@ def kustomize_command() -> list[str]:
             return [str(candidate), "build"]
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
-    pytest.fail("neither kustomize nor kubectl is installed: run 'make install' (it builds kustomize from the "
-                "Go module proxy into .cache/bin)")
+    pytest.fail(
+        "neither kustomize nor kubectl is installed: run 'make install' (it builds kustomize from the "
+        "Go module proxy into .cache/bin)"
+    )
 
 
 @cache
 def rendered(overlay: str) -> tuple[dict, ...]:
-    out = subprocess.run([*kustomize_command(), str(ROOT / "deploy" / "k8s" / overlay)], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [*kustomize_command(), str(ROOT / "deploy" / "k8s" / overlay)], check=True, capture_output=True, text=True
+    ).stdout
     return tuple(doc for doc in yaml.safe_load_all(out) if doc)
 
 
@@ -52,8 +55,10 @@ def crd_schema(name: str) -> dict:
     return version["schema"]["openAPIV3Schema"]
 
 
-CRDS = {("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
-        ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_triggerauthentications.yaml"}
+CRDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_triggerauthentications.yaml",
+}
 
 
 @pytest.mark.parametrize("overlay", ["base", "overlays/example"])
@@ -66,8 +71,15 @@ def test_every_manifest_validates_against_its_schema(overlay):
             jsonschema.Draft7Validator(crd_schema(crd)).validate(doc)
         else:
             kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    assert {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget", "NetworkPolicy", "ScaledObject",
-            "ServiceAccount"} <= set(kinds)
+    assert {
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ScaledObject",
+        "ServiceAccount",
+    } <= set(kinds)
 
 
 def test_a_broken_manifest_is_caught():
@@ -112,13 +124,19 @@ def test_the_example_overlay_secrets_are_placeholders_and_settings():
     secrets = [d for d in rendered("overlays/example") if d["kind"] == "Secret"]
     worker_secret = next(s for s in secrets if s["metadata"]["name"] == "telemetry-worker-secrets")
     assert set(worker_secret["stringData"]) <= SETTINGS
-    assert all("CHANGE-ME" in value for s in secrets for key, value in s["stringData"].items()
-               if "PASSWORD" in key or "TOKEN" in key or key.endswith(".crt") or key == "DATABASE_URL")
+    assert all(
+        "CHANGE-ME" in value
+        for s in secrets
+        for key, value in s["stringData"].items()
+        if "PASSWORD" in key or "TOKEN" in key or key.endswith(".crt") or key == "DATABASE_URL"
+    )
     config = of_kind("overlays/example", "ConfigMap")["data"]
     settings = Settings(**{k.lower(): v for k, v in {**config, **worker_secret["stringData"]}.items()})
     assert settings.kafka_security_protocol == "SASL_SSL" and "sslmode=verify-full" in settings.database_url
-    mounts = {m["mountPath"] for m in of_kind("overlays/example", "Deployment")["spec"]["template"]["spec"][
-        "containers"][0]["volumeMounts"]}
+    mounts = {
+        m["mountPath"]
+        for m in of_kind("overlays/example", "Deployment")["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    }
     assert str(Path(settings.kafka_ssl_cafile).parent) in mounts
 
 
@@ -128,8 +146,10 @@ def test_autoscaling_stays_within_the_partitions_and_follows_the_group():
     assert scaled["spec"]["scaleTargetRef"]["name"] == of_kind("base", "Deployment")["metadata"]["name"]
     assert scaled["spec"]["minReplicaCount"] >= 1 and scaled["spec"]["maxReplicaCount"] <= 12
     defaults = Settings()
-    assert {t["metadata"]["topic"] for t in scaled["spec"]["triggers"]} == {defaults.topic_calls_completed,
-                                                                            defaults.topic_calls_failed}
+    assert {t["metadata"]["topic"] for t in scaled["spec"]["triggers"]} == {
+        defaults.topic_calls_completed,
+        defaults.topic_calls_failed,
+    }
     assert {t["metadata"]["consumerGroup"] for t in scaled["spec"]["triggers"]} == {config["CONSUMER_GROUP"]}
     budget = of_kind("base", "PodDisruptionBudget")
     assert budget["spec"]["selector"] == of_kind("base", "Deployment")["spec"]["selector"]
@@ -179,8 +199,10 @@ def test_the_image_runs_the_packaged_command_as_a_non_root_user():
     assert command[0] in SUBCOMMANDS and command == ["run"]
     assert re.search(r"^USER 10001$", dockerfile, re.M) and "/healthz" in dockerfile
     assert len(re.findall(r"^FROM ", dockerfile, re.M)) >= 2  # multi-stage
-    assert all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+( AS \w+)?", line.removeprefix("FROM "))
-               for line in re.findall(r"^FROM .+$", dockerfile, re.M))  # pinned to a patch release
+    assert all(
+        re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+( AS \w+)?", line.removeprefix("FROM "))
+        for line in re.findall(r"^FROM .+$", dockerfile, re.M)
+    )  # pinned to a patch release
 
 
 def test_the_dashboard_loads_and_queries_only_exported_metrics():

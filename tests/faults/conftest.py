@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import *  # noqa: F401,F403 - the same service, database and worker fixtures
+from tests.integration.conftest import *  # noqa: F403 - the same service, database and worker fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,8 +33,10 @@ class LocalServices:
 @pytest.fixture
 def local_services(service_urls):
     if not (ROOT / ".cache/kafka/kafka.pid").exists() or not (ROOT / ".cache/postgres/data/postmaster.pid").exists():
-        pytest.fail("fault tests stop and start the local services: run `make services-up` first (they cannot "
-                    "drive external services or testcontainers)")
+        pytest.fail(
+            "fault tests stop and start the local services: run `make services-up` first (they cannot "
+            "drive external services or testcontainers)"
+        )
     services = LocalServices()
     yield services
     services.pg_start()  # whatever the test did, leave both running

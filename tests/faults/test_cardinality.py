@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaProducer
 from tests import samples
 from tests.integration.harness import settings_env, wait_drained
 from tests.integration.test_routing import wait_for
-from worker.router_client import HeuristicsSubscriber, RoutingTable
-from worker.simulator import ensure_topics
+from worker.gateway.router import HeuristicsSubscriber, RoutingTable
+from worker.simulation.producer import ensure_topics
 
 MODELS = 100_000
 
@@ -26,11 +26,17 @@ MODELS = 100_000
 def _flood(now: dt.datetime) -> list[bytes]:
     """Envelopes of 1,000 events: two known models with real traffic, then one call each of 100,000 new ids."""
     stamp = now.isoformat().replace("+00:00", "Z")
-    events = [samples.completed(event_id=str(uuid.uuid4()), occurred_at=stamp, model_id=f"known-{i % 2}",
-                                task_type="coding") for i in range(2_000)]
-    events += [samples.completed(event_id=str(uuid.uuid4()), occurred_at=stamp, model_id=f"stranger-{i:06d}",
-                                 task_type="coding") for i in range(MODELS)]
-    return [orjson.dumps(events[i:i + 1000]) for i in range(0, len(events), 1000)]
+    events = [
+        samples.completed(event_id=str(uuid.uuid4()), occurred_at=stamp, model_id=f"known-{i % 2}", task_type="coding")
+        for i in range(2_000)
+    ]
+    events += [
+        samples.completed(
+            event_id=str(uuid.uuid4()), occurred_at=stamp, model_id=f"stranger-{i:06d}", task_type="coding"
+        )
+        for i in range(MODELS)
+    ]
+    return [orjson.dumps(events[i : i + 1000]) for i in range(0, len(events), 1000)]
 
 
 async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_rules_small(settings, workers, pool):
@@ -38,9 +44,26 @@ async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_r
     worker = workers(heuristics_interval_s=3.0, degradation_check_s=1.0, routing_max_models=50)
     await worker.wait_ready()
     env = {**settings_env(settings), "PATH": ""}
-    manual = subprocess.run([sys.executable, "-m", "worker.cli", "rules", "add", "--pattern", "(?i)proof",
-                             "--layer", "deep", "--model", "deep-model", "--priority", "100"],
-                            env=env, capture_output=True, text=True)
+    manual = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "worker.cli",
+            "rules",
+            "add",
+            "--pattern",
+            "(?i)proof",
+            "--layer",
+            "deep",
+            "--model",
+            "deep-model",
+            "--priority",
+            "100",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert manual.returncode == 0, manual.stderr
 
     table = RoutingTable()
@@ -52,15 +75,17 @@ async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_r
         async with aiohttp.ClientSession() as http:
             while not stop.is_set():
                 started = time.monotonic()
-                async with http.get(f"http://127.0.0.1:{worker.settings.web_port}/healthz",
-                                    timeout=aiohttp.ClientTimeout(total=30)) as response:
+                async with http.get(
+                    f"http://127.0.0.1:{worker.settings.web_port}/healthz", timeout=aiohttp.ClientTimeout(total=30)
+                ) as response:
                     assert response.status == 200
                 slowest[0] = max(slowest[0], time.monotonic() - started)
                 await asyncio.sleep(0.2)
 
     prober = asyncio.create_task(probe_health())
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=4_194_304,
-                                compression_type="gzip")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=4_194_304, compression_type="gzip"
+    )
     await producer.start()
     try:
         for envelope in _flood(dt.datetime.now(dt.UTC)):
@@ -69,8 +94,11 @@ async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_r
         await wait_drained(settings, pool, workers=[worker], timeout=180)
         assert await pool.fetchval("SELECT count(*) FROM model_performance") == MODELS + 2
 
-        rule = await wait_for(lambda: (r := table.choose("coding")) and "known-0" in r.weights and r, 60,
-                              "a learned rule for coding that weighs the known models")
+        rule = await wait_for(
+            lambda: (r := table.choose("coding")) and "known-0" in r.weights and r,
+            60,
+            "a learned rule for coding that weighs the known models",
+        )
         await asyncio.sleep(8)  # a few more recomputes and degradation checks over the flood
         assert len(rule.weights) <= 50 and len(rule.evidence) <= 50
         assert table.choose("coding", "a proof of the lemma").preferred_model == "deep-model"  # manual: published
@@ -90,20 +118,29 @@ async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_r
     assert "routing bounds reached" in worker.log_tail(100_000)
 
 
-async def test_twenty_thousand_error_types_give_a_bounded_number_of_patterns_and_lose_no_failure(settings, workers,
-                                                                                                 pool):
+async def test_twenty_thousand_error_types_give_a_bounded_number_of_patterns_and_lose_no_failure(
+    settings, workers, pool
+):
     await ensure_topics(settings, partitions=2)
     worker = workers(patterns_max_new_per_hour=300)
     await worker.wait_ready()
     stamp = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
-    events = [samples.failed(event_id=str(uuid.uuid4()), occurred_at=stamp, error_type=f"boom_{i:05d}",
-                             error_message=f"kind {i:05d} exploded") for i in range(20_000)]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=4_194_304,
-                                compression_type="gzip")
+    events = [
+        samples.failed(
+            event_id=str(uuid.uuid4()),
+            occurred_at=stamp,
+            error_type=f"boom_{i:05d}",
+            error_message=f"kind {i:05d} exploded",
+        )
+        for i in range(20_000)
+    ]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, max_request_size=4_194_304, compression_type="gzip"
+    )
     await producer.start()
     try:
         for i in range(0, len(events), 500):
-            await producer.send(settings.topic_calls_failed, orjson.dumps(events[i:i + 500]))
+            await producer.send(settings.topic_calls_failed, orjson.dumps(events[i : i + 500]))
         await producer.flush()
     finally:
         await producer.stop()

@@ -16,13 +16,14 @@ from pathlib import Path
 import jsonschema
 import orjson
 from aiokafka import AIOKafkaProducer
-from hypothesis import HealthCheck, given, settings as hypothesis_settings
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from tests import samples
 from tests.integration.harness import dead_letters, wait_drained
 from tests.typescript_parser import TypeScriptParser
-from worker.simulator import ensure_topics
+from worker.simulation.producer import ensure_topics
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 LIMIT_BYTES, LIMIT_ITEMS, LIMIT_DEPTH = 1_048_576, 10_000, 32
@@ -32,7 +33,8 @@ LIMIT_BYTES, LIMIT_ITEMS, LIMIT_DEPTH = 1_048_576, 10_000, 32
 # with a fraction or an exponent, refused where JSON Schema's "integer" would accept a float that
 # happens to round to a whole one (-1e-400 parses to -0.0).
 _LITERAL_INTEGERS = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
-    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool))
+    "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+)
 _Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_LITERAL_INTEGERS)
 
 
@@ -40,7 +42,10 @@ def _validator(name: str):
     return _Validator(json.loads((SCHEMAS / name).read_text()), format_checker=jsonschema.FormatChecker())
 
 
-VALIDATORS = {"completed": _validator("call-completed.v1.schema.json"), "failed": _validator("call-failed.v1.schema.json")}
+VALIDATORS = {
+    "completed": _validator("call-completed.v1.schema.json"),
+    "failed": _validator("call-failed.v1.schema.json"),
+}
 
 
 def _finite(text: str) -> float:
@@ -89,20 +94,46 @@ def oracle(value: bytes, kind: str) -> tuple[int, int]:
 
 
 def _fresh(kind: str) -> dict:
-    return samples.completed(event_id=str(uuid.uuid4())) if kind == "completed" else samples.failed(event_id=str(uuid.uuid4()))
+    return (
+        samples.completed(event_id=str(uuid.uuid4()))
+        if kind == "completed"
+        else samples.failed(event_id=str(uuid.uuid4()))
+    )
 
 
 @st.composite
 def near_valid(draw, kind: str) -> bytes:
     event = _fresh(kind)
-    mutation = draw(st.sampled_from(["valid", "huge_number", "nan", "deep", "big_string", "bad_utf8", "duplicate_key",
-                                     "mixed_envelope", "wrong_type", "missing", "bytes", "nul"]))
+    mutation = draw(
+        st.sampled_from(
+            [
+                "valid",
+                "huge_number",
+                "nan",
+                "deep",
+                "big_string",
+                "bad_utf8",
+                "duplicate_key",
+                "mixed_envelope",
+                "wrong_type",
+                "missing",
+                "bytes",
+                "nul",
+            ]
+        )
+    )
     if mutation == "valid":
         return orjson.dumps(event)
     if mutation == "huge_number":
         field = draw(st.sampled_from(["latency_ms", "input_tokens", "cost_usd"]))
-        text = orjson.dumps(event).decode().replace(f'"{field}":{orjson.dumps(event[field]).decode()}',
-                                                  f'"{field}":{draw(st.sampled_from(["1e400", "123456789012345678901234567890", "-1e-400"]))}')
+        text = (
+            orjson.dumps(event)
+            .decode()
+            .replace(
+                f'"{field}":{orjson.dumps(event[field]).decode()}',
+                f'"{field}":{draw(st.sampled_from(["1e400", "123456789012345678901234567890", "-1e-400"]))}',
+            )
+        )
         return text.encode()
     if mutation == "nan":
         return orjson.dumps(event).replace(b'"latency_ms":1850.5', b'"latency_ms":NaN')
@@ -112,16 +143,22 @@ def near_valid(draw, kind: str) -> bytes:
             nested = [nested]
         return orjson.dumps({**event, "extra": nested})
     if mutation == "big_string":
-        return orjson.dumps({**event, draw(st.sampled_from(["request_id", "model_id", "note"])): "x" * draw(
-            st.sampled_from([199, 201, 70_000, 1_048_600]))})
+        return orjson.dumps(
+            {
+                **event,
+                draw(st.sampled_from(["request_id", "model_id", "note"])): "x"
+                * draw(st.sampled_from([199, 201, 70_000, 1_048_600])),
+            }
+        )
     if mutation == "bad_utf8":
         return orjson.dumps(event).replace(b"claude", b"cl\xffude")
     if mutation == "duplicate_key":  # the last value wins, as in every common JSON parser
         return orjson.dumps(event)[:-1] + b',"layer":' + draw(st.sampled_from([b'"deep"', b'"turbo"'])) + b"}"
     if mutation == "mixed_envelope":
         items = draw(st.lists(st.sampled_from(["good", "bad", "junk"]), min_size=1, max_size=8))
-        return orjson.dumps([_fresh(kind) if i == "good" else {**_fresh(kind), "layer": 7} if i == "bad" else "junk"
-                             for i in items])
+        return orjson.dumps(
+            [_fresh(kind) if i == "good" else {**_fresh(kind), "layer": 7} if i == "bad" else "junk" for i in items]
+        )
     if mutation == "wrong_type":
         return orjson.dumps({**event, draw(st.sampled_from(["latency_ms", "input_tokens", "retryable"])): "12"})
     if mutation == "missing":
@@ -137,11 +174,16 @@ def near_valid(draw, kind: str) -> bytes:
 async def test_fuzzed_input_is_dead_lettered_or_counted_never_fatal(settings, workers, pool, items):
     # one fresh set of topics per example: the settings fixture is per test, so suffix them here
     run = uuid.uuid4().hex[:6]
-    own = settings.model_copy(update={k: f"{getattr(settings, k)}.{run}" for k in
-                                      ("topic_calls_completed", "topic_calls_failed", "topic_dlq", "consumer_group")})
+    own = settings.model_copy(
+        update={
+            k: f"{getattr(settings, k)}.{run}"
+            for k in ("topic_calls_completed", "topic_calls_failed", "topic_dlq", "consumer_group")
+        }
+    )
     await ensure_topics(own, partitions=2)
-    worker = workers(**{k: getattr(own, k) for k in ("topic_calls_completed", "topic_calls_failed", "topic_dlq",
-                                                     "consumer_group")})
+    worker = workers(
+        **{k: getattr(own, k) for k in ("topic_calls_completed", "topic_calls_failed", "topic_dlq", "consumer_group")}
+    )
     await worker.wait_ready()
     messages = [(kind, data.draw(near_valid(kind))) for kind, data in items]
     producer = AIOKafkaProducer(bootstrap_servers=own.kafka_bootstrap_servers, max_request_size=4_194_304)
@@ -167,9 +209,19 @@ async def test_fuzzed_input_is_dead_lettered_or_counted_never_fatal(settings, wo
     worker.kill9()
 
 
-INJECTIONS = ["x'); DROP TABLE model_performance;--", "${process.exit(1)}", "`rm -rf /`", "'''; import os #",
-              '"""', "</script><script>alert(1)</script>", "{{7*7}}", "%s%s%n", "\\'; SELECT pg_sleep(10);--",
-              "\u2028\u2029", "\ud7ff\ue000"]
+INJECTIONS = [
+    "x'); DROP TABLE model_performance;--",
+    "${process.exit(1)}",
+    "`rm -rf /`",
+    "'''; import os #",
+    '"""',
+    "</script><script>alert(1)</script>",
+    "{{7*7}}",
+    "%s%s%n",
+    "\\'; SELECT pg_sleep(10);--",
+    "\u2028\u2029",
+    "\ud7ff\ue000",
+]
 
 
 async def test_injection_strings_in_every_field_stay_inert_data(settings, workers, pool):
@@ -180,9 +232,18 @@ async def test_injection_strings_in_every_field_stay_inert_data(settings, worker
     await producer.start()
     try:
         for i, text in enumerate(INJECTIONS):
-            event = samples.failed(event_id=str(uuid.uuid4()), model_id=text, task_type=text[:100], provider=text,
-                                   request_id=text, routing_rule_id=text, error_type=f"{text}-{i}", category=text,
-                                   error_message=f"boom {text}", request={text: [text, {"k": text}]})
+            event = samples.failed(
+                event_id=str(uuid.uuid4()),
+                model_id=text,
+                task_type=text[:100],
+                provider=text,
+                request_id=text,
+                routing_rule_id=text,
+                error_type=f"{text}-{i}",
+                category=text,
+                error_message=f"boom {text}",
+                request={text: [text, {"k": text}]},
+            )
             await producer.send_and_wait(settings.topic_calls_failed, orjson.dumps(event))
     finally:
         await producer.stop()
@@ -197,7 +258,10 @@ async def test_injection_strings_in_every_field_stay_inert_data(settings, worker
             assert parser.parse(row["test_code"])["diagnostics"] == []
     finally:
         parser.close()
-    assert await pool.fetchval("SELECT count(*) FROM information_schema.tables WHERE table_name = 'model_performance'") == 1
+    assert (
+        await pool.fetchval("SELECT count(*) FROM information_schema.tables WHERE table_name = 'model_performance'")
+        == 1
+    )
 
 
 async def test_a_slow_database_and_a_poison_event_stall_no_partition(settings, workers, pool):

@@ -17,7 +17,7 @@ from tests.integration.harness import (
     kill9_scenario,
     wait_drained,
 )
-from worker.simulator import ensure_topics, simulate
+from worker.simulation.producer import ensure_topics, simulate
 
 
 async def test_postgres_down_for_30_seconds(settings, workers, local_services):
@@ -40,7 +40,9 @@ async def test_postgres_down_for_30_seconds(settings, workers, local_services):
     result = await traffic
 
     assert not_ready, "/readyz should answer 503 while flushes fail"
-    assert rss_peak - rss_before < 64 * 2**20, f"memory grew {(rss_peak - rss_before) / 2**20:.0f} MiB during the outage"
+    assert rss_peak - rss_before < 64 * 2**20, (
+        f"memory grew {(rss_peak - rss_before) / 2**20:.0f} MiB during the outage"
+    )
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         await wait_drained(settings, pool, workers=[worker])

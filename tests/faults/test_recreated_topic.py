@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests import samples
 from tests.integration.harness import settings_env, wait_drained
-from worker.simulator import ensure_topics
+from worker.simulation.producer import ensure_topics
 
 
 async def _send(settings, count: int) -> None:
@@ -24,8 +24,9 @@ async def _send(settings, count: int) -> None:
     await producer.start()
     try:
         for _ in range(count):
-            await producer.send(settings.topic_calls_completed, orjson.dumps(samples.completed(
-                event_id=str(uuid.uuid4()))), partition=0)
+            await producer.send(
+                settings.topic_calls_completed, orjson.dumps(samples.completed(event_id=str(uuid.uuid4()))), partition=0
+            )
         await producer.flush()
     finally:
         await producer.stop()
@@ -81,9 +82,13 @@ async def test_a_recreated_topic_is_held_and_counted_after_a_reanchor(settings, 
     assert await pool.fetchval("SELECT sum(total_calls) FROM model_performance") == 300  # nothing skipped, nothing
     assert "telemetry-worker offsets reanchor" in worker.log_tail(500)
 
-    done = subprocess.run([sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic",
-                           settings.topic_calls_completed], env={**settings_env(settings), "PATH": ""},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic", settings.topic_calls_completed],
+        env={**settings_env(settings), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "stored offset 300 -> 0" in done.stdout, done.stdout + done.stderr
 
     async def counted():

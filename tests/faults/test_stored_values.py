@@ -9,7 +9,7 @@ import sys
 import aiohttp
 
 from tests.integration.harness import settings_env
-from worker.simulator import ensure_topics
+from worker.simulation.producer import ensure_topics
 
 FAR = "'10000-03-01T00:00:00Z'::timestamptz"
 
@@ -37,8 +37,9 @@ async def test_a_time_past_year_9999_in_the_tables_breaks_no_read(settings, work
             assert r.status == 200 and body["items"][0]["last_seen"].startswith("9999-12-31"), body
     env = {**settings_env(settings), "PATH": ""}
     for command in (["report"], ["report", "--json"], ["status"]):
-        done = subprocess.run([sys.executable, "-m", "worker.cli", *command], env=env, capture_output=True, text=True,
-                              timeout=60)
+        done = subprocess.run(
+            [sys.executable, "-m", "worker.cli", *command], env=env, capture_output=True, text=True, timeout=60
+        )
         assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr[-2000:])
         if command[0] == "report":
             assert "poisoned-model" in done.stdout

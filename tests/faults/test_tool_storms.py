@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests import samples
 from tests.integration.harness import wait_drained
-from worker.simulator import ensure_topics
+from worker.simulation.producer import ensure_topics
 
 TOKEN = "storm-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -34,17 +34,20 @@ async def test_reads_stuck_in_postgresql_leave_ingestion_counting(settings, work
     await producer.start()
     try:
         async with aiohttp.ClientSession() as http:
+
             async def heavy():
                 started = time.monotonic()
-                async with http.post(_url(worker, "analyze_metrics"), json={}, headers=AUTH,
-                                     timeout=aiohttp.ClientTimeout(total=60)) as r:
+                async with http.post(
+                    _url(worker, "analyze_metrics"), json={}, headers=AUTH, timeout=aiohttp.ClientTimeout(total=60)
+                ) as r:
                     return r.status, await r.json(), time.monotonic() - started
 
             reads = [asyncio.create_task(heavy()) for _ in range(8)]
             await asyncio.sleep(0.5)
             for _ in range(200):
-                await producer.send(settings.topic_calls_completed, orjson.dumps(samples.completed(
-                    event_id=str(uuid.uuid4()))))
+                await producer.send(
+                    settings.topic_calls_completed, orjson.dumps(samples.completed(event_id=str(uuid.uuid4())))
+                )
             await producer.flush()
             started = time.monotonic()
             await wait_drained(settings, pool, workers=[worker], timeout=30)
@@ -77,8 +80,10 @@ async def test_mistakes_are_client_errors_and_a_trickling_body_is_cut_off(settin
 
     reader, writer = await asyncio.open_connection("127.0.0.1", worker.settings.web_port)
     try:
-        writer.write(b"POST /tools/record_metric HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Authorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 100\r\n\r\n{\"na")
+        writer.write(
+            b"POST /tools/record_metric HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b'\r\nContent-Length: 100\r\n\r\n{"na'
+        )
         await writer.drain()
         started = time.monotonic()
         status_line = await asyncio.wait_for(reader.readline(), 10)

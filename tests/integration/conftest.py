@@ -39,7 +39,7 @@ def _docker_answers() -> bool:
 
         docker.from_env(timeout=3).ping()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - no Docker, whatever the reason: the native services are used
         return False
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from worker.router_client import RoutingTable
+from worker.gateway.router import RoutingTable
 from worker.settings import Settings
 
 
@@ -52,13 +52,23 @@ class ObeyingGateway:
             model = rng.choice(sorted(m for m in self.models if rule is None or m not in rule.excluded))
         layer, success = self.models[model]
         ok = rng.random() < success
-        event = {"event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                 "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "request_id": request_id, "model_id": model,
-                 "layer": layer, "task_type": task, "latency_ms": round(rng.uniform(400, 600), 1),
-                 "cost_usd": 0.001}
+        event = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "occurred_at": dt.datetime.now(dt.UTC).isoformat(),
+            "request_id": request_id,
+            "model_id": model,
+            "layer": layer,
+            "task_type": task,
+            "latency_ms": round(rng.uniform(400, 600), 1),
+            "cost_usd": 0.001,
+        }
         if not ok:
-            event |= {"error_type": "api", "error_message": "Upstream returned HTTP 502", "category": "api",
-                      "http_status": 502}
+            event |= {
+                "error_type": "api",
+                "error_message": "Upstream returned HTTP 502",
+                "category": "api",
+                "http_status": 502,
+            }
         topic = self.settings.topic_calls_completed if ok else self.settings.topic_calls_failed
         await producer.send(topic, orjson.dumps(event))
         self.calls.append((tick, task, model, ok))

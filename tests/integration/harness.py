@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from worker.settings import Settings
-from worker.simulation import Ledger
+from worker.simulation.traffic import Ledger
 from worker.topics import partitions_of
 
 
@@ -52,9 +52,14 @@ class WorkerProcess:
 
     def start(self) -> None:
         env = {**os.environ, **settings_env(self.settings), "PYTHONUNBUFFERED": "1"}
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "worker.cli", "run"], env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child process writes to it for its whole life
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "run"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -64,7 +69,7 @@ class WorkerProcess:
         try:
             async with aiohttp.ClientSession() as http, http.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
                 return r.status, await r.json()
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return None
 
     async def metrics(self) -> dict[str, float]:
@@ -75,8 +80,11 @@ class WorkerProcess:
         async with aiohttp.ClientSession() as http, http.get(url) as response:
             assert response.status == 200 and response.content_type == "text/plain"
             text = await response.text()
-        return {sample.name + "".join(f"|{k}={v}" for k, v in sorted(sample.labels.items())): sample.value
-                for family in text_string_to_metric_families(text) for sample in family.samples}
+        return {
+            sample.name + "".join(f"|{k}={v}" for k, v in sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     async def wait_ready(self, timeout: float = 60.0) -> dict:
         deadline = time.monotonic() + timeout
@@ -125,8 +133,10 @@ async def wait_drained(settings: Settings, pool: asyncpg.Pool, timeout: float = 
     deadline = time.monotonic() + timeout
     stored: dict = {}
     while time.monotonic() < deadline:
-        rows = await pool.fetch("SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group=$1",
-                                settings.consumer_group)
+        rows = await pool.fetch(
+            "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group=$1",
+            settings.consumer_group,
+        )
         stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
         if all(end == 0 or stored.get(tp, -1) >= end for tp, end in ends.items()):
             return
@@ -139,19 +149,25 @@ async def assert_matches_ledger(pool: asyncpg.Pool, ledger: Ledger) -> None:
     """Every (model, task type) row equals what was produced: counts and tokens exactly."""
     rows = await pool.fetch(
         "SELECT model_id, task_type, total_calls, success_count, latency_sum_ms, cost_sum_usd, input_tokens,"
-        " output_tokens FROM model_performance")
+        " output_tokens FROM model_performance"
+    )
     got = {(r["model_id"], r["task_type"]): r for r in rows}
     assert set(got) == set(ledger.by_model_task)
     for key, want in ledger.by_model_task.items():
         row = got[key]
         assert (row["total_calls"], row["success_count"], row["input_tokens"], row["output_tokens"]) == (
-            want.calls, want.successes, want.input_tokens, want.output_tokens), key
+            want.calls,
+            want.successes,
+            want.input_tokens,
+            want.output_tokens,
+        ), key
         assert abs(row["latency_sum_ms"] - want.latency_sum_ms) <= 1e-9 * want.latency_sum_ms + 1e-6, key
         assert abs(row["cost_sum_usd"] - want.cost_sum_usd) <= 1e-9 * want.cost_sum_usd + 1e-9, key
     minutes = await pool.fetchval("SELECT coalesce(sum(total_calls), 0) FROM model_performance_minutes")
     series = await pool.fetchval(
         "SELECT coalesce(sum(metric_value), 0) FROM performance_metrics WHERE metric_name = 'calls'"
-        " AND series_key = 'layer=all'")
+        " AND series_key = 'layer=all'"
+    )
     assert minutes == ledger.calls and series == ledger.calls
 
 
@@ -170,8 +186,12 @@ async def dead_letters(settings: Settings, timeout: float = 10.0) -> list:
 
 async def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> list:
     """Every record of `topic` from the beginning: until a poll comes back empty after some records."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records = []
     try:
@@ -189,18 +209,33 @@ async def read_topic(settings: Settings, topic: str, timeout: float = 10.0) -> l
 
 def source_of(record) -> tuple:
     h = {k: v.decode() for k, v in record.headers}
-    return h["dlq.source_topic"], int(h["dlq.source_partition"]), int(h["dlq.source_offset"]), h.get("dlq.envelope_index")
+    return (
+        h["dlq.source_topic"],
+        int(h["dlq.source_partition"]),
+        int(h["dlq.source_offset"]),
+        h.get("dlq.envelope_index"),
+    )
 
 
 async def kill9_scenario(settings: Settings, workers, pool: asyncpg.Pool, *, kills: int, seed: int) -> None:
     """SIGKILL the worker `kills` times while traffic flows, restart it each time, then compare exactly."""
-    from worker.simulator import ensure_topics, simulate
+    from worker.simulation.producer import ensure_topics, simulate
 
     await ensure_topics(settings, partitions=4)
     worker = workers()
     await worker.wait_ready()
-    traffic = asyncio.create_task(simulate(settings, count=14_000 * kills, rate=1200, envelope=1, seed=seed,
-                                           resend_fraction=0.02, invalid_fraction=0.005, progress=False))
+    traffic = asyncio.create_task(
+        simulate(
+            settings,
+            count=14_000 * kills,
+            rate=1200,
+            envelope=1,
+            seed=seed,
+            resend_fraction=0.02,
+            invalid_fraction=0.005,
+            progress=False,
+        )
+    )
     rng = random.Random(seed)
     done = 0
     while not traffic.done() and done < kills:
@@ -216,6 +251,7 @@ async def kill9_scenario(settings: Settings, workers, pool: asyncpg.Pool, *, kil
     await assert_matches_ledger(pool, result.ledger)
     await assert_patterns_match_ledger(pool, result.ledger)
     duplicates = await pool.fetchval(
-        "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name = 'events_duplicate'")
+        "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name = 'events_duplicate'"
+    )
     assert duplicates == result.resent
     assert len({source_of(r) for r in await dead_letters(settings)}) == result.invalid

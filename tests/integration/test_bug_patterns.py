@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from tests import samples
 from tests.integration.harness import dead_letters, settings_env, wait_drained
 from tests.typescript_parser import TypeScriptParser
-from worker.simulator import ensure_topics, simulate
+from worker.simulation.producer import ensure_topics, simulate
 
 SECRETS = [
     "sk-proj-Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2",
@@ -54,8 +54,12 @@ async def test_failures_collapse_into_exact_patterns_with_one_stub_each(settings
     env = settings_env(settings)
     for framework, suffix in (("vitest", ".test.ts"), ("pytest", ".py")):
         out = tmp_path / framework
-        subprocess.run([sys.executable, "-m", "worker.cli", "export-tests", "--framework", framework, "--out", str(out)],
-                       env={**env, "PATH": ""}, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "worker.cli", "export-tests", "--framework", framework, "--out", str(out)],
+            env={**env, "PATH": ""},
+            check=True,
+            capture_output=True,
+        )
         files = sorted(p for p in out.iterdir() if p.name.endswith(suffix))
         assert len(files) == len(rows) and (out / "README.md").exists()
         for path in files:
@@ -65,8 +69,12 @@ async def test_failures_collapse_into_exact_patterns_with_one_stub_each(settings
             else:
                 compile(ast.parse(code), str(path), "exec")
     routing = tmp_path / "routing"
-    subprocess.run([sys.executable, "-m", "worker.cli", "export-tests", "--out", str(routing), "--category", "routing"],
-                   env={**env, "PATH": ""}, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "worker.cli", "export-tests", "--out", str(routing), "--category", "routing"],
+        env={**env, "PATH": ""},
+        check=True,
+        capture_output=True,
+    )
     assert [p.name.split("_")[1] for p in routing.glob("*.test.ts")] == ["timeout"]
 
 
@@ -76,12 +84,20 @@ async def test_no_secret_reaches_any_table_or_topic(settings, workers, pool):
     await worker.wait_ready()
     key, aws, jwt, password, email = SECRETS
     failures = [
-        samples.failed(event_id=str(uuid.uuid4()), error_type="auth",
-                       error_message=f"Incorrect API key provided: {key} for {email}",
-                       request={"headers": {"Authorization": f"Bearer {jwt}", "x-api-key": key},
-                                "messages": [{"role": "user", "content": f"use {aws} and postgres://app:{password}@db/x"}]}),
-        samples.failed(event_id=str(uuid.uuid4()), error_type="api",
-                       error_message=f"upstream said: password={password} token {jwt}"),
+        samples.failed(
+            event_id=str(uuid.uuid4()),
+            error_type="auth",
+            error_message=f"Incorrect API key provided: {key} for {email}",
+            request={
+                "headers": {"Authorization": f"Bearer {jwt}", "x-api-key": key},
+                "messages": [{"role": "user", "content": f"use {aws} and postgres://app:{password}@db/x"}],
+            },
+        ),
+        samples.failed(
+            event_id=str(uuid.uuid4()),
+            error_type="api",
+            error_message=f"upstream said: password={password} token {jwt}",
+        ),
     ]
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()

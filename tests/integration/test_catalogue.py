@@ -7,8 +7,8 @@ import time
 
 from tests.integration.harness import settings_env
 from tests.integration.test_routing import FAST, MODELS, TASKS, wait_for
-from worker.router_client import HeuristicsSubscriber, RoutingTable
-from worker.simulator import ensure_topics, simulate
+from worker.gateway.router import HeuristicsSubscriber, RoutingTable
+from worker.simulation.producer import ensure_topics, simulate
 
 
 async def test_a_declared_model_is_explored_within_seconds(settings, workers, pool):
@@ -23,15 +23,23 @@ async def test_a_declared_model_is_explored_within_seconds(settings, workers, po
         await wait_for(lambda: all(table.choose(t) for t in TASKS), 30, "learned rules")
         env = {**settings_env(settings), "PATH": ""}
         cli = [sys.executable, "-m", "worker.cli", "models"]
-        refused = subprocess.run([*cli, "declare", "--model", "", "--layer", "deep"], env=env, capture_output=True,
-                                 text=True)
+        refused = subprocess.run(
+            [*cli, "declare", "--model", "", "--layer", "deep"], env=env, capture_output=True, text=True
+        )
         assert refused.returncode == 2 and "model_id" in refused.stderr
-        declared = subprocess.run([*cli, "declare", "--model", "brand-new", "--layer", "deep", "--task-type", "coding"],
-                                  env=env, capture_output=True, text=True)
+        declared = subprocess.run(
+            [*cli, "declare", "--model", "brand-new", "--layer", "deep", "--task-type", "coding"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert declared.returncode == 0, declared.stderr
         started = time.monotonic()
-        rule = await wait_for(lambda: (r := table.choose("coding")) and r.weights.get("brand-new", 0) > 0 and r, 15,
-                              "the declared model in the coding split")
+        rule = await wait_for(
+            lambda: (r := table.choose("coding")) and r.weights.get("brand-new", 0) > 0 and r,
+            15,
+            "the declared model in the coding split",
+        )
         print(f"declared -> explored: {time.monotonic() - started:.2f} s, share {rule.weights['brand-new']}")
         assert rule.weights["brand-new"] <= settings.heuristics_exploration + 1e-9
         assert "brand-new" in rule.fallback_models and "exploring brand-new" in rule.reasoning

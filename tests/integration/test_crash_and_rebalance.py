@@ -4,7 +4,7 @@ joining and leaving the group while traffic flows."""
 import asyncio
 
 from tests.integration.harness import assert_matches_ledger, assert_patterns_match_ledger, kill9_scenario, wait_drained
-from worker.simulator import ensure_topics, simulate
+from worker.simulation.producer import ensure_topics, simulate
 
 
 async def test_kill9_mid_stream_then_restart_loses_and_doubles_nothing(settings, workers, pool):

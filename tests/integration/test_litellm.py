@@ -7,7 +7,7 @@ import time
 
 from examples.litellm_gateway import LiteLLMGateway
 from tests.integration.test_routing import OBEYED, wait_for
-from worker.simulator import ensure_topics
+from worker.simulation.producer import ensure_topics
 
 GOOD = "openai/acme-good"
 HEALTHY_HISTORY_S = 150
@@ -21,8 +21,11 @@ async def test_a_failing_deployment_loses_its_traffic_and_gets_it_back(settings,
     table = gateway.table
     began = time.monotonic()
     try:
-        await wait_for(lambda: all((r := table.choose(t)) and r.weights.get(GOOD, 0) > 0.5 for t in ("coding", "chat")),
-                       60, "rules that prefer the good deployment")
+        await wait_for(
+            lambda: all((r := table.choose(t)) and r.weights.get(GOOD, 0) > 0.5 for t in ("coding", "chat")),
+            60,
+            "rules that prefer the good deployment",
+        )
         # history outside the incident: once restored, the incident's minutes no longer count, the rest does
         await asyncio.sleep(max(0.0, HEALTHY_HISTORY_S - (time.monotonic() - began)))
         healthy = time.monotonic() - 3
@@ -37,8 +40,13 @@ async def test_a_failing_deployment_loses_its_traffic_and_gets_it_back(settings,
         assert before > 0.5 and during <= 0.06  # nothing, or the probe share once half-open
         gateway.success[GOOD] = 0.99  # it recovers
         recovering = time.monotonic()
-        await wait_for(lambda: all(GOOD not in table.choose(t).excluded and GOOD not in table.choose(t).probes
-                                   for t in ("coding", "chat")), 60, "the restore")
+        await wait_for(
+            lambda: all(
+                GOOD not in table.choose(t).excluded and GOOD not in table.choose(t).probes for t in ("coding", "chat")
+            ),
+            60,
+            "the restore",
+        )
         restored = time.monotonic()
         await asyncio.sleep(5)
         after = gateway.shares(restored + 1, time.monotonic())[GOOD]
@@ -51,14 +59,22 @@ async def test_a_failing_deployment_loses_its_traffic_and_gets_it_back(settings,
         await subscriber.stop()
     assert gateway.emitter.stats.dropped == 0 and gateway.emitter.stats.send_errors == 0
     assert gateway.logger.rejected == 0
-    counted = {r["model_id"]: (r["total_calls"], r["success_count"]) for r in await pool.fetch(
-        "SELECT model_id, sum(total_calls)::int AS total_calls, sum(success_count)::int AS success_count "
-        "FROM model_performance GROUP BY model_id")}
+    counted = {
+        r["model_id"]: (r["total_calls"], r["success_count"])
+        for r in await pool.fetch(
+            "SELECT model_id, sum(total_calls)::int AS total_calls, sum(success_count)::int AS success_count "
+            "FROM model_performance GROUP BY model_id"
+        )
+    }
     deadline = time.monotonic() + 30
     while sum(c for c, _ in counted.values()) < len(gateway.calls) and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        counted = {r["model_id"]: (r["total_calls"], r["success_count"]) for r in await pool.fetch(
-            "SELECT model_id, sum(total_calls)::int AS total_calls, sum(success_count)::int AS success_count "
-            "FROM model_performance GROUP BY model_id")}
+        counted = {
+            r["model_id"]: (r["total_calls"], r["success_count"])
+            for r in await pool.fetch(
+                "SELECT model_id, sum(total_calls)::int AS total_calls, sum(success_count)::int AS success_count "
+                "FROM model_performance GROUP BY model_id"
+            )
+        }
     assert sum(c for c, _ in counted.values()) == len(gateway.calls)  # every LiteLLM call counted once
     assert set(counted) <= set(gateway.success) and counted[GOOD][0] > counted[GOOD][1]

@@ -9,14 +9,15 @@ from mcp.client import Client
 from mcp.client.stdio import StdioServerParameters
 
 from tests.integration.harness import settings_env, wait_drained
-from worker.simulator import ensure_topics, simulate
+from worker.simulation.producer import ensure_topics, simulate
 from worker.store.migrate import migrate
 from worker.tools.requests import READS, WRITES
 
 
 def server(settings, **env) -> StdioServerParameters:
-    return StdioServerParameters(command=sys.executable, args=["-m", "worker.cli", "mcp"],
-                                 env={**os.environ, **settings_env(settings), **env})
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "worker.cli", "mcp"], env={**os.environ, **settings_env(settings), **env}
+    )
 
 
 async def test_the_mcp_client_lists_and_calls_every_kind_of_tool(settings, workers, pool):
@@ -31,7 +32,8 @@ async def test_the_mcp_client_lists_and_calls_every_kind_of_tool(settings, worke
         assert set(listed) == set(READS) | set(WRITES)
         assert {"taskType", "includeReport"} <= set(listed["analyze_metrics"].input_schema["properties"])
         assert {"modelId", "taskType", "success", "latencyMs", "cost"} <= set(
-            listed["update_model_performance"].input_schema["properties"])
+            listed["update_model_performance"].input_schema["properties"]
+        )
 
         analysis = await client.call_tool("analyze_metrics", {"taskType": "coding"})
         assert not analysis.is_error
@@ -44,8 +46,9 @@ async def test_the_mcp_client_lists_and_calls_every_kind_of_tool(settings, worke
 
         command_id = str(uuid.uuid4())
         for _ in range(2):  # a retry with the same commandId is applied once
-            written = await client.call_tool("record_metric", {"name": "mcp_metric", "value": 3.25, "unit": "ms",
-                                                               "commandId": command_id})
+            written = await client.call_tool(
+                "record_metric", {"name": "mcp_metric", "value": 3.25, "unit": "ms", "commandId": command_id}
+            )
             assert not written.is_error and written.structured_content["commandId"] == command_id
 
         invalid = await client.call_tool("record_metric", {"name": "mcp_metric", "value": "3", "unit": "ms"})

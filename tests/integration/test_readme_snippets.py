@@ -24,8 +24,9 @@ async def test_the_python_router_snippet_routes_by_the_published_rules(settings)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
     try:
-        await producer.send_and_wait(settings.topic_heuristics, orjson.dumps(rule.model_dump(mode="json")),
-                                     key=b"coding")
+        await producer.send_and_wait(
+            settings.topic_heuristics, orjson.dumps(rule.model_dump(mode="json")), key=b"coding"
+        )
     finally:
         await producer.stop()
     code = snippet("python-router").replace('"gateway.routing.heuristics"', repr(settings.topic_heuristics))
@@ -60,8 +61,12 @@ async def counted(pool, model_ids: tuple[str, ...], calls: int, timeout: float =
 
     deadline = time.monotonic() + timeout
     while True:
-        found = int(await pool.fetchval("SELECT coalesce(sum(total_calls), 0) FROM model_performance "
-                                        "WHERE model_id = ANY($1::text[])", list(model_ids)))
+        found = int(
+            await pool.fetchval(
+                "SELECT coalesce(sum(total_calls), 0) FROM model_performance WHERE model_id = ANY($1::text[])",
+                list(model_ids),
+            )
+        )
         if found >= calls or time.monotonic() > deadline:
             return found
         await asyncio.sleep(0.3)
@@ -73,7 +78,7 @@ async def test_the_litellm_snippet_reports_and_routes_through_the_worker(setting
 
     import litellm
 
-    from worker.simulator import ensure_topics
+    from worker.simulation.producer import ensure_topics
 
     await ensure_topics(settings, partitions=1)
     worker = workers()
@@ -81,18 +86,24 @@ async def test_the_litellm_snippet_reports_and_routes_through_the_worker(setting
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
     monkeypatch.setattr(litellm, "callbacks", [])
     brokers = repr(settings.kafka_bootstrap_servers)
-    ns = await run_snippet("litellm", {
-        'CallEmitter("127.0.0.1:9092")': f"CallEmitter({brokers}, topic_completed={settings.topic_calls_completed!r}, "
-                                         f"topic_failed={settings.topic_calls_failed!r})",
-        'HeuristicsSubscriber("127.0.0.1:9092", table)': f"HeuristicsSubscriber({brokers}, table, "
-                                                         f"topic={settings.topic_heuristics!r})",
-        'os.environ["OPENAI_API_KEY"]}': 'os.environ["OPENAI_API_KEY"], "mock_response": "It is about a refund."}',
-    })
+    ns = await run_snippet(
+        "litellm",
+        {
+            'CallEmitter("127.0.0.1:9092")': f"CallEmitter({brokers}, topic_completed={settings.topic_calls_completed!r}, "
+            f"topic_failed={settings.topic_calls_failed!r})",
+            'HeuristicsSubscriber("127.0.0.1:9092", table)': f"HeuristicsSubscriber({brokers}, table, "
+            f"topic={settings.topic_heuristics!r})",
+            'os.environ["OPENAI_API_KEY"]}': 'os.environ["OPENAI_API_KEY"], "mock_response": "It is about a refund."}',
+        },
+    )
     try:
         assert ns["response"].choices[0].message.content == "It is about a refund."
         for i in range(40):
-            await ns["router"].acompletion(model="chat", messages=[{"role": "user", "content": "hi"}],
-                                           metadata={"task_type": "summarization", "request_id": f"req-{i}"})
+            await ns["router"].acompletion(
+                model="chat",
+                messages=[{"role": "user", "content": "hi"}],
+                metadata={"task_type": "summarization", "request_id": f"req-{i}"},
+            )
         for _ in range(100):  # LiteLLM runs its success callbacks after the call returns
             if ns["emitter"].stats.enqueued >= 41:
                 break
@@ -103,18 +114,27 @@ async def test_the_litellm_snippet_reports_and_routes_through_the_worker(setting
         await ns["emitter"].stop()
     assert ns["emitter"].stats.sent == 41 and ns["emitter"].stats.dropped == 0
     assert await counted(pool, ("openai/gpt-4o", "openai/gpt-4o-mini"), 41) == 41
-    layers = {r["model_id"]: r["layer"] for r in await pool.fetch(
-        "SELECT DISTINCT model_id, layer FROM model_performance_minutes WHERE task_type = 'summarization'")}
+    layers = {
+        r["model_id"]: r["layer"]
+        for r in await pool.fetch(
+            "SELECT DISTINCT model_id, layer FROM model_performance_minutes WHERE task_type = 'summarization'"
+        )
+    }
     assert set(layers.items()) <= {("openai/gpt-4o", "balanced"), ("openai/gpt-4o-mini", "fast")} and layers
 
 
 async def test_the_any_producer_snippet_is_counted(settings, workers, pool, monkeypatch):
-    from worker.simulator import ensure_topics
+    from worker.simulation.producer import ensure_topics
 
     await ensure_topics(settings, partitions=1)
     worker = workers()
     await worker.wait_ready()
     monkeypatch.chdir(README.parent)
-    await run_snippet("any-producer", {'"127.0.0.1:9092"': repr(settings.kafka_bootstrap_servers),
-                                       '"gateway.calls.completed"': repr(settings.topic_calls_completed)})
+    await run_snippet(
+        "any-producer",
+        {
+            '"127.0.0.1:9092"': repr(settings.kafka_bootstrap_servers),
+            '"gateway.calls.completed"': repr(settings.topic_calls_completed),
+        },
+    )
     assert await counted(pool, ("gpt-4o",), 1) == 1

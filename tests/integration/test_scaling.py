@@ -12,7 +12,7 @@ from tests.integration.harness import (
     read_topic,
     wait_drained,
 )
-from worker.simulator import ensure_topics, simulate
+from worker.simulation.producer import ensure_topics, simulate
 
 FAST_ROUTING = {"heuristics_interval_s": 3.0, "degradation_check_s": 1.0}
 
@@ -35,8 +35,13 @@ async def test_three_workers_one_killed_one_added_over_twelve_partitions(setting
     await assert_patterns_match_ledger(pool, result.ledger)
 
     ends = await end_offsets(settings)
-    stored = {(r["topic"], r["partition"]): r["next_offset"] for r in await pool.fetch(
-        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = $1", settings.consumer_group)}
+    stored = {
+        (r["topic"], r["partition"]): r["next_offset"]
+        for r in await pool.fetch(
+            "SELECT topic, partition, next_offset FROM consumer_offsets WHERE consumer_group = $1",
+            settings.consumer_group,
+        )
+    }
     # every partition owned and written (-1: owned, nothing to write yet: the idle commands topic)
     assert len(ends) == 24 + settings.tool_commands_partitions
     assert all(stored[tp] == end or (end == 0 and stored[tp] == -1) for tp, end in ends.items())

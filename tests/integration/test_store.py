@@ -9,8 +9,8 @@ import asyncpg
 import orjson
 import pytest
 
-from worker import histogram
-from worker.decode import Call
+from worker.calls import histogram
+from worker.calls.decode import Call
 from worker.store.flush import OffsetFenced, write_flush
 from worker.store.migrate import migrate, migration_files
 from worker.store.offsets import UNSTORED, prune_seen, stored_offsets
@@ -24,8 +24,15 @@ def call(event_id=None, model="m", ok=True, latency=100.0, at=1_790_000_000.0):
 
 
 async def flush(conn, calls, expected, next_offset, dead_letters=0):
-    return await write_flush(conn, group=GROUP, expected={TP: expected}, next_offsets={TP: next_offset},
-                             calls=calls, dead_letters=dead_letters, now=1_790_000_000.0)
+    return await write_flush(
+        conn,
+        group=GROUP,
+        expected={TP: expected},
+        next_offsets={TP: next_offset},
+        calls=calls,
+        dead_letters=dead_letters,
+        now=1_790_000_000.0,
+    )
 
 
 @pytest.fixture
@@ -53,10 +60,11 @@ async def test_sql_quantiles_equal_python_quantiles(migrated):
     for _ in range(20):
         values = [rng.lognormvariate(6, 1.2) for _ in range(rng.randrange(1, 400))] + [0.0] * rng.randrange(3)
         left, right = histogram.from_values(values[::2]), histogram.from_values(values[1::2])
-        as_json = lambda h: orjson.dumps(histogram.to_json_keys(h)).decode()  # noqa: E731
+        as_json = lambda h: orjson.dumps(histogram.to_json_keys(h)).decode()
         for q in (0.0, 0.5, 0.95, 0.99, 1.0):
-            sql = await migrated.fetchval("SELECT hist_quantile(hist_merge($1::jsonb, $2::jsonb), $3)",
-                                          as_json(left), as_json(right), q)
+            sql = await migrated.fetchval(
+                "SELECT hist_quantile(hist_merge($1::jsonb, $2::jsonb), $3)", as_json(left), as_json(right), q
+            )
             expected = histogram.quantile(histogram.from_values(values), q)
             assert sql == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
@@ -99,7 +107,9 @@ async def test_resent_events_count_once_within_and_across_flushes(migrated):
         second = await flush(conn, [call(same)], expected=3, next_offset=4)
     assert (first.counted, first.duplicates, second.counted, second.duplicates) == (2, 1, 0, 1)
     assert await migrated.fetchval("SELECT total_calls FROM model_performance") == 2
-    dup = await migrated.fetchval("SELECT sum(metric_value) FROM performance_metrics WHERE metric_name='events_duplicate'")
+    dup = await migrated.fetchval(
+        "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name='events_duplicate'"
+    )
     assert dup == 2
 
 
@@ -116,11 +126,16 @@ async def test_rows_derive_rates_averages_and_percentiles(migrated):
     assert row["avg_latency_ms"] == pytest.approx(250.0)
     assert row["avg_cost"] == pytest.approx(0.5)
     assert row["latency_p50_ms"] == pytest.approx(histogram.quantile(histogram.from_values(latencies), 0.5))
-    p99 = await migrated.fetchval("SELECT metric_value FROM performance_metrics WHERE metric_name='latency_p99_ms'"
-                                  " AND series_key='layer=all'")
+    p99 = await migrated.fetchval(
+        "SELECT metric_value FROM performance_metrics WHERE metric_name='latency_p99_ms' AND series_key='layer=all'"
+    )
     assert p99 == pytest.approx(histogram.quantile(histogram.from_values(latencies), 0.99))
-    assert await migrated.fetchval(
-        "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name='events_dead_lettered'") == 3
+    assert (
+        await migrated.fetchval(
+            "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name='events_dead_lettered'"
+        )
+        == 3
+    )
 
 
 async def test_pruning_forgets_only_old_event_ids(migrated):

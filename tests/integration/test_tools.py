@@ -9,7 +9,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.integration.harness import wait_drained
-from worker.simulator import ensure_topics, simulate
+from worker.simulation.producer import ensure_topics, simulate
 
 TOKEN = "tools-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -20,21 +20,44 @@ VALID = {
     "get_bug_patterns": {"limit": "2"},
     "get_regression_tests": {"category": "routing"},
     "record_metric": {"name": "api_latency", "value": 234.5, "unit": "ms", "context": {"endpoint": "/route"}},
-    "record_bug_pattern": {"category": "timeout", "pattern": "LLM timeout on large context",
-                           "description": "Model times out when context > 100K tokens",
-                           "solution": "Split context into chunks, use compression", "severity": "high"},
-    "update_model_performance": {"modelId": "claude-sonnet-4", "taskType": "coding", "success": True,
-                                 "latencyMs": 2340, "cost": 0.0125},
-    "update_routing_heuristic": {"pattern": ".*implement.*algorithm.*", "preferredLayer": "deep",
-                                 "preferredModel": "claude-sonnet-4", "reasoning": "needs deep reasoning",
-                                 "successRate": 92.5, "usageCount": 45, "active": True},
-    "generate_regression_test": {"testName": "routing_timeout_recovery", "category": "routing",
-                                 "description": "router handles model timeouts",
-                                 "testCode": "it('retries', async () => { expect(1).toBe(1); });",
-                                 "expectedBehavior": "retries up to 3 times", "discoveredFrom": "bug",
-                                 "metadata": {"bugTicket": "ISSUE-123"}},
-    "declare_model": {"modelId": "gpt-5-mini", "layer": "fast", "taskTypes": ["chat", "extraction"],
-                      "provider": "openai"},
+    "record_bug_pattern": {
+        "category": "timeout",
+        "pattern": "LLM timeout on large context",
+        "description": "Model times out when context > 100K tokens",
+        "solution": "Split context into chunks, use compression",
+        "severity": "high",
+    },
+    "update_model_performance": {
+        "modelId": "claude-sonnet-4",
+        "taskType": "coding",
+        "success": True,
+        "latencyMs": 2340,
+        "cost": 0.0125,
+    },
+    "update_routing_heuristic": {
+        "pattern": ".*implement.*algorithm.*",
+        "preferredLayer": "deep",
+        "preferredModel": "claude-sonnet-4",
+        "reasoning": "needs deep reasoning",
+        "successRate": 92.5,
+        "usageCount": 45,
+        "active": True,
+    },
+    "generate_regression_test": {
+        "testName": "routing_timeout_recovery",
+        "category": "routing",
+        "description": "router handles model timeouts",
+        "testCode": "it('retries', async () => { expect(1).toBe(1); });",
+        "expectedBehavior": "retries up to 3 times",
+        "discoveredFrom": "bug",
+        "metadata": {"bugTicket": "ISSUE-123"},
+    },
+    "declare_model": {
+        "modelId": "gpt-5-mini",
+        "layer": "fast",
+        "taskTypes": ["chat", "extraction"],
+        "provider": "openai",
+    },
 }
 INVALID = {  # one wrong field each, and the field the answer must name
     "analyze_metrics": ({"taskType": 7}, "taskType"),
@@ -95,8 +118,9 @@ async def test_every_tool_answers_as_its_openapi_document_says(served):
     assert set(VALID) == {p.removeprefix("/tools/") for p in spec["paths"] if p.startswith("/tools/")}
     for name, args in VALID.items():
         status, body = await call(http, port, name, args)
-        assert status == (202 if name in ("record_metric", "record_bug_pattern", "update_model_performance") else 200), \
-            (name, body)
+        assert status == (
+            202 if name in ("record_metric", "record_bug_pattern", "update_model_performance") else 200
+        ), (name, body)
         check_against_openapi(spec, name, status, body)
 
         bad, field = INVALID[name]
@@ -148,10 +172,17 @@ async def test_analysis_and_pages_reflect_the_database(served, pool):
 
 async def test_writes_that_change_aggregates_go_through_kafka_exactly_once(served, settings, pool):
     http, port, _ = served
-    before = await pool.fetchrow("SELECT total_calls, success_count FROM model_performance "
-                                 "WHERE model_id = 'gpt-4o' AND task_type = 'coding'")
-    report = {"modelId": "gpt-4o", "taskType": "coding", "success": False, "latencyMs": 900.0, "cost": 0.5,
-              "commandId": str(uuid.uuid4())}
+    before = await pool.fetchrow(
+        "SELECT total_calls, success_count FROM model_performance WHERE model_id = 'gpt-4o' AND task_type = 'coding'"
+    )
+    report = {
+        "modelId": "gpt-4o",
+        "taskType": "coding",
+        "success": False,
+        "latencyMs": 900.0,
+        "cost": 0.5,
+        "commandId": str(uuid.uuid4()),
+    }
     metric = {"name": "tool_metric", "value": 1.5, "unit": "ms", "commandId": str(uuid.uuid4())}
     bug = {"category": "parsing", "pattern": "JSON cut off mid-stream", "severity": "low"}
     answers = [await call(http, port, "update_model_performance", report) for _ in range(3)]  # a retried call
@@ -162,14 +193,23 @@ async def test_writes_that_change_aggregates_go_through_kafka_exactly_once(serve
     assert len({body["commandId"] for _, body in answers}) == 5
 
     await wait_drained(settings, pool)
-    after = await pool.fetchrow("SELECT total_calls, success_count, cost_sum_usd FROM model_performance "
-                                "WHERE model_id = 'gpt-4o' AND task_type = 'coding'")
+    after = await pool.fetchrow(
+        "SELECT total_calls, success_count, cost_sum_usd FROM model_performance "
+        "WHERE model_id = 'gpt-4o' AND task_type = 'coding'"
+    )
     assert after["total_calls"] == before["total_calls"] + 1 and after["success_count"] == before["success_count"]
     assert await pool.fetchval("SELECT count(*) FROM performance_metrics WHERE metric_name = 'tool_metric'") == 1
-    row = await pool.fetchrow("SELECT occurrences, severity, solution, solution_source, fingerprint FROM bug_patterns "
-                              "WHERE category = 'parsing' AND pattern = 'JSON cut off mid-stream'")
-    assert dict(row) == {"occurrences": 3, "severity": "critical", "solution": "resume", "solution_source": "operator",
-                         "fingerprint": None}
+    row = await pool.fetchrow(
+        "SELECT occurrences, severity, solution, solution_source, fingerprint FROM bug_patterns "
+        "WHERE category = 'parsing' AND pattern = 'JSON cut off mid-stream'"
+    )
+    assert dict(row) == {
+        "occurrences": 3,
+        "severity": "critical",
+        "solution": "resume",
+        "solution_source": "operator",
+        "fingerprint": None,
+    }
 
 
 async def test_direct_writes_are_visible_at_once_and_idempotent(served, pool):
@@ -177,11 +217,16 @@ async def test_direct_writes_are_visible_at_once_and_idempotent(served, pool):
     status, rule = await call(http, port, "update_routing_heuristic", VALID["update_routing_heuristic"])
     assert status == 200 and rule["version"] == 1 and rule["preferred_layer"] == "deep"
     rule_id = int(rule["heuristic_id"].split(":")[1])
-    status, changed = await call(http, port, "update_routing_heuristic",
-                                 {**VALID["update_routing_heuristic"], "active": False, "ruleId": rule_id})
+    status, changed = await call(
+        http,
+        port,
+        "update_routing_heuristic",
+        {**VALID["update_routing_heuristic"], "active": False, "ruleId": rule_id},
+    )
     assert status == 200 and changed["version"] == 2 and changed["active"] is False
-    status, body = await call(http, port, "update_routing_heuristic", {**VALID["update_routing_heuristic"],
-                                                                         "ruleId": 999_999})
+    status, body = await call(
+        http, port, "update_routing_heuristic", {**VALID["update_routing_heuristic"], "ruleId": 999_999}
+    )
     assert status == 422 and body["detail"][0]["field"] == "ruleId"
     status, active = await call(http, port, "get_routing_heuristics", {"activeOnly": "true"})
     status, every = await call(http, port, "get_routing_heuristics", {"activeOnly": "false"})
@@ -200,14 +245,24 @@ async def test_direct_writes_are_visible_at_once_and_idempotent(served, pool):
 
 async def test_layer_is_inferred_or_asked_for(served, pool):
     http, port, _ = served
-    status, body = await call(http, port, "update_model_performance",
-                              {"modelId": "brand-new-model", "taskType": "chat", "success": True, "latencyMs": 10})
+    status, body = await call(
+        http,
+        port,
+        "update_model_performance",
+        {"modelId": "brand-new-model", "taskType": "chat", "success": True, "latencyMs": 10},
+    )
     assert status == 422 and body["detail"] == [{"field": "layer", "reason": body["detail"][0]["reason"]}]
     assert "pass layer" in body["detail"][0]["reason"]
-    status, _ = await call(http, port, "update_model_performance", {"modelId": "brand-new-model", "taskType": "chat",
-                                                                     "success": True, "latencyMs": 10, "layer": "fast"})
+    status, _ = await call(
+        http,
+        port,
+        "update_model_performance",
+        {"modelId": "brand-new-model", "taskType": "chat", "success": True, "latencyMs": 10, "layer": "fast"},
+    )
     assert status == 202
-    assert await eventually("SELECT total_calls FROM model_performance WHERE model_id = 'brand-new-model'", pool, 1) == 1
+    assert (
+        await eventually("SELECT total_calls FROM model_performance WHERE model_id = 'brand-new-model'", pool, 1) == 1
+    )
 
 
 async def test_without_a_token_reads_are_open_and_writes_refused(settings, workers):
@@ -216,7 +271,12 @@ async def test_without_a_token_reads_are_open_and_writes_refused(settings, worke
     async with aiohttp.ClientSession() as http:
         status, _ = await call(http, worker.settings.web_port, "analyze_metrics", {}, headers={})
         assert status == 200
-        for name in ("record_metric", "record_bug_pattern", "update_model_performance", "update_routing_heuristic",
-                     "generate_regression_test"):
+        for name in (
+            "record_metric",
+            "record_bug_pattern",
+            "update_model_performance",
+            "update_routing_heuristic",
+            "generate_regression_test",
+        ):
             status, body = await call(http, worker.settings.web_port, name, VALID[name], headers={})
             assert status == 403 and "TOOLS_TOKEN" in body["message"], (name, body)

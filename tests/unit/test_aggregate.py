@@ -5,9 +5,9 @@ from collections import defaultdict
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker import histogram
-from worker.aggregate import ALL_LAYERS, aggregate, minute_of
-from worker.decode import Call
+from worker.calls import histogram
+from worker.calls.aggregate import ALL_LAYERS, aggregate, minute_of
+from worker.calls.decode import Call
 
 calls = st.lists(
     st.builds(
@@ -33,9 +33,17 @@ def naive(calls_, key):
     for c in calls_:
         groups[key(c)].append(c)
     return {
-        k: (len(v), sum(c.ok for c in v), sum(c.latency_ms for c in v), sum(c.cost_usd for c in v),
-            sum(c.input_tokens for c in v), sum(c.output_tokens for c in v),
-            min(c.occurred_at for c in v), max(c.occurred_at for c in v), sorted(c.latency_ms for c in v))
+        k: (
+            len(v),
+            sum(c.ok for c in v),
+            sum(c.latency_ms for c in v),
+            sum(c.cost_usd for c in v),
+            sum(c.input_tokens for c in v),
+            sum(c.output_tokens for c in v),
+            min(c.occurred_at for c in v),
+            max(c.occurred_at for c in v),
+            sorted(c.latency_ms for c in v),
+        )
         for k, v in groups.items()
     }
 

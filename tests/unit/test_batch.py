@@ -5,9 +5,9 @@ from dataclasses import dataclass
 import orjson
 
 from tests import samples
-from worker.batch import accumulate, initial, is_due, merged
-from worker.decode import Limits
-from worker.events import EventKind
+from worker.calls.batch import accumulate, initial, is_due, merged
+from worker.calls.decode import Limits
+from worker.calls.events import EventKind
 
 
 @dataclass

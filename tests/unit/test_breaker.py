@@ -2,9 +2,9 @@
 
 from dataclasses import replace
 
-from worker.breaker import Breaker, step
-from worker.degradation import Rules
-from worker.evidence import Window
+from worker.routing.breaker import Breaker, step
+from worker.routing.degradation import Rules
+from worker.routing.evidence import Window
 
 R = Rules(cooldown_s=15, cooldown_max_s=60, probe_calls=10)
 FAILING = [Window(10, 50, 40, None)]
@@ -14,7 +14,12 @@ HEALTHY = [Window(10, 50, 1, None)]
 def test_a_degraded_window_opens_the_breaker_with_the_baseline_frozen():
     t = step(None, "m", "coding", FAILING, None, 1000.0, now=100.0, rules=R)
     assert t.alert == "model_degraded" and t.breaker.state == "open" and t.breaker.scope == "coding"
-    assert (t.breaker.since, t.breaker.opened_at, t.breaker.cooldown_s, t.breaker.baseline_p95_ms) == (100, 100, 15, 1000)
+    assert (t.breaker.since, t.breaker.opened_at, t.breaker.cooldown_s, t.breaker.baseline_p95_ms) == (
+        100,
+        100,
+        15,
+        1000,
+    )
     assert step(None, "m", "coding", HEALTHY, None, 1000.0, now=100.0, rules=R) is None
 
 
@@ -52,13 +57,16 @@ def test_a_task_breaker_ignores_windows_that_hold_the_incident_of_its_model_wide
 
 
 def test_the_engine_does_not_trip_task_breakers_on_the_incident_its_model_wide_breaker_just_closed():
-    from worker import histogram
-    from worker.evidence import SecondRow
-    from worker.routing_engine import Engine
+    from worker.calls import histogram
+    from worker.routing.engine import Engine
+    from worker.routing.evidence import SecondRow
 
     now, start = 1000.0, 990.0
-    rows = [SecondRow(now - a, "m", task, 5, 3 if a > 12 else 0, histogram.from_values([500.0] * 5))
-            for a in range(30) for task in ("coding", "chat")]
+    rows = [
+        SecondRow(now - a, "m", task, 5, 3 if a > 12 else 0, histogram.from_values([500.0] * 5))
+        for a in range(30)
+        for task in ("coding", "chat")
+    ]
     half = {("m", "*"): Breaker("m", "*", "half_open", "probing", since=start, cooldown_s=15, opened_at=960.0)}
     transitions = Engine(rules=R).check(now, half, rows)
     assert [(t.breaker.scope, t.alert) for t in transitions] == [("*", "model_recovered")]
@@ -69,4 +77,6 @@ def test_tripping_again_soon_after_a_restore_continues_the_same_incident():
     again = step(closed, "m", "*", [Window(10, 50, 45, None)], None, 2000.0, now=1020.0, rules=R).breaker
     assert again.opened_at == 900.0 and again.baseline_p95_ms == 900.0
     later = replace(closed, since=0.0)
-    assert step(later, "m", "*", [Window(10, 50, 45, None)], None, 2000.0, now=1020.0, rules=R).breaker.opened_at == 1020.0
+    assert (
+        step(later, "m", "*", [Window(10, 50, 45, None)], None, 2000.0, now=1020.0, rules=R).breaker.opened_at == 1020.0
+    )

@@ -5,11 +5,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import samples
-from worker.decode import Limits, decode, is_plain, scan
-from worker.events import EventKind
+from worker.calls.decode import Limits, decode, is_plain, scan
+from worker.calls.events import EventKind
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=20,
 )
@@ -99,9 +103,10 @@ def test_nesting_depth_is_measured_exactly(depth):
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 10) | st.text(alphabet=st.sampled_from("a\x00\\u0{[\"")),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(alphabet="ab\x00{", max_size=3),
-                                                                      children, max_size=3),
+    st.none() | st.booleans() | st.integers(-10, 10) | st.text(alphabet=st.sampled_from('a\x00\\u0{["')),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(alphabet="ab\x00{", max_size=3), children, max_size=3)
+    ),
     max_leaves=12,
 )
 
@@ -132,7 +137,7 @@ def test_an_event_dated_past_the_acceptance_window_is_refused_with_the_reason():
 def test_the_batch_judges_events_against_the_record_timestamp():
     import time
 
-    from worker.batch import accumulate, initial
+    from worker.calls.batch import accumulate, initial
 
     class Msg:
         topic, partition, offset, key = "t", 0, 0, None
@@ -141,11 +146,15 @@ def test_the_batch_judges_events_against_the_record_timestamp():
             self.value, self.timestamp = value, timestamp
 
     ahead = samples.completed(occurred_at="2099-01-01T00:00:00Z")
-    batch = accumulate(initial(0.0), Msg(orjson.dumps(ahead), int(time.time() * 1000)), EventKind.completed, Limits(), 4096)
+    batch = accumulate(
+        initial(0.0), Msg(orjson.dumps(ahead), int(time.time() * 1000)), EventKind.completed, Limits(), 4096
+    )
     assert not batch.calls and [d.rejection.reason for d in batch.dead_letters] == ["from_the_future"]
 
 
 def test_identifiers_are_redacted_when_decoded():
     secret = "sk-proj-abcdefghijklmnop"
-    calls, _ = decode(orjson.dumps(samples.completed(model_id=f"tenant-{secret}", task_type=secret)), EventKind.completed)
+    calls, _ = decode(
+        orjson.dumps(samples.completed(model_id=f"tenant-{secret}", task_type=secret)), EventKind.completed
+    )
     assert secret not in calls[0].model_id and secret not in calls[0].task_type

@@ -1,7 +1,7 @@
 """The fast path's judgements: what excludes, and what the probes of a half-open breaker say."""
 
-from worker.degradation import Rules, degraded, probe_verdict
-from worker.evidence import Window
+from worker.routing.degradation import Rules, degraded, probe_verdict
+from worker.routing.evidence import Window
 
 R = Rules(failure_rate=0.2, recover_rate=0.25, latency_factor=2.0, min_calls=20, probe_calls=10)
 

@@ -4,7 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from tests import samples
-from worker.events import CallCompleted, CallFailed, Layer
+from worker.calls.events import CallCompleted, CallFailed, Layer
 
 
 def test_a_complete_event_is_accepted_with_its_values():
@@ -15,8 +15,11 @@ def test_a_complete_event_is_accepted_with_its_values():
 
 
 def test_optional_fields_take_their_defaults():
-    minimal = {k: v for k, v in samples.completed().items()
-               if k in ("event_id", "occurred_at", "model_id", "layer", "task_type", "latency_ms")}
+    minimal = {
+        k: v
+        for k, v in samples.completed().items()
+        if k in ("event_id", "occurred_at", "model_id", "layer", "task_type", "latency_ms")
+    }
     event = CallCompleted.model_validate(minimal)
     assert (event.input_tokens, event.output_tokens, event.cost_usd, event.schema_version) == (0, 0, 0.0, 1)
 

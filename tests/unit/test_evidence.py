@@ -1,8 +1,14 @@
 """Rows -> decayed evidence, trailing health windows per scope, baselines that leave out the incident."""
 
-from worker import histogram
-from worker.evidence import (
-    ANY_TASK, MinuteRow, SecondRow, baselines, decayed_evidence, health_windows, since_window,
+from worker.calls import histogram
+from worker.routing.evidence import (
+    ANY_TASK,
+    MinuteRow,
+    SecondRow,
+    baselines,
+    decayed_evidence,
+    health_windows,
+    since_window,
 )
 
 NOW = 10_000.0
@@ -29,8 +35,10 @@ def test_rows_outside_the_window_or_from_the_future_are_not_evidence():
 def test_an_incident_that_is_over_is_left_out_for_that_model_only():
     rows = [minute(0), minute(5, successes=0), minute(5, model="other", successes=0), minute(20)]
     incidents = {("m", ANY_TASK): (NOW - 400, NOW - 200)}
-    by_model = {e.model_id: e for e in decayed_evidence(rows, NOW, window_s=3600, half_life_s=900,
-                                                        incidents=incidents)["coding"]}
+    by_model = {
+        e.model_id: e
+        for e in decayed_evidence(rows, NOW, window_s=3600, half_life_s=900, incidents=incidents)["coding"]
+    }
     assert by_model["m"].raw_calls == 200 and by_model["m"].successes == by_model["m"].calls
     assert by_model["other"].raw_calls == 100
 

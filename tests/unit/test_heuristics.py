@@ -1,7 +1,7 @@
 """Routing decisions per task type: the split, exploration of newcomers, probes, the incumbent, hysteresis."""
 
-from worker.heuristics import Policy, decide, worth_publishing
-from worker.scoring import Evidence, Weights
+from worker.routing.heuristics import Policy, decide, worth_publishing
+from worker.routing.scoring import Evidence, Weights
 
 
 def ev(model, calls, successes, layer="balanced", p95=1000.0):
@@ -60,10 +60,15 @@ def test_the_incumbent_holds_on_a_tie_and_yields_to_a_confidently_better_challen
 
 def test_hysteresis():
     d = decide("coding", EVIDENCE, Weights(), P)
-    same = {"preferred_model": d.preferred_model, "preferred_layer": d.preferred_layer, "excluded": {},
-            "weights": dict(d.weights)}
+    same = {
+        "preferred_model": d.preferred_model,
+        "preferred_layer": d.preferred_layer,
+        "excluded": {},
+        "weights": dict(d.weights),
+    }
     assert worth_publishing(None, d, 0.1)
     assert not worth_publishing(same, d, 0.1)
+
     def shifted(by):
         return {**same, "weights": {**d.weights, "good": d.weights["good"] - by, "tiny": d.weights["tiny"] + by}}
 
@@ -78,15 +83,14 @@ def test_hysteresis():
 def test_a_flood_of_distinct_models_gives_a_rule_of_bounded_size():
     import datetime as dt
 
-    from worker.routing_contract import RoutingHeuristic
+    from worker.routing.contract import RoutingHeuristic
 
     long = "m" * 190
     flood = [ev(f"{long}{i:06d}", 30 + i % 7, 29 + i % 7) for i in range(20_000)]
     catalogue = {f"{long}new{i:05d}": "fast" for i in range(20_000)}
     excluded = {f"{long}{i:06d}": "failure rate 90% over the last 10 s " + "x" * 100 for i in range(0, 20_000, 4)}
     policy = Policy(max_models=100)
-    d = decide("coding", flood + [ev("busiest", 5000, 4990)], Weights(), policy, excluded=excluded,
-               catalogue=catalogue)
+    d = decide("coding", flood + [ev("busiest", 5000, 4990)], Weights(), policy, excluded=excluded, catalogue=catalogue)
     assert "busiest" in d.weights  # the models with the most calls are the ones weighed
     assert len(d.weights) <= 100 and len(d.evidence) <= 100 and len(d.excluded) <= 100
     record = RoutingHeuristic.learned(d, 1, 3600, dt.datetime.now(dt.UTC)).model_dump_json()

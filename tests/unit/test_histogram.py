@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker import histogram
+from worker.calls import histogram
 
 latencies = st.lists(st.floats(min_value=0.0, max_value=86_400_000.0), min_size=1, max_size=300)
 quantiles = st.sampled_from([0.0, 0.01, 0.5, 0.9, 0.95, 0.99, 1.0])

@@ -17,11 +17,18 @@ def test_plaintext_by_default():
 
 
 def test_sasl_over_tls_carries_mechanism_credentials_and_a_verifying_context():
-    settings = Settings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="worker",
-                        kafka_sasl_password="pw", kafka_sasl_mechanism="SCRAM-SHA-256")
+    settings = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="worker",
+        kafka_sasl_password="pw",
+        kafka_sasl_mechanism="SCRAM-SHA-256",
+    )
     options = client_options(settings)
     assert (options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"]) == (
-        "SCRAM-SHA-256", "worker", "pw")
+        "SCRAM-SHA-256",
+        "worker",
+        "pw",
+    )
     assert options["ssl_context"].verify_mode == ssl.CERT_REQUIRED and options["ssl_context"].check_hostname
     credentials = faust_credentials(settings)
     assert isinstance(credentials, faust.SASLCredentials) and credentials.protocol.value == "SASL_SSL"
@@ -32,8 +39,14 @@ def test_tls_without_sasl_and_sasl_without_tls():
     tls = Settings(kafka_security_protocol="SSL")
     assert "ssl_context" in client_options(tls) and "sasl_mechanism" not in client_options(tls)
     assert isinstance(faust_credentials(tls), faust.SSLCredentials)
-    plain = client_options(Settings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="u",
-                                    kafka_sasl_password="p", kafka_sasl_mechanism="PLAIN"))
+    plain = client_options(
+        Settings(
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="u",
+            kafka_sasl_password="p",
+            kafka_sasl_mechanism="PLAIN",
+        )
+    )
     assert "ssl_context" not in plain and plain["sasl_mechanism"] == "PLAIN"
 
 

@@ -1,11 +1,11 @@
 """Failed calls grouped into pattern deltas, with redacted examples."""
 
 from tests import samples
-from worker.decode import to_call
-from worker.events import CallCompleted, CallFailed
-from worker.patterns import MAX_EXAMPLES, captured_request, pattern_deltas
-from worker.remedies import CATALOGUE, remedy_for
-from worker.simulation import FAILURES
+from worker.calls.decode import to_call
+from worker.calls.events import CallCompleted, CallFailed
+from worker.failures.patterns import MAX_EXAMPLES, captured_request, pattern_deltas
+from worker.failures.remedies import CATALOGUE, remedy_for
+from worker.simulation.traffic import FAILURES
 
 
 def failed(**overrides):
@@ -13,9 +13,16 @@ def failed(**overrides):
 
 
 def test_failures_that_differ_in_variable_parts_form_one_pattern():
-    calls = [failed(error_message=f"Request to api.openai.com timed out after {ms}ms (request_id=req_{i:012x})",
-                    model_id=model, layer=layer)
-             for i, (ms, model, layer) in enumerate([(30000, "gpt-4o", "fast"), (60000, "o3", "deep"), (120000, "gpt-4o", "fast")] * 3)]
+    calls = [
+        failed(
+            error_message=f"Request to api.openai.com timed out after {ms}ms (request_id=req_{i:012x})",
+            model_id=model,
+            layer=layer,
+        )
+        for i, (ms, model, layer) in enumerate(
+            [(30000, "gpt-4o", "fast"), (60000, "o3", "deep"), (120000, "gpt-4o", "fast")] * 3
+        )
+    ]
     calls.append(to_call(CallCompleted.model_validate(samples.completed())))  # successes are not patterns
     deltas = pattern_deltas(calls)
     assert len(deltas) == 1
@@ -31,8 +38,10 @@ def test_category_defaults_from_the_catalogue():
 
 
 def test_examples_are_redacted():
-    call = failed(error_message="auth failed for key sk-proj-Ab3dEf6hIj9kLm2nOp5q",
-                  request={"headers": {"Authorization": "Bearer abcdefghijklmnopq"}, "prompt": "mail bob@example.com"})
+    call = failed(
+        error_message="auth failed for key sk-proj-Ab3dEf6hIj9kLm2nOp5q",
+        request={"headers": {"Authorization": "Bearer abcdefghijklmnopq"}, "prompt": "mail bob@example.com"},
+    )
     d = next(iter(pattern_deltas([call]).values()))
     text = repr((d.example_message, d.example_request, d.fingerprint))
     assert "sk-proj" not in text and "abcdefghijklmnopq" not in text and "bob@example.com" not in text
@@ -50,7 +59,7 @@ def test_every_simulated_error_type_has_a_catalogued_remedy():
 
 
 def test_new_fingerprints_past_the_budget_fold_into_one_overflow_pattern_and_stay_counted():
-    from worker.patterns import OVERFLOW, fold_past_budget, pattern_deltas
+    from worker.failures.patterns import OVERFLOW, fold_past_budget, pattern_deltas
 
     calls = [failed(error_type=f"kind_{i % 300}", category=f"cat_{i % 50}") for i in range(3000)]
     deltas = pattern_deltas(calls)

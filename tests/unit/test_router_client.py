@@ -2,15 +2,30 @@
 
 import orjson
 
-from worker.router_client import RoutingTable
+from worker.gateway.router import RoutingTable
 
 
 def record(heuristic_id, version, *, task_type=None, pattern=None, model="m", priority=0, active=True, layer="fast"):
-    return orjson.dumps({
-        "schema_version": 1, "heuristic_id": heuristic_id, "task_type": task_type, "pattern": pattern,
-        "preferred_layer": layer, "preferred_model": model, "fallback_models": [], "weights": {model: 1.0},
-        "priority": priority, "active": active, "version": version, "computed_at": "2026-11-24T10:00:00Z",
-        "window_s": 3600 if pattern is None else None, "evidence": {}, "excluded": {}, "reasoning": "r"})
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "heuristic_id": heuristic_id,
+            "task_type": task_type,
+            "pattern": pattern,
+            "preferred_layer": layer,
+            "preferred_model": model,
+            "fallback_models": [],
+            "weights": {model: 1.0},
+            "priority": priority,
+            "active": active,
+            "version": version,
+            "computed_at": "2026-11-24T10:00:00Z",
+            "window_s": 3600 if pattern is None else None,
+            "evidence": {},
+            "excluded": {},
+            "reasoning": "r",
+        }
+    )
 
 
 def test_higher_versions_replace_and_stale_ones_are_ignored():
@@ -25,7 +40,9 @@ def test_higher_versions_replace_and_stale_ones_are_ignored():
 def test_manual_rules_win_by_priority_and_only_when_they_match():
     table = RoutingTable()
     table.apply("coding", record("learned:coding", 1, task_type="coding", model="learned-model"))
-    table.apply("rule:1", record("manual:1", 1, pattern=r"(?i)algorithm", model="deep-model", priority=100, layer="deep"))
+    table.apply(
+        "rule:1", record("manual:1", 1, pattern=r"(?i)algorithm", model="deep-model", priority=100, layer="deep")
+    )
     table.apply("rule:2", record("manual:2", 1, pattern=r"hello", model="low", priority=-5))
     table.apply("rule:3", record("manual:3", 1, pattern=r".*", model="off", priority=1000, active=False))
     assert table.choose("coding", "Implement an ALGORITHM").preferred_model == "deep-model"

@@ -5,19 +5,31 @@ import datetime as dt
 import orjson
 import pytest
 
-from worker.routing_contract import RoutingHeuristic
-from worker.routing_table import RoutingTable, choose_model, hash_unit
+from worker.routing.contract import RoutingHeuristic
+from worker.routing.table import RoutingTable, choose_model, hash_unit
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def learned(task="coding", weights=None, excluded=None, version=1, **extra) -> RoutingHeuristic:
     weights = weights if weights is not None else {"a": 0.7, "b": 0.3}
-    return RoutingHeuristic(heuristic_id=f"learned:{task}", task_type=task, pattern=None, preferred_layer="balanced",
-                            preferred_model=max(weights, key=weights.get) if weights else None,
-                            fallback_models=extra.pop("fallback_models", []), weights=weights, priority=0, active=True,
-                            version=version, computed_at=NOW, window_s=3600, excluded=excluded or {}, reasoning="r",
-                            **extra)
+    return RoutingHeuristic(
+        heuristic_id=f"learned:{task}",
+        task_type=task,
+        pattern=None,
+        preferred_layer="balanced",
+        preferred_model=max(weights, key=weights.get) if weights else None,
+        fallback_models=extra.pop("fallback_models", []),
+        weights=weights,
+        priority=0,
+        active=True,
+        version=version,
+        computed_at=NOW,
+        window_s=3600,
+        excluded=excluded or {},
+        reasoning="r",
+        **extra,
+    )
 
 
 def test_the_draw_walks_the_cumulative_weights_of_the_models_sorted_by_id():

@@ -2,9 +2,9 @@
 
 import orjson
 
-from worker import histogram
-from worker.aggregate import aggregate
-from worker.decode import Call
+from worker.calls import histogram
+from worker.calls.aggregate import aggregate
+from worker.calls.decode import Call
 from worker.store.rows import columns, minute_rows, model_rows, series_rows
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.rules import MAX_PATTERN_LENGTH, InvalidPattern, compile_pattern, matches
+from worker.routing.manual_rules import MAX_PATTERN_LENGTH, InvalidPattern, compile_pattern, matches
 
 
 @pytest.mark.parametrize(

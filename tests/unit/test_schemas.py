@@ -8,9 +8,9 @@ import pytest
 from pydantic import ValidationError
 
 from tests import samples
-from worker import schemas
-from worker.events import CallCompleted, CallFailed
-from worker.simulation import generate
+from worker.calls import schemas
+from worker.calls.events import CallCompleted, CallFailed
+from worker.simulation.traffic import generate
 
 FOLDER = Path(__file__).resolve().parents[2] / "schemas"
 
@@ -28,7 +28,7 @@ def test_schema_files_are_generated_from_the_models():
 def test_simulated_events_and_envelopes_satisfy_the_schemas():
     completed = validator("call-completed.v1.schema.json")
     failed = validator("call-failed.v1.schema.json")
-    clock = lambda: dt.datetime.now(dt.UTC).isoformat()  # noqa: E731
+    clock = lambda: dt.datetime.now(dt.UTC).isoformat()
     events = list(generate(300, seed=3, clock=clock))
     for kind, event in events:
         (completed if kind.value == "completed" else failed).validate(event)

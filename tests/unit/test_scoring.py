@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.scoring import Evidence, Weights, score, traffic_split, wilson_lower_bound
+from worker.routing.scoring import Evidence, Weights, score, traffic_split, wilson_lower_bound
 
 W = Weights()
 

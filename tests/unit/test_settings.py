@@ -27,8 +27,10 @@ def test_settings_come_from_the_environment(monkeypatch):
 def test_routing_weight_overrides_are_checked_at_start():
     ok = Settings(routing_weights={"chat": {"latency": 0.3, "cost_ref_usd": 0.02}})
     assert ok.routing_weights["chat"]["latency"] == 0.3
-    for bad, words in (({"chat": {"latncy": 0.3}}, "unknown keys ['latncy']"),
-                       ({"chat": {"cost": "high"}}, "must be a number"),
-                       ({"chat": {"cost": -1}}, "must be a number")):
+    for bad, words in (
+        ({"chat": {"latncy": 0.3}}, "unknown keys ['latncy']"),
+        ({"chat": {"cost": "high"}}, "must be a number"),
+        ({"chat": {"cost": -1}}, "must be a number"),
+    ):
         with pytest.raises(ValidationError, match=re.escape(words)):
             Settings(routing_weights=bad)

@@ -1,10 +1,10 @@
-"""Severity rules, as documented in worker/severity.py."""
+"""Severity rules, as documented in worker/failures/severity.py."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.severity import LEVELS, Evidence, assess, failure_share, raised
+from worker.failures.severity import LEVELS, Evidence, assess, failure_share, raised
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """The simulator is deterministic, realistic in shape, and its ledger counts what it generated."""
 
-from worker.events import EventKind
-from worker.simulation import MODELS, Degradation, Ledger, generate
+from worker.calls.events import EventKind
+from worker.simulation.traffic import MODELS, Degradation, Ledger, generate
 
-CLOCK = lambda: "2026-11-24T10:00:00+00:00"  # noqa: E731
+CLOCK = lambda: "2026-11-24T10:00:00+00:00"
 
 
 def test_same_seed_same_traffic():
@@ -23,9 +23,11 @@ def test_every_model_and_layer_appears_with_failures_of_several_types():
 
 def test_degradation_lowers_the_success_of_one_model():
     degraded = list(generate(6000, seed=2, clock=CLOCK, degrade=Degradation("gpt-4o", start=3000)))
+
     def rate(events):
         ok = [k is EventKind.completed for k, e in events if e["model_id"] == "gpt-4o"]
         return sum(ok) / len(ok)
+
     assert rate(degraded[:3000]) > 0.9 and rate(degraded[3000:]) < 0.5
 
 

@@ -13,13 +13,35 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.typescript_parser import TypeScriptParser
-from worker.stubs import StubSpec, render_pytest, render_vitest, stub_name
+from worker.failures.stubs import StubSpec, render_pytest, render_vitest, stub_name
 
-HOSTILE = ["`", "${process.exit(1)}", "\"", "'", "'''", '"""', "\n", "\r\n", "\u2028", "\u2029", "</script>",
-           "\x00", "*/", "//", "\\", "\\u0000", "#{x}", "{{x}}", "__proto__"]
+HOSTILE = [
+    "`",
+    "${process.exit(1)}",
+    '"',
+    "'",
+    "'''",
+    '"""',
+    "\n",
+    "\r\n",
+    "\u2028",
+    "\u2029",
+    "</script>",
+    "\x00",
+    "*/",
+    "//",
+    "\\",
+    "\\u0000",
+    "#{x}",
+    "{{x}}",
+    "__proto__",
+]
 
-text = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=40),
-                 st.lists(st.sampled_from(HOSTILE) | st.text(max_size=5), max_size=6).map("".join))
+text = st.one_of(
+    st.sampled_from(HOSTILE),
+    st.text(max_size=40),
+    st.lists(st.sampled_from(HOSTILE) | st.text(max_size=5), max_size=6).map("".join),
+)
 json_data = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.floats(allow_nan=False, allow_infinity=False) | text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
@@ -28,7 +50,10 @@ json_data = st.recursive(
 specs = st.builds(
     StubSpec,
     fingerprint=st.text(alphabet="0123456789abcdef", min_size=16, max_size=16),
-    error_type=text.filter(bool), category=text, template=text, expected_behavior=text,
+    error_type=text.filter(bool),
+    category=text,
+    template=text,
+    expected_behavior=text,
     request=st.one_of(st.none(), st.dictionaries(text, json_data, max_size=5)),
 )
 
@@ -89,9 +114,14 @@ def test_a_malformed_fingerprint_is_refused():
 
 
 def test_stub_expresses_the_expected_behaviour_and_replays_the_request(typescript):
-    spec = StubSpec("0123456789abcdef", "timeout", "routing", "timed out after <duration>",
-                    "The gateway retries up to 2 times, then falls back to a faster layer.",
-                    {"messages": [{"role": "user", "content": "hi"}]})
+    spec = StubSpec(
+        "0123456789abcdef",
+        "timeout",
+        "routing",
+        "timed out after <duration>",
+        "The gateway retries up to 2 times, then falls back to a faster layer.",
+        {"messages": [{"role": "user", "content": "hi"}]},
+    )
     code = render_vitest(spec)
     assert "await expect(handleRequest(request)).resolves.toBeDefined();" in code
     assert typescript.parse(code)["values"]["expectedBehavior"].startswith("The gateway retries")

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from tests.unit.test_routing_table import learned
-from worker.routing_table import RoutingTable
+from worker.routing.table import RoutingTable
 
 CHOOSE = Path(__file__).resolve().parents[2] / "clients" / "ts" / "test" / "fixtures" / "choose.mjs"
 
@@ -19,8 +19,13 @@ def ts_choices(rules: list, cases: list) -> list:
     node = shutil.which("node")
     assert node, "node is needed for the TypeScript client's tests: apt-get install nodejs npm"
     assert (CHOOSE.parents[2] / "dist" / "src" / "index.js").exists(), "build it first: make install"
-    done = subprocess.run([node, str(CHOOSE)], input=json.dumps({"rules": rules, "cases": cases}), text=True,
-                          capture_output=True, timeout=60)
+    done = subprocess.run(
+        [node, str(CHOOSE)],
+        input=json.dumps({"rules": rules, "cases": cases}),
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -34,16 +39,33 @@ def test_same_rules_and_request_ids_give_the_same_model_in_both_languages():
         weights = {m: round(rng.random(), 4) for m in chosen[:3]}
         total = sum(weights.values())
         weights = {m: round(w / total, 4) for m, w in weights.items()}
-        record = learned(task=task, weights=weights, excluded={chosen[3]: "down"}, fallback_models=[chosen[3], chosen[0]],
-                         version=rng.randrange(1, 9), probes={chosen[0]: 0.05})
+        record = learned(
+            task=task,
+            weights=weights,
+            excluded={chosen[3]: "down"},
+            fallback_models=[chosen[3], chosen[0]],
+            version=rng.randrange(1, 9),
+            probes={chosen[0]: 0.05},
+        )
         rules.append([task, record.model_dump(mode="json")])
     manual = learned(task="coding", weights={"o3": 1.0}).model_dump(mode="json") | {
-        "heuristic_id": "manual:7", "task_type": None, "pattern": "(?i)prove.*theorem", "priority": 100, "window_s": None}
+        "heuristic_id": "manual:7",
+        "task_type": None,
+        "pattern": "(?i)prove.*theorem",
+        "priority": 100,
+        "window_s": None,
+    }
     rules.append(["rule:7", manual])
     rules.append(["chat", None])  # a tombstone: chat has no rule any more
-    cases = [{"task": rng.choice(["coding", "chat", "analysis", "summarization"]),
-              "text": rng.choice(["", "please prove this theorem", "hello"]), "key": f"req_{rng.getrandbits(64):016x}",
-              "candidates": rng.choice([None, models, models[:3], ["brand-new", *models[2:]]])} for _ in range(3000)]
+    cases = [
+        {
+            "task": rng.choice(["coding", "chat", "analysis", "summarization"]),
+            "text": rng.choice(["", "please prove this theorem", "hello"]),
+            "key": f"req_{rng.getrandbits(64):016x}",
+            "candidates": rng.choice([None, models, models[:3], ["brand-new", *models[2:]]]),
+        }
+        for _ in range(3000)
+    ]
     table = RoutingTable()
     for key, record in rules:
         table.apply(key, None if record is None else orjson.dumps(record))

@@ -4,5 +4,5 @@
   failures, batches them to Kafka with an idempotent producer, never blocks the request path.
 - `litellm.TelemetryLogger` / `litellm.HeuristicsRoutingPlugin`: LiteLLM's callback and routing
   plugin on top of the emitter and the router client (`pip install 'gateway-telemetry-worker[litellm]'`).
-- Routing itself: `worker.router_client` (the subscriber) and `worker.routing_table` (the choice).
+- Routing itself: `worker.gateway.router` (the subscriber) and `worker.routing.table` (the choice).
 """

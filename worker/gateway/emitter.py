@@ -1,6 +1,6 @@
 """Report model calls to Kafka as v1 call events without ever holding up the gateway.
 
-`completed(...)` / `failed(...)` validate the event against the contract models (worker.events)
+`completed(...)` / `failed(...)` validate the event against the contract models (worker.calls.events)
 and raise `EventRejected` with every field and reason: a bad event is refused at the gateway,
 before it reaches Kafka. `emit(event)` only enqueues: the buffer holds `buffer_size` events and a
 background task sends them in batches through an idempotent producer (acks=all). When the buffer
@@ -27,8 +27,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from worker.events import CallCompleted, CallEvent, CallFailed
-from worker.redaction import redact_payload, redact_text
+from worker.calls.events import CallCompleted, CallEvent, CallFailed
+from worker.calls.redaction import redact_payload, redact_text
 from worker.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,10 @@ class EventRejected(ValueError):
     """The event violates the v1 contract; nothing was sent."""
 
     def __init__(self, problem: ValidationError):
-        self.errors = [(".".join(str(p) for p in e["loc"]), e["msg"])
-                       for e in problem.errors(include_url=False, include_input=False)]
+        self.errors = [
+            (".".join(str(p) for p in e["loc"]), e["msg"])
+            for e in problem.errors(include_url=False, include_input=False)
+        ]
         super().__init__("call event refused: " + "; ".join(f"{field}: {why}" for field, why in self.errors))
 
 
@@ -80,10 +82,19 @@ def failed(**fields: Any) -> CallFailed:
 
 
 class CallEmitter:
-    def __init__(self, bootstrap_servers: str, *, topic_completed: str = "gateway.calls.completed",
-                 topic_failed: str = "gateway.calls.failed", buffer_size: int = 10_000,
-                 when_full: Literal["drop", "block"] = "drop", block_timeout_s: float = 0.05,
-                 max_batch: int = 500, flush_timeout_s: float = 10.0, **producer_options: Any):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_completed: str = "gateway.calls.completed",
+        topic_failed: str = "gateway.calls.failed",
+        buffer_size: int = 10_000,
+        when_full: Literal["drop", "block"] = "drop",
+        block_timeout_s: float = 0.05,
+        max_batch: int = 500,
+        flush_timeout_s: float = 10.0,
+        **producer_options: Any,
+    ):
         if when_full not in ("drop", "block"):
             raise ValueError(f"when_full must be 'drop' or 'block', not {when_full!r}")
         self.topics = {CallCompleted: topic_completed, CallFailed: topic_failed}
@@ -91,8 +102,13 @@ class CallEmitter:
         self.max_batch, self.flush_timeout_s = max_batch, flush_timeout_s
         self.queue: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=buffer_size)
         self.stats = EmitterStats()
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=True, acks="all",
-                                         linger_ms=producer_options.pop("linger_ms", 20), **producer_options)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=producer_options.pop("linger_ms", 20),
+            **producer_options,
+        )
         self._task: asyncio.Task | None = None
         self._warning = Throttle()
 
@@ -105,9 +121,12 @@ class CallEmitter:
         if self._task is not None:
             try:
                 await asyncio.wait_for(self.queue.join(), self.flush_timeout_s)
-            except asyncio.TimeoutError:
-                log.warning("call emitter: %d events still buffered after %.0f s; dropping them",
-                            self.queue.qsize(), self.flush_timeout_s)
+            except TimeoutError:
+                log.warning(
+                    "call emitter: %d events still buffered after %.0f s; dropping them",
+                    self.queue.qsize(),
+                    self.flush_timeout_s,
+                )
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self.stats.dropped += self.queue.qsize()
@@ -129,7 +148,7 @@ class CallEmitter:
             return self.emit(event)
         try:
             await asyncio.wait_for(self.queue.put(event), self.block_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._dropped()
             return False
         self.stats.enqueued += 1
@@ -138,8 +157,11 @@ class CallEmitter:
     def _dropped(self) -> None:
         self.stats.dropped += 1
         if self._warning.ready():
-            log.warning("call emitter: buffer full (%d events), %d dropped so far; is Kafka reachable?",
-                        self.queue.maxsize, self.stats.dropped)
+            log.warning(
+                "call emitter: buffer full (%d events), %d dropped so far; is Kafka reachable?",
+                self.queue.maxsize,
+                self.stats.dropped,
+            )
 
     async def _drain(self) -> None:
         while True:
@@ -147,19 +169,25 @@ class CallEmitter:
             while len(batch) < self.max_batch and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
-                futures = [await self.producer.send(self.topics[type(e)], orjson.dumps(e.model_dump(mode="json")),
-                                                    key=e.model_id.encode()) for e in batch]
+                futures = [
+                    await self.producer.send(
+                        self.topics[type(e)], orjson.dumps(e.model_dump(mode="json")), key=e.model_id.encode()
+                    )
+                    for e in batch
+                ]
                 results = await asyncio.gather(*futures, return_exceptions=True)
                 errors = [r for r in results if isinstance(r, BaseException)]
                 self.stats.sent += len(batch) - len(errors)
                 self.stats.send_errors += len(errors)
                 if errors:
-                    log.warning("call emitter: %d of %d events not sent (%s)", len(errors), len(batch),
-                                type(errors[0]).__name__)
+                    log.warning(
+                        "call emitter: %d of %d events not sent (%s)", len(errors), len(batch), type(errors[0]).__name__
+                    )
             except Exception as error:  # noqa: BLE001 - the gateway must never see this
                 self.stats.send_errors += len(batch)
-                log.warning("call emitter: a batch of %d events was not sent (%s: %s)", len(batch),
-                            type(error).__name__, error)
+                log.warning(
+                    "call emitter: a batch of %d events was not sent (%s: %s)", len(batch), type(error).__name__, error
+                )
             finally:
                 for _ in batch:
                     self.queue.task_done()

@@ -25,17 +25,26 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
+from worker.routing.table import EXPLORE_SHARE, RoutingTable, choose_model, hash_unit
 from worker.throttle import Throttle
-from worker.routing_table import EXPLORE_SHARE, RoutingTable, choose_model, hash_unit
 
 log = logging.getLogger(__name__)
 
 SIGNAL = "gateway-telemetry"  # our entry in the plugin signals LiteLLM carries to the callbacks
 TRIED = "_gateway_telemetry_tried"  # models this request already tried (LiteLLM retries run the plugins again)
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-CATEGORIES = {"RateLimitError": "api", "APIError": "api", "APIConnectionError": "api", "ServiceUnavailableError": "api",
-              "InternalServerError": "api", "BadGatewayError": "api", "AuthenticationError": "api",
-              "Timeout": "routing", "ContextWindowExceededError": "context", "JSONSchemaValidationError": "parsing"}
+CATEGORIES = {
+    "RateLimitError": "api",
+    "APIError": "api",
+    "APIConnectionError": "api",
+    "ServiceUnavailableError": "api",
+    "InternalServerError": "api",
+    "BadGatewayError": "api",
+    "AuthenticationError": "api",
+    "Timeout": "routing",
+    "ContextWindowExceededError": "context",
+    "JSONSchemaValidationError": "parsing",
+}
 
 
 def task_type_of(metadata: Mapping[str, Any], key: str, default: str) -> str:
@@ -54,9 +63,15 @@ def _millis(start: Any, end: Any) -> float:
 class TelemetryLogger(CustomLogger):
     """LiteLLM's callback interface: each success and failure becomes a v1 call event."""
 
-    def __init__(self, emitter: CallEmitter, *, layers: Mapping[str, str] | None = None,
-                 default_layer: str = "balanced", task_type_key: str = "task_type",
-                 default_task_type: str = "default"):
+    def __init__(
+        self,
+        emitter: CallEmitter,
+        *,
+        layers: Mapping[str, str] | None = None,
+        default_layer: str = "balanced",
+        task_type_key: str = "task_type",
+        default_task_type: str = "default",
+    ):
         super().__init__()
         # LiteLLM keeps one logger per class and public settings; a new logger (a new emitter) must not be
         # mistaken for an old one, or its events would go to the old emitter
@@ -72,11 +87,13 @@ class TelemetryLogger(CustomLogger):
         model = slo.get("model") or kwargs.get("model") or "unknown"
         signals = metadata.get("routing_plugin_signals") or {}
         fields = {
-            "model_id": str(model), "provider": slo.get("custom_llm_provider") or None,
+            "model_id": str(model),
+            "provider": slo.get("custom_llm_provider") or None,
             "layer": metadata.get("layer") or self.layers.get(str(model), self.default_layer),
             "task_type": task_type_of(metadata, self.task_type_key, self.default_task_type),
             "latency_ms": round(_millis(start_time, end_time), 3),
-            "input_tokens": int(slo.get("prompt_tokens") or 0), "output_tokens": int(slo.get("completion_tokens") or 0),
+            "input_tokens": int(slo.get("prompt_tokens") or 0),
+            "output_tokens": int(slo.get("completion_tokens") or 0),
             "cost_usd": float(slo.get("response_cost") or kwargs.get("response_cost") or 0.0),
             "request_id": str(metadata.get("request_id") or slo.get("id") or "")[:200] or None,
         }
@@ -138,8 +155,14 @@ class HeuristicsRoutingPlugin:
     rule, the candidates are left as they are (LiteLLM's own strategy decides).
     """
 
-    def __init__(self, table: RoutingTable, *, task_type_key: str = "task_type", default_task_type: str = "default",
-                 explore_share: float = EXPLORE_SHARE):
+    def __init__(
+        self,
+        table: RoutingTable,
+        *,
+        task_type_key: str = "task_type",
+        default_task_type: str = "default",
+        explore_share: float = EXPLORE_SHARE,
+    ):
         self.table, self.task_type_key, self.default_task_type = table, task_type_key, default_task_type
         self.explore_share = explore_share
 

@@ -18,11 +18,11 @@ import mode
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from worker import batch as batching
 from worker import metrics
-from worker.dead_letters import headers
-from worker.decode import Limits
-from worker.events import EventKind
+from worker.calls import batch as batching
+from worker.calls.dead_letters import headers
+from worker.calls.decode import Limits
+from worker.calls.events import EventKind
 from worker.kafka_client import client_options
 from worker.pipeline.positions import Positions
 from worker.pipeline.stats import IngestStats
@@ -43,8 +43,12 @@ class Ingest(mode.Service):
         self.settings = settings
         self.pool = pool
         self.kinds = {topic: EventKind(kind) for topic, kind in settings.consumed_topics.items()}
-        self.limits = Limits(settings.max_message_bytes, settings.max_events_per_envelope, settings.max_nesting_depth,
-                             settings.event_max_ahead_s)
+        self.limits = Limits(
+            settings.max_message_bytes,
+            settings.max_events_per_envelope,
+            settings.max_nesting_depth,
+            settings.event_max_ahead_s,
+        )
         self.stats = IngestStats()
         self.lock = asyncio.Lock()
         self.batch = batching.initial(time.monotonic())
@@ -52,7 +56,7 @@ class Ingest(mode.Service):
         self.failures = 0
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.positions: Positions | None = None
+        self.positions = Positions(self)  # the rebalance listener; it reaches the consumer once started
         self.writing: tuple[batching.Batch, asyncio.Future] | None = None  # the batch being written, and its write
         self.hints: dict[tuple[str, int], int] = {}  # stored offsets not yet committed to Kafka (a lag hint)
         self.loop_exited = asyncio.Event()
@@ -72,8 +76,10 @@ class Ingest(mode.Service):
         if not self.positions.settled:
             reasons.append("partitions waiting for their stored offsets")
         if self.positions.ahead:
-            reasons.append(f"{len(self.positions.ahead)} partitions stored past the log's end (topic recreated?): "
-                           "run 'telemetry-worker offsets reanchor'")
+            reasons.append(
+                f"{len(self.positions.ahead)} partitions stored past the log's end (topic recreated?): "
+                "run 'telemetry-worker offsets reanchor'"
+            )
         if self.retry_at is not None:
             reasons.append(f"flush failing ({self.failures} attempts)")
         if self.writing is not None and time.monotonic() - self.writing_since > STALL_S:
@@ -85,18 +91,22 @@ class Ingest(mode.Service):
     async def on_start(self) -> None:
         s = self.settings
         self.producer = AIOKafkaProducer(
-            **client_options(s), enable_idempotence=True, linger_ms=5,
+            **client_options(s),
+            enable_idempotence=True,
+            linger_ms=5,
             max_request_size=max(1_048_576, s.dlq_max_value_bytes + 65_536),
         )
         self.consumer = AIOKafkaConsumer(
-            **client_options(s), group_id=s.consumer_group, enable_auto_commit=False,
-            auto_offset_reset=s.start_offset_when_unstored, isolation_level=s.isolation_level,
+            **client_options(s),
+            group_id=s.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset=s.start_offset_when_unstored,
+            isolation_level=s.isolation_level,
             max_partition_fetch_bytes=max(1_048_576, s.max_message_bytes + 65_536),
             session_timeout_ms=int(s.kafka_session_timeout_s * 1000),
             heartbeat_interval_ms=int(min(3.0, s.kafka_session_timeout_s / 3) * 1000),
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
-        self.positions = Positions(self)
         await self.producer.start()
         self.consumer.subscribe(list(self.kinds), listener=self.positions)
         await self.consumer.start()
@@ -106,7 +116,7 @@ class Ingest(mode.Service):
     async def on_stop(self) -> None:
         try:  # let the step in progress finish, so that nothing is read after the final flush
             await asyncio.wait_for(self.loop_exited.wait(), self.settings.flush_timeout_s + 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("consume loop did not stop in time; flushing what it has")
         async with self.lock:
             if self.unwritten:
@@ -145,8 +155,9 @@ class Ingest(mode.Service):
             except Exception:  # noqa: BLE001 - any failure means: not answering
                 reachable = False
             if reachable != self.broker_reachable:
-                (log.info if reachable else log.warning)("Kafka broker %s", "answers again" if reachable
-                                                          else "does not answer metadata requests")
+                (log.info if reachable else log.warning)(
+                    "Kafka broker %s", "answers again" if reachable else "does not answer metadata requests"
+                )
             self.broker_reachable = reachable
 
     async def step(self) -> None:
@@ -171,8 +182,9 @@ class Ingest(mode.Service):
             self._accumulate_all(records)
             if self.writing is not None and self.writing[1].done():
                 await self._collect_or_recover(self.settings.flush_timeout_s)
-            if batching.is_due(self.batch, time.monotonic(), self.settings.flush_max_events,
-                               self.settings.flush_interval_ms / 1000):
+            if batching.is_due(
+                self.batch, time.monotonic(), self.settings.flush_max_events, self.settings.flush_interval_ms / 1000
+            ):
                 await self._write_behind(timeout=self.settings.flush_timeout_s)
 
     def _accumulate_all(self, records) -> None:
@@ -319,10 +331,16 @@ class Ingest(mode.Service):
         log.warning("%s; retry %d in %.1f s, consumption paused", why, self.failures, backoff)
 
     def _flush_arguments(self, current: batching.Batch) -> dict:
-        return dict(group=self.settings.consumer_group, expected=self.positions.expected,
-                    next_offsets=current.next_offsets, calls=current.calls, dead_letters=len(current.dead_letters),
-                    now=time.time(), pattern_window_s=self.settings.pattern_window_s,
-                    patterns_max_new_per_hour=self.settings.patterns_max_new_per_hour)
+        return dict(
+            group=self.settings.consumer_group,
+            expected=self.positions.expected,
+            next_offsets=current.next_offsets,
+            calls=current.calls,
+            dead_letters=len(current.dead_letters),
+            now=time.time(),
+            pattern_window_s=self.settings.pattern_window_s,
+            patterns_max_new_per_hour=self.settings.patterns_max_new_per_hour,
+        )
 
     async def _quarantine(self, current: batching.Batch, error: Exception, timeout: float) -> bool:
         """The database refused values it should not have been offered: dead-letter those events, keep the rest.
@@ -330,8 +348,11 @@ class Ingest(mode.Service):
         Validation is meant to stop such values first (NUL characters, out-of-range numbers); this is
         the safety net that keeps one unforeseen value from blocking every partition behind it.
         """
-        log.error("the database refused part of a batch (%s: %s); isolating the events it refuses",
-                  type(error).__name__, error)
+        log.error(
+            "the database refused part of a batch (%s: %s); isolating the events it refuses",
+            type(error).__name__,
+            error,
+        )
         try:
             async with self.pool.acquire(timeout=timeout) as conn:
                 refused = await asyncio.wait_for(refused_calls(conn, **self._flush_arguments(current)), timeout * 4)
@@ -344,16 +365,22 @@ class Ingest(mode.Service):
         refused_ids = {id(c) for c in refused}
         current.calls = [c for c in current.calls if id(c) not in refused_ids]
         current.dead_letters.extend(batching.refused_letter(call, str(error)) for call in refused)
-        log.error("dead-lettered %d events the database refused; writing the other %d", len(refused), len(current.calls))
+        log.error(
+            "dead-lettered %d events the database refused; writing the other %d", len(refused), len(current.calls)
+        )
         return await self.flush(timeout)
 
     async def _send_dead_letters(self, current: batching.Batch) -> None:
         assert self.producer is not None
         now = dt.datetime.now(dt.UTC).isoformat()
-        pending = current.dead_letters[current.dead_letters_sent:]
+        pending = current.dead_letters[current.dead_letters_sent :]
         sends = [
-            await self.producer.send(self.settings.topic_dlq, value=letter.value, key=letter.key,
-                                     headers=headers(letter, self.settings.consumer_group, now))
+            await self.producer.send(
+                self.settings.topic_dlq,
+                value=letter.value,
+                key=letter.key,
+                headers=headers(letter, self.settings.consumer_group, now),
+            )
             for letter in pending
         ]
         await asyncio.gather(*sends)

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from worker import batch as batching
 from worker import metrics
+from worker.calls import batch as batching
 from worker.store.offsets import UNSTORED, stored_offsets
 
 if TYPE_CHECKING:
@@ -54,7 +54,9 @@ class Positions(ConsumerRebalanceListener):
             if ingest.unwritten:
                 flushed = await ingest.flush(timeout=ingest.settings.revoke_flush_timeout_s)
                 if not flushed:
-                    log.warning("rebalance: %d unwritten events handed back; they will be read again", ingest.batch.items)
+                    log.warning(
+                        "rebalance: %d unwritten events handed back; they will be read again", ingest.batch.items
+                    )
             ingest.batch = batching.initial(time.monotonic())
             ingest.retry_at, ingest.failures = None, 0
             for tp in revoked:
@@ -84,8 +86,10 @@ class Positions(ConsumerRebalanceListener):
         self._hold_ahead([tp], {tp: (stored, offset)})
 
     def ahead_report(self) -> list[dict]:
-        return [{"topic": tp.topic, "partition": tp.partition, "stored_offset": stored, "log_end": end}
-                for tp, (stored, end) in sorted(self.ahead.items())]
+        return [
+            {"topic": tp.topic, "partition": tp.partition, "stored_offset": stored, "log_end": end}
+            for tp, (stored, end) in sorted(self.ahead.items())
+        ]
 
     async def settle(self) -> None:
         """Seek pending partitions to their stored offsets. Call with the ingest lock held."""
@@ -104,17 +108,24 @@ class Positions(ConsumerRebalanceListener):
             known = [tp for tp in todo if offsets[tp] != UNSTORED]
             ends = await self.consumer.end_offsets(known) if known else {}
             # held until the stored offset changes (a re-anchor): a log that has since grown past it is no safer
-            ahead = {tp: (offsets[tp], ends[tp]) for tp in known
-                     if offsets[tp] > ends[tp] or (tp in self.ahead and self.ahead[tp][0] == offsets[tp])}
+            ahead = {
+                tp: (offsets[tp], ends[tp])
+                for tp in known
+                if offsets[tp] > ends[tp] or (tp in self.ahead and self.ahead[tp][0] == offsets[tp])
+            }
             known = [tp for tp in known if tp not in ahead]
             unknown = [tp for tp in todo if offsets[tp] == UNSTORED]
             for tp in known:
                 self.consumer.seek(tp, offsets[tp])
             if unknown:
-                seek = self.consumer.seek_to_beginning if s.start_offset_when_unstored == "earliest" else self.consumer.seek_to_end
+                seek = (
+                    self.consumer.seek_to_beginning
+                    if s.start_offset_when_unstored == "earliest"
+                    else self.consumer.seek_to_end
+                )
                 await seek(*unknown)
             await self._warn_if_retention_passed(known, offsets)
-        except Exception as error:  # database or broker unavailable: stay paused, try again shortly
+        except Exception as error:  # noqa: BLE001 - database or broker unavailable: stay paused, try again shortly
             self._next_attempt = time.monotonic() + 2.0
             log.warning("cannot read stored offsets yet (%s: %s); partitions stay paused", type(error).__name__, error)
             return
@@ -127,17 +138,26 @@ class Positions(ConsumerRebalanceListener):
             return
         if self.ingest.retry_at is None:  # while a flush is being retried, everything stays paused
             self.consumer.resume(*todo)
-        log.info("resuming from stored offsets: %s", ", ".join(f"{tp.topic}[{tp.partition}]@{offsets[tp]}" for tp in todo))
+        log.info(
+            "resuming from stored offsets: %s", ", ".join(f"{tp.topic}[{tp.partition}]@{offsets[tp]}" for tp in todo)
+        )
 
     def _hold_ahead(self, todo: list[TopicPartition], ahead: dict[TopicPartition, tuple[int, int]]) -> None:
         for tp in todo:
             if tp in ahead:
                 if tp not in self.ahead:
                     stored, end = ahead[tp]
-                    log.error("%s[%d]: the stored offset %d is past the log's end (%d): the topic was recreated or its "
-                              "offsets reset. The partition stays paused so that no new message is skipped; re-anchor "
-                              "it with 'telemetry-worker offsets reanchor --topic %s --partition %d'", tp.topic,
-                              tp.partition, stored, end, tp.topic, tp.partition)
+                    log.error(
+                        "%s[%d]: the stored offset %d is past the log's end (%d): the topic was recreated or its "
+                        "offsets reset. The partition stays paused so that no new message is skipped; re-anchor "
+                        "it with 'telemetry-worker offsets reanchor --topic %s --partition %d'",
+                        tp.topic,
+                        tp.partition,
+                        stored,
+                        end,
+                        tp.topic,
+                        tp.partition,
+                    )
                 self.ahead[tp] = ahead[tp]
                 self.expected.pop((tp.topic, tp.partition), None)
             elif self.ahead.pop(tp, None) is not None:
@@ -152,8 +172,15 @@ class Positions(ConsumerRebalanceListener):
             lost = beginnings[tp] - offsets[tp]
             if lost > 0:
                 self.ingest.stats.lost_to_retention += lost
-                log.error("%s[%d]: retention deleted %d messages before they were counted (stored offset %d, "
-                          "log starts at %d)", tp.topic, tp.partition, lost, offsets[tp], beginnings[tp])
+                log.error(
+                    "%s[%d]: retention deleted %d messages before they were counted (stored offset %d, "
+                    "log starts at %d)",
+                    tp.topic,
+                    tp.partition,
+                    lost,
+                    offsets[tp],
+                    beginnings[tp],
+                )
 
     def reposition_all(self) -> None:
         """After a fence: forget what we believed and read the stored offsets again."""

@@ -3,7 +3,7 @@
 Every `DEGRADATION_CHECK_S` the breakers are stepped over 1-second health rows (per model and
 task type); a transition is stored, alerted, and the affected task types are recomputed at once.
 Every `HEURISTICS_INTERVAL_S` every task type's learned rule is recomputed from the minute rows.
-The decisions are worker.routing_engine's; this file reads rows, persists breakers and versions,
+The decisions are worker.routing.engine's; this file reads rows, persists breakers and versions,
 and publishes. Publication reads versions not yet published from PostgreSQL, so a publish that
 fails, or a leader that dies mid-way, is completed by the next tick on any leader; the same
 version published twice is the same record, so that is harmless. One record that cannot be
@@ -26,13 +26,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
 from worker import metrics
-from worker.evidence import ANY_TASK
-from worker.routing_contract import RoutingAlert, RoutingHeuristic
-from worker.routing_engine import Engine, affected_tasks
-from worker.scoring import Weights
+from worker.kafka_client import client_options
+from worker.routing.contract import RoutingAlert, RoutingHeuristic
+from worker.routing.engine import Engine, affected_tasks
+from worker.routing.evidence import ANY_TASK
+from worker.routing.scoring import Weights
 from worker.settings import Settings
 from worker.store import routing as store
-from worker.kafka_client import client_options
 from worker.throttle import Throttle
 from worker.topics import create_missing
 
@@ -60,8 +60,7 @@ class RoutingPublisher(mode.Service):
 
     async def on_start(self) -> None:
         await self._ensure_topics()
-        self.producer = AIOKafkaProducer(**client_options(self.settings),
-                                         enable_idempotence=True)
+        self.producer = AIOKafkaProducer(**client_options(self.settings), enable_idempotence=True)
         await self.producer.start()
         if self.settings.routing_catalogue:
             async with self.pool.acquire() as conn:
@@ -77,10 +76,15 @@ class RoutingPublisher(mode.Service):
         """The heuristics topic must be compacted (latest version per key); create the worker's topics if missing."""
         s = self.settings
         rf = s.topic_replication_factor
-        await create_missing(s, [
-            NewTopic(s.topic_heuristics, 1, rf, topic_configs={"cleanup.policy": "compact"}),
-            NewTopic(s.topic_alerts, 1, rf), NewTopic(s.topic_dlq, 1, rf),
-            NewTopic(s.topic_tool_commands, s.tool_commands_partitions, rf)])
+        await create_missing(
+            s,
+            [
+                NewTopic(s.topic_heuristics, 1, rf, topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(s.topic_alerts, 1, rf),
+                NewTopic(s.topic_dlq, 1, rf),
+                NewTopic(s.topic_tool_commands, s.tool_commands_partitions, rf),
+            ],
+        )
 
     def weights_for(self, task_type: str) -> Weights:
         return replace(Weights(), **self.settings.routing_weights.get(task_type, {}))
@@ -95,8 +99,9 @@ class RoutingPublisher(mode.Service):
     async def _recompute(self, conn: asyncpg.Connection, reason: str, only: set[str] | None = None) -> int:
         s = self.settings
         now = await store.db_now(conn)
-        minutes = await store.minute_rows(conn, now, s.heuristics_window_s, s.routing_max_models,
-                                          s.routing_max_task_types)
+        minutes = await store.minute_rows(
+            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
+        )
         await self._note_breadth(conn, now)
         breakers = await store.breakers(conn)
         catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s)
@@ -120,9 +125,14 @@ class RoutingPublisher(mode.Service):
         metrics.ROUTING_LEFT_OUT.labels("task_types").set(over_tasks)
         metrics.ROUTING_LEFT_OUT.labels("models").set(over_models)
         if (over_tasks or over_models) and self.breadth_warning.ready():
-            log.warning("routing bounds reached: %d task types (ROUTING_MAX_TASK_TYPES=%d), up to %d models in one "
-                        "task type (ROUTING_MAX_MODELS=%d); rules weigh the busiest only", task_types,
-                        s.routing_max_task_types, widest, s.routing_max_models)
+            log.warning(
+                "routing bounds reached: %d task types (ROUTING_MAX_TASK_TYPES=%d), up to %d models in one "
+                "task type (ROUTING_MAX_MODELS=%d); rules weigh the busiest only",
+                task_types,
+                s.routing_max_task_types,
+                widest,
+                s.routing_max_models,
+            )
 
     async def check_degradation(self) -> None:
         """The fast path: step every breaker, store and alert transitions, recompute what they affect."""
@@ -132,38 +142,67 @@ class RoutingPublisher(mode.Service):
             if self.engine.baselines is None:  # a new leader: latency baselines come with a recompute
                 await self._recompute(conn, "leader start")
             version = await store.catalogue_version(conn)
-            seconds = await store.second_rows(conn, now, HEALTH_SPAN_S, self.settings.routing_max_models,
-                                              self.settings.routing_max_task_types)
+            seconds = await store.second_rows(
+                conn, now, HEALTH_SPAN_S, self.settings.routing_max_models, self.settings.routing_max_task_types
+            )
             transitions = await asyncio.to_thread(self.engine.check, now, await store.breakers(conn), seconds)
             for t in transitions:
                 await store.save_breaker(conn, t.breaker)
                 b = t.breaker
-                alerts.append(RoutingAlert(kind=t.alert, model_id=b.model_id, reason=b.reason,
-                                           task_type=None if b.scope == ANY_TASK else b.scope,
-                                           at=dt.datetime.fromtimestamp(now, dt.UTC)))
+                alerts.append(
+                    RoutingAlert(
+                        kind=t.alert,
+                        model_id=b.model_id,
+                        reason=b.reason,
+                        task_type=None if b.scope == ANY_TASK else b.scope,
+                        at=dt.datetime.fromtimestamp(now, dt.UTC),
+                    )
+                )
             declared = self.catalogue_seen is not None and version != self.catalogue_seen
             if transitions or declared:  # a declared model is explored at once, in every task type
-                await self._recompute(conn, "degradation" if transitions else "catalogue",
-                                      None if declared else affected_tasks(transitions))
+                await self._recompute(
+                    conn,
+                    "degradation" if transitions else "catalogue",
+                    None if declared else affected_tasks(transitions),
+                )
             self.catalogue_seen = version
             await self._publish_pending(conn)
         for alert in alerts:
-            log.warning("routing alert: %s %s%s: %s", alert.kind, alert.model_id,
-                        f" ({alert.task_type})" if alert.task_type else "", alert.reason)
+            log.warning(
+                "routing alert: %s %s%s: %s",
+                alert.kind,
+                alert.model_id,
+                f" ({alert.task_type})" if alert.task_type else "",
+                alert.reason,
+            )
             metrics.ROUTING_ALERTS.labels(alert.kind).inc()
-            await self.producer.send_and_wait(self.settings.topic_alerts, key=alert.model_id.encode(),
-                                              value=alert.model_dump_json().encode())
+            await self._started_producer().send_and_wait(
+                self.settings.topic_alerts, key=alert.model_id.encode(), value=alert.model_dump_json().encode()
+            )
+
+    def _started_producer(self) -> AIOKafkaProducer:
+        if self.producer is None:  # the timers call in only once on_start has run
+            raise RuntimeError("the routing publisher has not started")
+        return self.producer
 
     async def _publish_pending(self, conn: asyncpg.Connection) -> None:
         for row in await store.unpublished(conn):
             record = orjson.loads(row["heuristic"])
             try:
-                await self.producer.send_and_wait(self.settings.topic_heuristics, key=topic_key(record),
-                                                  value=orjson.dumps(record),
-                                                  headers=[("publisher", self.worker_id.encode())])
+                await self._started_producer().send_and_wait(
+                    self.settings.topic_heuristics,
+                    key=topic_key(record),
+                    value=orjson.dumps(record),
+                    headers=[("publisher", self.worker_id.encode())],
+                )
             except Exception as error:  # noqa: BLE001 - one record must never hold back the others
-                log.warning("could not publish %s v%d (%s: %s); the next tick retries", record.get("heuristic_id"),
-                            row["version"], type(error).__name__, error)
+                log.warning(
+                    "could not publish %s v%d (%s: %s); the next tick retries",
+                    record.get("heuristic_id"),
+                    row["version"],
+                    type(error).__name__,
+                    error,
+                )
                 continue
             await store.mark_published(conn, row["id"], row["version"], self.worker_id)
             self.published += 1

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from worker import metrics
-from worker.batch import Batch
+from worker.calls.batch import Batch
 from worker.store.flush import FlushOutcome
 
 

@@ -82,41 +82,74 @@ def _checks(name: str, run: Run, router: ObeyingRouter) -> list[Check]:
         for task in run.scenario.rates:
             fair = run.share(task, "large", start - 600, start)
             back = run.share(task, "large", end + REGAIN_WITHIN_S - 30, end + REGAIN_WITHIN_S)
-            checks.append(_at_least(f"{task}: share 2 min after recovery / fair share", back / fair if fair else None,
-                                    REGAIN_FRACTION))
+            checks.append(
+                _at_least(
+                    f"{task}: share 2 min after recovery / fair share", back / fair if fair else None, REGAIN_FRACTION
+                )
+            )
         excluded = first_publication(router, start, lambda r: "large" in r.excluded)
         bad = run.first_bad_completion.get(0)
-        checks.append(Check("exclusion after first failing completion, s",
-                            None if excluded is None or bad is None else excluded - bad, "reported", excluded is not None))
+        checks.append(
+            Check(
+                "exclusion after first failing completion, s",
+                None if excluded is None or bad is None else excluded - bad,
+                "reported",
+                excluded is not None,
+            )
+        )
         return checks
     if name.startswith("new-model"):
-        start = run.scenario.model("new").available_from_s
-        checks = [_at_most("first call after it became available, s",
-                           run.first_call.get("new", math.inf) - start, NEW_MODEL_CALLS_WITHIN_S)]
+        arrival = run.scenario.model("new").available_from_s
+        checks = [
+            _at_most(
+                "first call after it became available, s",
+                run.first_call.get("new", math.inf) - arrival,
+                NEW_MODEL_CALLS_WITHIN_S,
+            )
+        ]
         for task in run.scenario.rates:
-            preferred = first_publication(router, start, lambda r, t=task: r.task_type == t and r.preferred_model == "new")
-            checks.append(_at_most(f"{task}: preferred after, s", None if preferred is None else preferred - start,
-                                   NEW_MODEL_PREFERRED_WITHIN_S))
+            preferred = first_publication(
+                router, arrival, lambda r, t=task: r.task_type == t and r.preferred_model == "new"
+            )
+            checks.append(
+                _at_most(
+                    f"{task}: preferred after, s",
+                    None if preferred is None else preferred - arrival,
+                    NEW_MODEL_PREFERRED_WITHIN_S,
+                )
+            )
         return checks
     if name == "task-incident":
         bad = run.first_bad_completion.get(0)
         excluded = first_publication(router, start, lambda r: r.task_type == "coding" and "large" in r.excluded)
         chat_excluded = first_publication(router, 0, lambda r: r.task_type == "chat" and "large" in r.excluded)
         kept = run.share("chat", "large", start, end) / max(1e-9, run.share("chat", "large", start - 600, start))
-        return [_at_most("coding excluded after first failing completion, s",
-                         None if excluded is None or bad is None else excluded - bad, TASK_EXCLUSION_WITHIN_S),
-                Check("chat: large excluded", 0.0 if chat_excluded is None else 1.0, "never", chat_excluded is None),
-                _at_least("chat: share during the incident / before", kept, 0.8)]
+        return [
+            _at_most(
+                "coding excluded after first failing completion, s",
+                None if excluded is None or bad is None else excluded - bad,
+                TASK_EXCLUSION_WITHIN_S,
+            ),
+            Check("chat: large excluded", 0.0 if chat_excluded is None else 1.0, "never", chat_excluded is None),
+            _at_least("chat: share during the incident / before", kept, 0.8),
+        ]
     if name == "latency":
         bad = run.first_bad_completion.get(0)
         excluded = first_publication(router, start, lambda r: "large" in r.excluded)
-        return [_at_most("excluded after first slow completion, s",
-                         None if excluded is None or bad is None else excluded - bad, LATENCY_EXCLUSION_WITHIN_S)]
+        return [
+            _at_most(
+                "excluded after first slow completion, s",
+                None if excluded is None or bad is None else excluded - bad,
+                LATENCY_EXCLUSION_WITHIN_S,
+            )
+        ]
     if name == "tie":
         switches = preferred_switches(router, "chat")
         versions = sum(1 for _, r in router.published if r.task_type == "chat")
-        return [_at_most("preferred switches in any 10 min", max_in_window(switches, 600), MAX_SWITCHES_PER_10_MIN),
-                Check("versions published", versions, "reported", True)]
+        return [
+            _at_most("preferred switches in any 10 min", max_in_window(switches, 600), MAX_SWITCHES_PER_10_MIN),
+            Check("versions published", versions, "reported", True),
+        ]
     return []
 
 

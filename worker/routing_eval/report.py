@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import cast
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from worker.routing_eval.evaluate import Outcome
@@ -24,9 +25,14 @@ def tables(outcomes_by_seed: dict[str, list[Outcome]]) -> tuple[Table, Table]:
     for name in routers:
         regret.add_column(name, justify="right")
     checks = Table(title=f"Targets of the learned router ({of})")
-    for column, justify in (("scenario", "left"), ("check", "left"), ("measured", "right"), ("target", "right"),
-                            ("met", "center")):
-        checks.add_column(column, justify=justify)
+    for column, justify in (
+        ("scenario", "left"),
+        ("check", "left"),
+        ("measured", "right"),
+        ("target", "right"),
+        ("met", "center"),
+    ):
+        checks.add_column(column, justify=cast("JustifyMethod", justify))
     for name, outcomes in outcomes_by_seed.items():
         regret.add_row(name, *(f"{statistics.median(o.runs[r].regret_pp for o in outcomes):.3f}" for r in routers))
         for i, check in enumerate(outcomes[0].checks):
@@ -63,13 +69,13 @@ def plot(outcome: Outcome, folder: Path) -> Path:
             shares = []
             for i in range(bins):
                 lo = max(0, i - SMOOTH_BINS + 1)
-                total = sum(totals[lo:i + 1])
-                shares.append(sum(per_model[model][lo:i + 1]) / total if total else 0.0)
+                total = sum(totals[lo : i + 1])
+                shares.append(sum(per_model[model][lo : i + 1]) / total if total else 0.0)
             ax.plot([i * BIN_S / 60 for i in range(bins)], shares, label=model, linewidth=1.4)
         for incident in scenario.incidents:
             if incident.task_type in (None, task):
                 ax.axvspan(incident.start_s / 60, incident.end_s / 60, color="red", alpha=0.08)
-        for at, kind, model, scope in outcome.learned.alerts:
+        for at, kind, _model, scope in outcome.learned.alerts:
             if scope in ("*", task):
                 colour = {"model_degraded": "red", "model_probing": "orange", "model_recovered": "green"}[kind]
                 ax.axvline((at - EPOCH) / 60, color=colour, alpha=0.35, linewidth=0.8)

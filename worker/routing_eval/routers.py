@@ -12,27 +12,33 @@ from collections import deque
 
 import orjson
 
-from worker.breaker import Breaker
-from worker.degradation import Rules
-from worker.evidence import ANY_TASK
-from worker.heuristics import Policy
-from worker.routing_contract import RoutingHeuristic
-from worker.routing_engine import Engine, affected_tasks
+from worker.routing.breaker import Breaker
+from worker.routing.contract import RoutingHeuristic
+from worker.routing.degradation import Rules
+from worker.routing.engine import Engine, affected_tasks
+from worker.routing.evidence import ANY_TASK
+from worker.routing.heuristics import Policy
+from worker.routing.table import RoutingTable, choose_model
 from worker.routing_eval.store import SimStore
 from worker.routing_eval.world import Scenario
-from worker.routing_table import RoutingTable, choose_model
 
 HEALTH_SPAN_S = 60
 
 
 class ObeyingRouter:
-    """The worker's decision code (worker.routing_engine) on a simulated store, and a router that
+    """The worker's decision code (worker.routing.engine) on a simulated store, and a router that
     does exactly what the README says: RoutingTable.route over the models it can reach."""
 
     name = "learned (this worker)"
 
-    def __init__(self, scenario: Scenario, policy: Policy = Policy(), rules: Rules = Rules(),
-                 interval_s: float = 60.0, check_s: float = 2.0):
+    def __init__(
+        self,
+        scenario: Scenario,
+        policy: Policy = Policy(),
+        rules: Rules = Rules(),
+        interval_s: float = 60.0,
+        check_s: float = 2.0,
+    ):
         self.scenario = scenario
         self.engine = Engine(policy, rules, lambda task: scenario.weights)
         self.store = SimStore()
@@ -80,20 +86,21 @@ class ObeyingRouter:
 
     def catalogue(self, now: float) -> dict[str, dict[str, str]]:
         t = now - self.origin
-        cat: dict[str, dict[str, str]] = {ANY_TASK: {m.model_id: m.layer for m in self.scenario.models
-                                                     if m.declared and m.available_from_s <= t}}
+        cat: dict[str, dict[str, str]] = {
+            ANY_TASK: {m.model_id: m.layer for m in self.scenario.models if m.declared and m.available_from_s <= t}
+        }
         for task, models in self.store.seen.items():
             cat[task] = {m: self.scenario.model(m).layer for m in models}
         return cat
-
 
     def _recompute(self, now: float, only=None) -> None:
         minutes = self.store.minute_rows(now, self.engine.policy.window_s)
         decisions = self.engine.recompute(now, minutes, self.breakers, self.catalogue(now), self.records, only)
         for task, d in decisions.items():
             version = (self.records.get(task) or {}).get("version", 0) + 1
-            record = RoutingHeuristic.learned(d, version, self.engine.policy.window_s,
-                                              dt.datetime.fromtimestamp(now, dt.UTC))
+            record = RoutingHeuristic.learned(
+                d, version, self.engine.policy.window_s, dt.datetime.fromtimestamp(now, dt.UTC)
+            )
             self.records[task] = record.model_dump(mode="json")
             self.table.apply(task, orjson.dumps(self.records[task]))
             self.published.append((now, record))

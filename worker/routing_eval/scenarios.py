@@ -20,23 +20,78 @@ def _models(**overrides: SimModel) -> tuple[SimModel, ...]:
 
 OUTAGE = (20 * MIN, 30 * MIN)
 
-SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
-    Scenario("stationary", "Stationary world: nothing changes", _models(), TASKS, 60 * MIN),
-    Scenario("outage", "10-min outage of the best model (95 % of its calls fail)", _models(), TASKS, 45 * MIN,
-             (Incident("large", *OUTAGE, success=0.05),)),
-    Scenario("new-model", "A better model is declared at minute 20", _models(
-        new=SimModel("new", "balanced", {"coding": 0.997, "chat": 0.995}, 1000, cost_usd=0.002,
-                     available_from_s=20 * MIN + 17)), TASKS, 40 * MIN, router_knows_models=False),
-    Scenario("new-model-router-only", "A better model only the router knows, from minute 20", _models(
-        new=SimModel("new", "balanced", {"coding": 0.997, "chat": 0.995}, 1000, cost_usd=0.002,
-                     available_from_s=20 * MIN + 17, declared=False)), TASKS, 40 * MIN),
-    Scenario("task-incident", "40 % of coding calls fail on the best model; chat unaffected", _models(),
-             TASKS, 40 * MIN, (Incident("large", *OUTAGE, success=0.6, task_type="coding"),)),
-    Scenario("latency", "The best model gets 3x slower for 10 min", _models(), TASKS, 40 * MIN,
-             (Incident("large", *OUTAGE, latency_factor=3.0),)),
-    Scenario("tie", "Two chat models within 0.03 points of utility, noisy", (
-        SimModel("twin-a", "balanced", {"chat": 0.9800}, 1000, cost_usd=0.002),
-        SimModel("twin-b", "balanced", {"chat": 0.9797}, 1000, cost_usd=0.002),
-        SimModel("small", "fast", {"chat": 0.950}, 450, cost_usd=0.0004),
-    ), {"chat": 10.0}, 120 * MIN),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("stationary", "Stationary world: nothing changes", _models(), TASKS, 60 * MIN),
+        Scenario(
+            "outage",
+            "10-min outage of the best model (95 % of its calls fail)",
+            _models(),
+            TASKS,
+            45 * MIN,
+            (Incident("large", *OUTAGE, success=0.05),),
+        ),
+        Scenario(
+            "new-model",
+            "A better model is declared at minute 20",
+            _models(
+                new=SimModel(
+                    "new",
+                    "balanced",
+                    {"coding": 0.997, "chat": 0.995},
+                    1000,
+                    cost_usd=0.002,
+                    available_from_s=20 * MIN + 17,
+                )
+            ),
+            TASKS,
+            40 * MIN,
+            router_knows_models=False,
+        ),
+        Scenario(
+            "new-model-router-only",
+            "A better model only the router knows, from minute 20",
+            _models(
+                new=SimModel(
+                    "new",
+                    "balanced",
+                    {"coding": 0.997, "chat": 0.995},
+                    1000,
+                    cost_usd=0.002,
+                    available_from_s=20 * MIN + 17,
+                    declared=False,
+                )
+            ),
+            TASKS,
+            40 * MIN,
+        ),
+        Scenario(
+            "task-incident",
+            "40 % of coding calls fail on the best model; chat unaffected",
+            _models(),
+            TASKS,
+            40 * MIN,
+            (Incident("large", *OUTAGE, success=0.6, task_type="coding"),),
+        ),
+        Scenario(
+            "latency",
+            "The best model gets 3x slower for 10 min",
+            _models(),
+            TASKS,
+            40 * MIN,
+            (Incident("large", *OUTAGE, latency_factor=3.0),),
+        ),
+        Scenario(
+            "tie",
+            "Two chat models within 0.03 points of utility, noisy",
+            (
+                SimModel("twin-a", "balanced", {"chat": 0.9800}, 1000, cost_usd=0.002),
+                SimModel("twin-b", "balanced", {"chat": 0.9797}, 1000, cost_usd=0.002),
+                SimModel("small", "fast", {"chat": 0.950}, 450, cost_usd=0.0004),
+            ),
+            {"chat": 10.0},
+            120 * MIN,
+        ),
+    )
+}

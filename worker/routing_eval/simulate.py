@@ -8,7 +8,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from worker.decode import Call
+from worker.calls.decode import Call
 from worker.routing_eval.world import Scenario
 
 EPOCH = 1_800_000_000.0  # simulated time 0, in epoch seconds
@@ -82,10 +82,14 @@ def simulate(scenario: Scenario, router) -> Run:
                     run.scored_calls += 1
                 for index, incident in enumerate(scenario.incidents):
                     bad = (not ok) if incident.success is not None else factor > 1.0
-                    if (bad and incident.model_id == model and incident.task_type in (None, task)
-                            and incident.start_s <= start < incident.end_s):
-                        if completed < run.first_bad_completion.get(index, math.inf):
-                            run.first_bad_completion[index] = completed
+                    if (
+                        bad
+                        and incident.model_id == model
+                        and incident.task_type in (None, task)
+                        and incident.start_s <= start < incident.end_s
+                        and completed < run.first_bad_completion.get(index, math.inf)
+                    ):
+                        run.first_bad_completion[index] = completed
                 call = Call("", EPOCH + completed, model, task, layers[model], ok, latency, profile.cost_usd, 0, 0)
                 if router.store is not None:
                     due[math.ceil(completed + FLUSH_DELAY_S)].append(call)

@@ -1,11 +1,11 @@
-"""An in-memory stand-in for the store: the same aggregation the flush runs (worker.aggregate),
+"""An in-memory stand-in for the store: the same aggregation the flush runs (worker.calls.aggregate),
 kept in the shape of model_performance_minutes and model_health, read back as the store reads them."""
 
 from __future__ import annotations
 
-from worker.aggregate import Tally, aggregate
-from worker.decode import Call
-from worker.evidence import MinuteRow, SecondRow
+from worker.calls.aggregate import Tally, aggregate
+from worker.calls.decode import Call
+from worker.routing.evidence import MinuteRow, SecondRow
 
 HEALTH_KEEP_S = 120
 
@@ -31,12 +31,18 @@ class SimStore:
             self.seen.setdefault(task, set()).add(model)
 
     def minute_rows(self, now: float, window_s: float) -> list[MinuteRow]:
-        return [MinuteRow(minute, m, task, layer, t.calls, t.successes, t.cost_sum_usd, t.latency_histogram)
-                for (minute, m, task, layer), t in self.minutes.items() if minute >= now - window_s]
+        return [
+            MinuteRow(minute, m, task, layer, t.calls, t.successes, t.cost_sum_usd, t.latency_histogram)
+            for (minute, m, task, layer), t in self.minutes.items()
+            if minute >= now - window_s
+        ]
 
     def second_rows(self, now: float, span_s: float) -> list[SecondRow]:
-        return [SecondRow(second, m, task, t.calls, t.failures, t.latency_histogram)
-                for (second, m, task, _layer), t in self.seconds.items() if second >= now - span_s]
+        return [
+            SecondRow(second, m, task, t.calls, t.failures, t.latency_histogram)
+            for (second, m, task, _layer), t in self.seconds.items()
+            if second >= now - span_s
+        ]
 
     def prune(self, now: float, window_s: float) -> None:
         self.seconds = {k: v for k, v in self.seconds.items() if k[0] >= now - HEALTH_KEEP_S}

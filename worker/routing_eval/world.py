@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from worker.scoring import Weights, utility
+from worker.routing.scoring import Weights, utility
 
 Z_P95 = 1.6448536269514722
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncpg
 import orjson
 
-from worker import severity
-from worker.patterns import PatternDelta, fold_past_budget
-from worker.remedies import remedy_for
-from worker.stubs import StubSpec, render_vitest
+from worker.failures import severity
+from worker.failures.patterns import PatternDelta, fold_past_budget
+from worker.failures.remedies import remedy_for
+from worker.failures.stubs import StubSpec, render_vitest
 
 UPSERT = """
 INSERT INTO bug_patterns AS t (fingerprint, error_type, category, pattern, description, solution, occurrences,
@@ -65,8 +65,9 @@ def _description(d: PatternDelta) -> str:
     return f"{fp.error_type} ({fp.category}), first on {next(iter(d.models))}: {d.example_message}"[:2000]
 
 
-async def write_patterns(conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float,
-                         max_new_per_hour: int = 500) -> tuple[int, int]:
+async def write_patterns(
+    conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float, max_new_per_hour: int = 500
+) -> tuple[int, int]:
     """Add the deltas; return how many new patterns (and stubs) appeared, and how many failures were
     folded into the overflow pattern because `max_new_per_hour` patterns were created in the last hour
     (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota)."""
@@ -77,24 +78,43 @@ async def write_patterns(conn: asyncpg.Connection, deltas: dict[str, PatternDelt
     else:
         folded = 0
     ordered = [deltas[k] for k in sorted(deltas)]
-    cols = list(zip(*(
-        (d.fingerprint.digest, d.fingerprint.error_type, d.fingerprint.category, d.fingerprint.template,
-         _description(d), remedy_for(d.fingerprint.error_type).solution, d.occurrences, d.first_seen, d.last_seen,
-         _json(d.models), _json(d.layers), d.retryable, ",".join(d.example_event_ids),
-         None if d.example_request is None else _json(d.example_request))
-        for d in ordered
-    )))
+    cols = list(
+        zip(
+            *(
+                (
+                    d.fingerprint.digest,
+                    d.fingerprint.error_type,
+                    d.fingerprint.category,
+                    d.fingerprint.template,
+                    _description(d),
+                    remedy_for(d.fingerprint.error_type).solution,
+                    d.occurrences,
+                    d.first_seen,
+                    d.last_seen,
+                    _json(d.models),
+                    _json(d.layers),
+                    d.retryable,
+                    ",".join(d.example_event_ids),
+                    None if d.example_request is None else _json(d.example_request),
+                )
+                for d in ordered
+            )
+        )
+    )
     merged = {r["fingerprint"]: r for r in await conn.fetch(UPSERT, *map(list, cols))}
 
     pairs = sorted({pair for d in ordered for pair in d.pairs})
-    shares = {(r["model_id"], r["task_type"]): (r["calls"], r["failures"])
-              for r in await conn.fetch(WINDOW_SHARES, [m for m, _ in pairs], [t for _, t in pairs], float(window_s))}
+    shares = {
+        (r["model_id"], r["task_type"]): (r["calls"], r["failures"])
+        for r in await conn.fetch(WINDOW_SHARES, [m for m, _ in pairs], [t for _, t in pairs], float(window_s))
+    }
     changes = []
     for d in ordered:
         row = merged[d.fingerprint.digest]
         evidence = severity.Evidence(
             share=severity.failure_share([shares[p] for p in d.pairs if p in shares]),
-            models=len(orjson.loads(row["models"])), occurrences=row["occurrences"],
+            models=len(orjson.loads(row["models"])),
+            occurrences=row["occurrences"],
             retryable=2 * row["retryable_occurrences"] >= row["occurrences"],
         )
         level = severity.raised(row["severity"], severity.assess(evidence))
@@ -114,8 +134,21 @@ def _stub_row(d: PatternDelta) -> tuple:
     fp = d.fingerprint
     remedy = remedy_for(fp.error_type)
     spec = StubSpec(fp.digest, fp.error_type, fp.category, fp.template, remedy.expected_behavior, d.example_request)
-    metadata = {"fingerprint": fp.digest, "error_type": fp.error_type, "template": fp.template,
-                "first_event_id": d.first_event_id, "occurrences_at_creation": d.occurrences,
-                "models_at_creation": d.models, "framework": "vitest"}
-    return (spec.test_name, fp.category, f"Prevent {fp.error_type} ({fp.category}) from recurring: {fp.template}"[:2000],
-            render_vitest(spec), remedy.expected_behavior, "bug", _json(metadata))
+    metadata = {
+        "fingerprint": fp.digest,
+        "error_type": fp.error_type,
+        "template": fp.template,
+        "first_event_id": d.first_event_id,
+        "occurrences_at_creation": d.occurrences,
+        "models_at_creation": d.models,
+        "framework": "vitest",
+    }
+    return (
+        spec.test_name,
+        fp.category,
+        f"Prevent {fp.error_type} ({fp.category}) from recurring: {fp.template}"[:2000],
+        render_vitest(spec),
+        remedy.expected_behavior,
+        "bug",
+        _json(metadata),
+    )

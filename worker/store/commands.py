@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 import orjson
 
-from worker.commands import BugReport, Metric, merged_reports
+from worker.calls.commands import BugReport, Metric, merged_reports
 
 INSERT_METRICS = """
 INSERT INTO performance_metrics (metric_name, metric_value, metric_unit, context, recorded_at)
@@ -36,8 +36,13 @@ ON CONFLICT (category, pattern) WHERE fingerprint IS NULL DO UPDATE SET
 
 async def write_commands(conn: asyncpg.Connection, metrics: Sequence[Metric], reports: Sequence[BugReport]) -> None:
     if metrics:
-        await conn.execute(INSERT_METRICS, [m.name for m in metrics], [m.value for m in metrics],
-                           [m.unit for m in metrics], [orjson.dumps(m.context).decode() for m in metrics],
-                           [m.recorded_at for m in metrics])
+        await conn.execute(
+            INSERT_METRICS,
+            [m.name for m in metrics],
+            [m.value for m in metrics],
+            [m.unit for m in metrics],
+            [orjson.dumps(m.context).decode() for m in metrics],
+            [m.recorded_at for m in metrics],
+        )
     if reports:
         await conn.execute(UPSERT_RECORDED, *map(list, zip(*merged_reports(reports))))

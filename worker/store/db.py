@@ -32,15 +32,17 @@ def _encode_timestamptz(value: dt.datetime) -> tuple:
 
 
 async def prepare_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("timestamptz", schema="pg_catalog", encoder=_encode_timestamptz,
-                              decoder=_decode_timestamptz, format="tuple")
+    await conn.set_type_codec(
+        "timestamptz", schema="pg_catalog", encoder=_encode_timestamptz, decoder=_decode_timestamptz, format="tuple"
+    )
 
 
 async def create_pool(dsn: str, *, max_size: int = 4, statement_timeout_s: float | None = None) -> asyncpg.Pool:
     """`statement_timeout_s`: PostgreSQL cancels longer statements (the tools' pool: a heavy read ends)."""
     server = {"statement_timeout": f"{int(statement_timeout_s * 1000)}"} if statement_timeout_s else None
-    return await asyncpg.create_pool(dsn, min_size=1, max_size=max_size, command_timeout=60, init=prepare_connection,
-                                     server_settings=server)
+    return await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, command_timeout=60, init=prepare_connection, server_settings=server
+    )
 
 
 @contextlib.asynccontextmanager
@@ -54,15 +56,16 @@ async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def wait_for_pool(dsn: str, *, attempts: int | None = None, max_size: int = 4,
-                        statement_timeout_s: float | None = None) -> asyncpg.Pool:
+async def wait_for_pool(
+    dsn: str, *, attempts: int | None = None, max_size: int = 4, statement_timeout_s: float | None = None
+) -> asyncpg.Pool:
     """Connect, retrying with backoff; `attempts=None` retries until cancelled."""
     attempt = 0
     while True:
         attempt += 1
         try:
             return await create_pool(dsn, max_size=max_size, statement_timeout_s=statement_timeout_s)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             if attempts is not None and attempt >= attempts:
                 raise
             delay = min(10.0, 0.5 * 2 ** min(attempt, 5))

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from worker.aggregate import aggregate, minute_of
-from worker.batch import TopicPartition
-from worker.commands import BugReport, Metric
-from worker.decode import Call
-from worker.patterns import pattern_deltas
+from worker.calls.aggregate import aggregate, minute_of
+from worker.calls.batch import PartitionKey
+from worker.calls.commands import BugReport, Metric
+from worker.calls.decode import Call
+from worker.failures.patterns import pattern_deltas
 from worker.store import rows
 from worker.store.bug_patterns import write_patterns
 from worker.store.commands import write_commands
@@ -85,7 +85,7 @@ ON CONFLICT (metric_name, recorded_at, series_key) WHERE series_key IS NOT NULL 
 class OffsetFenced(RuntimeError):
     """Another consumer stored offsets for these partitions since we read them: our batch is stale."""
 
-    def __init__(self, stale: Mapping[TopicPartition, tuple[int, int | None]]):
+    def __init__(self, stale: Mapping[PartitionKey, tuple[int, int | None]]):
         self.stale = dict(stale)
         listed = ", ".join(f"{t}[{p}] expected {e} found {f}" for (t, p), (e, f) in sorted(self.stale.items()))
         super().__init__(f"stored offsets moved under this consumer: {listed}")
@@ -100,7 +100,7 @@ class FlushOutcome:
     per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
 
 
-def first_fresh(calls: Sequence[Call], fresh_ids: set[str]) -> list[Call]:
+def first_fresh(calls: Sequence[Call | Metric | BugReport], fresh_ids: set[str]) -> list[Call | Metric | BugReport]:
     """Each fresh event once, even when the batch itself holds several copies."""
     kept = []
     for call in calls:
@@ -114,8 +114,8 @@ async def write_flush(
     conn: asyncpg.Connection,
     *,
     group: str,
-    expected: Mapping[TopicPartition, int],
-    next_offsets: Mapping[TopicPartition, int],
+    expected: Mapping[PartitionKey, int],
+    next_offsets: Mapping[PartitionKey, int],
     calls: Sequence[Call | Metric | BugReport],
     dead_letters: int,
     now: float,
@@ -131,23 +131,26 @@ async def write_flush(
             raise OffsetFenced(stale)
         fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, [c.event_id for c in calls])} if calls else set()
         fresh = first_fresh(calls, fresh_ids)
-        commands = [c for c in fresh if type(c) is not Call]  # tool commands: rare, and only on their topic
+        commands = [c for c in fresh if not isinstance(c, Call)]  # tool commands: rare, and only on their topic
         if commands:
-            fresh = [c for c in fresh if type(c) is Call]
-            await write_commands(conn, [c for c in commands if isinstance(c, Metric)],
-                                 [c for c in commands if isinstance(c, BugReport)])
-        deltas = aggregate(fresh)
+            await write_commands(
+                conn, [c for c in commands if isinstance(c, Metric)], [c for c in commands if isinstance(c, BugReport)]
+            )
+        fresh_calls = [c for c in fresh if isinstance(c, Call)]
+        deltas = aggregate(fresh_calls)
         new_patterns = folded = 0
-        if fresh:
+        if fresh_calls:
             await conn.execute(UPSERT_MODELS, *rows.model_rows(deltas))
             await conn.execute(UPSERT_MINUTES, *rows.minute_rows(deltas))
             await conn.execute(UPSERT_HEALTH, *rows.health_rows(deltas))
-            patterns = pattern_deltas(fresh)
+            patterns = pattern_deltas(fresh_calls)
             if patterns:
                 new_patterns, folded = await write_patterns(conn, patterns, pattern_window_s, patterns_max_new_per_hour)
-        counted = len(fresh) + len(commands)
+        counted = len(fresh_calls) + len(commands)
         worker_counts = {
-            "events_consumed": len(calls), "events_duplicate": len(calls) - counted, "events_dead_lettered": dead_letters,
+            "events_consumed": len(calls),
+            "events_duplicate": len(calls) - counted,
+            "events_dead_lettered": dead_letters,
         }
         await conn.execute(UPSERT_SERIES, *rows.series_rows(deltas, worker_counts, minute_of(now), group))
         await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
@@ -155,8 +158,13 @@ async def write_flush(
     for (model_id, _), tally in deltas.by_model.items():
         calls_so_far, ok_so_far = per_model.get(model_id, (0, 0))
         per_model[model_id] = (calls_so_far + tally.calls, ok_so_far + tally.successes)
-    return FlushOutcome(counted=counted, duplicates=len(calls) - counted, new_patterns=new_patterns,
-                        folded_failures=folded, per_model=per_model)
+    return FlushOutcome(
+        counted=counted,
+        duplicates=len(calls) - counted,
+        new_patterns=new_patterns,
+        folded_failures=folded,
+        per_model=per_model,
+    )
 
 
 # Errors that say "these values", not "try again": data exceptions (class 22) and constraint violations (23).

@@ -28,7 +28,7 @@ class MigrationError(RuntimeError):
 
 def migration_files() -> list[tuple[str, str]]:
     folder = resources.files("worker.store") / "migrations"
-    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    files = sorted((p for p in folder.iterdir() if p.name.endswith(".sql")), key=lambda p: p.name)
     return [(p.name.removesuffix(".sql"), p.read_text(encoding="utf-8")) for p in files]
 
 
@@ -42,7 +42,9 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK_KEY)
         await conn.execute(_LEDGER)
-        done = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        done = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         for version, sql in migration_files():
             if version in done:
                 if done[version] != _checksum(sql):

@@ -1,4 +1,5 @@
-"""Stored consumer offsets: read on assignment (the truth on restart), and the dedupe log's upkeep."""
+"""Stored consumer offsets: read on assignment (the truth on restart), re-anchored by an operator, and the
+dedupe log's upkeep (it belongs to the same exactly-once bookkeeping)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable
 
 import asyncpg
 
-from worker.batch import TopicPartition
+from worker.calls.batch import PartitionKey
 
 UNSTORED = -1
 
@@ -30,7 +31,7 @@ DELETE FROM seen_events WHERE event_id IN (
     SELECT event_id FROM seen_events WHERE seen_at < now() - make_interval(secs => $1) LIMIT $2)"""
 
 
-async def stored_offsets(conn: asyncpg.Connection, group: str, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+async def stored_offsets(conn: asyncpg.Connection, group: str, tps: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
     """Offsets to resume from; UNSTORED where nothing was ever written (a row is created for the fence)."""
     parts = sorted(tps)
     topics, partitions = [t for t, _ in parts], [p for _, p in parts]
@@ -44,14 +45,6 @@ async def reanchor(conn: asyncpg.Connection, group: str, topic: str, offsets: di
     parts = sorted(offsets)
     rows = await conn.fetch(REANCHOR, group, topic, parts, [offsets[p] for p in parts])
     return {r["partition"]: r["next_offset"] for r in rows}
-
-
-PRUNE_HEALTH = "DELETE FROM model_health WHERE bucket < now() - interval '1 hour'"
-
-
-async def prune_health(conn: asyncpg.Connection) -> int:
-    """1-second health buckets only feed the degradation fast path: an hour is plenty."""
-    return int((await conn.execute(PRUNE_HEALTH)).split()[-1])
 
 
 async def prune_seen(conn: asyncpg.Connection, window_s: int, batch_size: int = 50_000) -> int:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import asyncpg
 import orjson
 
-from worker import histogram
-from worker.breaker import Breaker
-from worker.evidence import ANY_TASK, FUTURE_TOLERANCE_S, MinuteRow, SecondRow
+from worker.calls import histogram
+from worker.routing.breaker import Breaker
+from worker.routing.contract import RoutingHeuristic
+from worker.routing.evidence import ANY_TASK, FUTURE_TOLERANCE_S, MinuteRow, SecondRow
 
 NOW = "SELECT extract(epoch FROM now())::float8"
 
-# Rows as worker.evidence reads them; both bounded on both sides (a future-dated row judges nothing), and
+# Rows as worker.routing.evidence reads them; both bounded on both sides (a future-dated row judges nothing), and
 # in breadth: per task type the $4 models with the most calls in the window, for the $5 busiest task
 # types (ranked on plain counts first; histograms are read for the kept ones only), so that a flood of
 # distinct ids costs PostgreSQL one scan, never the leader's memory or loop.
@@ -28,18 +27,24 @@ kept AS (SELECT task_type, model_id FROM per_model WHERE rank <= $4 AND task_typ
 _MINUTES = "minute >= to_timestamp($1::float8 - $2::float8) AND minute <= to_timestamp($1::float8 + $3::float8)"
 _SECONDS = "bucket >= to_timestamp($1::float8 - $2::float8) AND bucket <= to_timestamp($1::float8 + $3::float8)"
 
-MINUTE_ROWS = _KEPT.format(table="model_performance_minutes", window=_MINUTES) + f"""
+MINUTE_ROWS = (
+    _KEPT.format(table="model_performance_minutes", window=_MINUTES)
+    + f"""
 SELECT extract(epoch FROM minute)::float8 AS minute, model_id, task_type, layer, total_calls, success_count,
        cost_sum_usd, latency_histogram
 FROM model_performance_minutes
 WHERE {_MINUTES} AND (task_type, model_id) IN (SELECT * FROM kept)"""
+)
 
-SECOND_ROWS = _KEPT.format(table="model_health", window=_SECONDS) + f"""
+SECOND_ROWS = (
+    _KEPT.format(table="model_health", window=_SECONDS)
+    + f"""
 SELECT extract(epoch FROM bucket)::float8 AS second, model_id, task_type, sum(total_calls) AS total_calls,
        sum(failure_count) AS failures, hist_sum(latency_histogram) AS hist
 FROM model_health
 WHERE {_SECONDS} AND (task_type, model_id) IN (SELECT * FROM kept)
 GROUP BY bucket, model_id, task_type"""
+)
 
 # How many models and task types the bounds above leave out (for the metric and the log).
 BREADTH = """
@@ -93,6 +98,10 @@ UPDATE_LEARNED = """
 UPDATE routing_rules SET preferred_layer = $2, preferred_model = $3, metadata = $4, version = $5, heuristic = $6,
     reasoning = $7, updated_at = now() WHERE id = $1"""
 
+MANUAL_RULE = """
+SELECT pattern, preferred_layer, preferred_model, priority, reasoning, metadata FROM routing_rules
+WHERE id = $1 AND source = 'manual'"""
+
 RECORD_VERSION = "INSERT INTO routing_rule_versions (rule_id, version, heuristic) VALUES ($1, $2, $3)"
 
 UNPUBLISHED = """
@@ -106,6 +115,10 @@ UPDATE routing_rule_versions SET published_at = now(), published_by = $3
 WHERE rule_id = $1 AND version = $2 AND published_at IS NULL"""
 
 
+async def manual_rule(conn: asyncpg.Connection, rule_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow(MANUAL_RULE, rule_id)
+
+
 async def db_now(conn: asyncpg.Connection) -> float:
     """Windows are judged on PostgreSQL's clock, the one the rows were compared against when written."""
     return float(await conn.fetchval(NOW))
@@ -115,18 +128,33 @@ def _hist(value: str | None) -> histogram.Histogram:
     return histogram.from_json_keys(orjson.loads(value)) if value else {}
 
 
-async def minute_rows(conn: asyncpg.Connection, now: float, window_s: float, max_models: int,
-                      max_task_types: int) -> list[MinuteRow]:
-    return [MinuteRow(r["minute"], r["model_id"], r["task_type"], r["layer"], int(r["total_calls"]),
-                      int(r["success_count"]), float(r["cost_sum_usd"]), _hist(r["latency_histogram"]))
-            for r in await conn.fetch(MINUTE_ROWS, now, float(window_s), FUTURE_TOLERANCE_S, max_models, max_task_types)]
+async def minute_rows(
+    conn: asyncpg.Connection, now: float, window_s: float, max_models: int, max_task_types: int
+) -> list[MinuteRow]:
+    return [
+        MinuteRow(
+            r["minute"],
+            r["model_id"],
+            r["task_type"],
+            r["layer"],
+            int(r["total_calls"]),
+            int(r["success_count"]),
+            float(r["cost_sum_usd"]),
+            _hist(r["latency_histogram"]),
+        )
+        for r in await conn.fetch(MINUTE_ROWS, now, float(window_s), FUTURE_TOLERANCE_S, max_models, max_task_types)
+    ]
 
 
-async def second_rows(conn: asyncpg.Connection, now: float, span_s: float, max_models: int,
-                      max_task_types: int) -> list[SecondRow]:
-    return [SecondRow(r["second"], r["model_id"], r["task_type"], int(r["total_calls"]), int(r["failures"]),
-                      _hist(r["hist"]))
-            for r in await conn.fetch(SECOND_ROWS, now, float(span_s), FUTURE_TOLERANCE_S, max_models, max_task_types)]
+async def second_rows(
+    conn: asyncpg.Connection, now: float, span_s: float, max_models: int, max_task_types: int
+) -> list[SecondRow]:
+    return [
+        SecondRow(
+            r["second"], r["model_id"], r["task_type"], int(r["total_calls"]), int(r["failures"]), _hist(r["hist"])
+        )
+        for r in await conn.fetch(SECOND_ROWS, now, float(span_s), FUTURE_TOLERANCE_S, max_models, max_task_types)
+    ]
 
 
 async def breadth(conn: asyncpg.Connection, now: float, window_s: float) -> tuple[int, int]:
@@ -136,14 +164,43 @@ async def breadth(conn: asyncpg.Connection, now: float, window_s: float) -> tupl
 
 
 async def breakers(conn: asyncpg.Connection) -> dict[tuple[str, str], Breaker]:
-    return {(r["model_id"], r["scope"]): Breaker(r["model_id"], r["scope"], r["state"], r["reason"], r["since"],
-                                                 r["cooldown_s"], r["baseline_p95_ms"], r["trips"], r["opened_at"])
-            for r in await conn.fetch(BREAKERS)}
+    return {
+        (r["model_id"], r["scope"]): Breaker(
+            r["model_id"],
+            r["scope"],
+            r["state"],
+            r["reason"],
+            r["since"],
+            r["cooldown_s"],
+            r["baseline_p95_ms"],
+            r["trips"],
+            r["opened_at"],
+        )
+        for r in await conn.fetch(BREAKERS)
+    }
 
 
 async def save_breaker(conn: asyncpg.Connection, b: Breaker) -> None:
-    await conn.execute(SAVE_BREAKER, b.model_id, b.scope, b.state, b.reason, b.since, b.cooldown_s,
-                       b.baseline_p95_ms, b.trips, b.opened_at)
+    await conn.execute(
+        SAVE_BREAKER,
+        b.model_id,
+        b.scope,
+        b.state,
+        b.reason,
+        b.since,
+        b.cooldown_s,
+        b.baseline_p95_ms,
+        b.trips,
+        b.opened_at,
+    )
+
+
+PRUNE_HEALTH = "DELETE FROM model_health WHERE bucket < now() - interval '1 hour'"
+
+
+async def prune_health(conn: asyncpg.Connection) -> int:
+    """1-second health buckets only feed the degradation fast path: an hour is plenty."""
+    return int((await conn.execute(PRUNE_HEALTH)).split()[-1])
 
 
 async def prune_breakers(conn: asyncpg.Connection, keep_s: float) -> int:
@@ -164,11 +221,19 @@ async def catalogue_version(conn: asyncpg.Connection) -> tuple:
     return tuple(await conn.fetchrow(CATALOGUE_VERSION))
 
 
-async def declare_model(conn: asyncpg.Connection, model_id: str, layer: str, task_types: list[str] | None,
-                        provider: str | None, declared_by: str) -> list[dict]:
+async def declare_model(
+    conn: asyncpg.Connection,
+    model_id: str,
+    layer: str,
+    task_types: list[str] | None,
+    provider: str | None,
+    declared_by: str,
+) -> list[dict]:
     async with conn.transaction():
-        rows = [await conn.fetchrow(DECLARE, model_id, task, layer, provider, declared_by)
-                for task in (task_types or [ANY_TASK])]
+        rows = [
+            await conn.fetchrow(DECLARE, model_id, task, layer, provider, declared_by)
+            for task in (task_types or [ANY_TASK])
+        ]
     return [dict(r) for r in rows]
 
 
@@ -177,15 +242,23 @@ async def remove_model(conn: asyncpg.Connection, model_id: str) -> int:
 
 
 async def declared_models(conn: asyncpg.Connection) -> list[dict]:
-    return [dict(r) for r in await conn.fetch(
-        "SELECT model_id, task_type, layer, provider, declared_by, declared_at FROM model_catalogue "
-        "ORDER BY model_id, task_type")]
+    return [
+        dict(r)
+        for r in await conn.fetch(
+            "SELECT model_id, task_type, layer, provider, declared_by, declared_at FROM model_catalogue "
+            "ORDER BY model_id, task_type"
+        )
+    ]
 
 
 async def learned_records(conn: asyncpg.Connection) -> dict[str, dict]:
     """The current record of every learned rule, by task type."""
-    return {r["task_type"]: orjson.loads(r["heuristic"]) for r in await conn.fetch(
-        "SELECT task_type, heuristic FROM routing_rules WHERE source = 'learned' AND heuristic IS NOT NULL")}
+    return {
+        r["task_type"]: orjson.loads(r["heuristic"])
+        for r in await conn.fetch(
+            "SELECT task_type, heuristic FROM routing_rules WHERE source = 'learned' AND heuristic IS NOT NULL"
+        )
+    }
 
 
 async def learned_rule(conn: asyncpg.Connection, task_type: str) -> asyncpg.Record | None:
@@ -193,18 +266,34 @@ async def learned_rule(conn: asyncpg.Connection, task_type: str) -> asyncpg.Reco
     return await conn.fetchrow(LEARNED, task_type)
 
 
-async def store_learned(conn: asyncpg.Connection, current: asyncpg.Record | None, task_type: str,
-                        record: dict, metadata: dict) -> int:
+async def store_learned(
+    conn: asyncpg.Connection, current: asyncpg.Record | None, task_type: str, record: dict, metadata: dict
+) -> int:
     """Insert or bump the learned rule to the record's version; returns the version."""
     heuristic = orjson.dumps(record).decode()
     meta = orjson.dumps(metadata).decode()
     if current is None:
-        rule_id = await conn.fetchval(INSERT_LEARNED, task_type, record["preferred_layer"], record["preferred_model"],
-                                      meta, heuristic, record["reasoning"])
+        rule_id = await conn.fetchval(
+            INSERT_LEARNED,
+            task_type,
+            record["preferred_layer"],
+            record["preferred_model"],
+            meta,
+            heuristic,
+            record["reasoning"],
+        )
     else:
         rule_id = current["id"]
-        await conn.execute(UPDATE_LEARNED, rule_id, record["preferred_layer"], record["preferred_model"], meta,
-                           record["version"], heuristic, record["reasoning"])
+        await conn.execute(
+            UPDATE_LEARNED,
+            rule_id,
+            record["preferred_layer"],
+            record["preferred_model"],
+            meta,
+            record["version"],
+            heuristic,
+            record["reasoning"],
+        )
     await conn.execute(RECORD_VERSION, rule_id, record["version"], heuristic)
     return record["version"]
 
@@ -228,17 +317,26 @@ UPDATE routing_rules SET pattern = $2, preferred_layer = $3, preferred_model = $
 WHERE id = $1 AND source = 'manual' RETURNING id, version"""
 
 
-def manual_record(rule_id: int, version: int, pattern: str, layer: str, model: str | None, priority: int,
-                  active: bool, reasoning: str) -> dict:
-    return {"schema_version": 1, "heuristic_id": f"manual:{rule_id}", "task_type": None, "pattern": pattern,
-            "preferred_layer": layer, "preferred_model": model, "fallback_models": [],
-            "weights": {model: 1.0} if model else {}, "priority": priority, "active": active, "version": version,
-            "computed_at": dt.datetime.now(dt.UTC).isoformat(), "window_s": None, "evidence": {}, "excluded": {},
-            "reasoning": reasoning}
+def manual_record(
+    rule_id: int, version: int, pattern: str, layer: str, model: str | None, priority: int, active: bool, reasoning: str
+) -> dict:
+    return RoutingHeuristic.manual(rule_id, version, pattern, layer, model, priority, active, reasoning).model_dump(
+        mode="json"
+    )
 
 
-async def save_manual_rule(conn: asyncpg.Connection, *, pattern: str, layer: str, model: str | None, priority: int,
-                           active: bool, reasoning: str, metadata: dict, rule_id: int | None = None) -> dict:
+async def save_manual_rule(
+    conn: asyncpg.Connection,
+    *,
+    pattern: str,
+    layer: str,
+    model: str | None,
+    priority: int,
+    active: bool,
+    reasoning: str,
+    metadata: dict,
+    rule_id: int | None = None,
+) -> dict:
     """Create (or, with rule_id, change) a manual rule; the pattern must already be validated."""
     meta = orjson.dumps(metadata).decode()
     async with conn.transaction():
@@ -256,6 +354,9 @@ async def save_manual_rule(conn: asyncpg.Connection, *, pattern: str, layer: str
 
 
 async def rules(conn: asyncpg.Connection, active_only: bool = True) -> list[dict]:
-    rows = await conn.fetch("SELECT heuristic FROM routing_rules WHERE heuristic IS NOT NULL AND ($1 = false OR active) "
-                            "ORDER BY priority DESC, id", active_only)
+    rows = await conn.fetch(
+        "SELECT heuristic FROM routing_rules WHERE heuristic IS NOT NULL AND ($1 = false OR active) "
+        "ORDER BY priority DESC, id",
+        active_only,
+    )
     return [orjson.loads(r["heuristic"]) for r in rows]

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
-from worker import histogram
-from worker.aggregate import Deltas, Tally
+from worker.calls import histogram
+from worker.calls.aggregate import Deltas, Tally
 
 PERCENTILES = (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95), ("latency_p99_ms", 0.99))
 
@@ -31,8 +31,15 @@ def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
 
 
 def _sums(t: Tally) -> tuple:
-    return (t.calls, t.successes, t.latency_sum_ms, t.cost_sum_usd, t.input_tokens, t.output_tokens,
-            _hist_json(t.latency_histogram))
+    return (
+        t.calls,
+        t.successes,
+        t.latency_sum_ms,
+        t.cost_sum_usd,
+        t.input_tokens,
+        t.output_tokens,
+        _hist_json(t.latency_histogram),
+    )
 
 
 def model_rows(deltas: Deltas) -> list[list[Any]]:
@@ -46,8 +53,10 @@ def minute_rows(deltas: Deltas) -> list[list[Any]]:
 
 
 def health_rows(deltas: Deltas) -> list[list[Any]]:
-    rows = ((bucket, m, task, layer, t.calls, t.failures, _hist_json(t.latency_histogram))
-            for (bucket, m, task, layer), t in sorted(deltas.by_health.items()))
+    rows = (
+        (bucket, m, task, layer, t.calls, t.failures, _hist_json(t.latency_histogram))
+        for (bucket, m, task, layer), t in sorted(deltas.by_health.items())
+    )
     return columns(rows, 7)
 
 

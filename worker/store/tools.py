@@ -54,13 +54,16 @@ async def _page(conn: asyncpg.Connection, query: str, count: str, arg, limit: in
     return [], int(await conn.fetchval(COUNT[count], arg))  # past the end: still say how many there are
 
 
-async def bug_patterns(conn: asyncpg.Connection, category: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+async def bug_patterns(
+    conn: asyncpg.Connection, category: str | None, limit: int, offset: int
+) -> tuple[list[dict], int]:
     records, total = await _page(conn, BUG_PATTERNS, "bug_patterns", category, limit, offset)
     return [_row(r) for r in records], total
 
 
-async def regression_tests(conn: asyncpg.Connection, category: str | None, limit: int,
-                           offset: int) -> tuple[list[dict], int]:
+async def regression_tests(
+    conn: asyncpg.Connection, category: str | None, limit: int, offset: int
+) -> tuple[list[dict], int]:
     records, total = await _page(conn, REGRESSION_TESTS, "regression_tests", category, limit, offset)
     return [_row(r) for r in records], total
 
@@ -70,10 +73,27 @@ async def heuristics(conn: asyncpg.Connection, active_only: bool, limit: int, of
     return [orjson.loads(r["heuristic"]) for r in records], total
 
 
-async def save_test(conn: asyncpg.Connection, *, test_name: str, category: str, description: str, test_code: str,
-                    expected_behavior: str, discovered_from: str, metadata: dict) -> tuple[int, bool]:
-    row = await conn.fetchrow(SAVE_TEST, test_name, category, description, test_code, expected_behavior,
-                              discovered_from, orjson.dumps(metadata).decode())
+async def save_test(
+    conn: asyncpg.Connection,
+    *,
+    test_name: str,
+    category: str,
+    description: str,
+    test_code: str,
+    expected_behavior: str,
+    discovered_from: str,
+    metadata: dict,
+) -> tuple[int, bool]:
+    row = await conn.fetchrow(
+        SAVE_TEST,
+        test_name,
+        category,
+        description,
+        test_code,
+        expected_behavior,
+        discovered_from,
+        orjson.dumps(metadata).decode(),
+    )
     return row["id"], row["created"]
 
 

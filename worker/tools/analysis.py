@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.report import Report
+from worker.reporting.report import Report
 from worker.tools.responses import Analysis, ImprovementReport, ModelRanking, RecentBug, TopModel
 
 TOP_MODELS = 5
@@ -13,24 +13,43 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
     ordered = sorted(report.models, key=lambda m: (m.task_type, -m.success_rate, m.avg_latency_ms, m.model_id))
     for m in ordered:
         ranked = rankings.setdefault(m.task_type, [])
-        ranked.append(ModelRanking(
-            rank=len(ranked) + 1, model_id=m.model_id, task_type=m.task_type, success_rate=m.success_rate,
-            avg_latency_ms=m.avg_latency_ms, p95_latency_ms=m.latency_p95_ms, avg_cost=m.avg_cost,
-            total_calls=m.total_calls,
-        ))
+        ranked.append(
+            ModelRanking(
+                rank=len(ranked) + 1,
+                model_id=m.model_id,
+                task_type=m.task_type,
+                success_rate=m.success_rate,
+                avg_latency_ms=m.avg_latency_ms,
+                p95_latency_ms=m.latency_p95_ms,
+                avg_cost=m.avg_cost,
+                total_calls=m.total_calls,
+            )
+        )
     summary = None
     if include_report:
         best = sorted(report.models, key=lambda m: (-m.success_rate, -m.total_calls, m.model_id))[:TOP_MODELS]
         summary = ImprovementReport(
-            regression_tests=report.regression_tests, bug_patterns=report.bug_patterns,
+            regression_tests=report.regression_tests,
+            bug_patterns=report.bug_patterns,
             routing_heuristics=report.routing_heuristics,
-            top_models=[TopModel(model=m.model_id, task_type=m.task_type, success_rate=m.success_rate,
-                                 total_calls=m.total_calls) for m in best],
-            recent_bugs=[RecentBug(severity=b.severity, pattern=b.pattern, occurrences=b.occurrences,
-                                   error_type=b.error_type) for b in report.recent_bugs],
+            top_models=[
+                TopModel(
+                    model=m.model_id, task_type=m.task_type, success_rate=m.success_rate, total_calls=m.total_calls
+                )
+                for m in best
+            ],
+            recent_bugs=[
+                RecentBug(severity=b.severity, pattern=b.pattern, occurrences=b.occurrences, error_type=b.error_type)
+                for b in report.recent_bugs
+            ],
         )
-    return Analysis(task_type=task_type, rankings=rankings, report=summary, models_left_out=report.models_left_out,
-                    text=as_text(rankings, summary))
+    return Analysis(
+        task_type=task_type,
+        rankings=rankings,
+        report=summary,
+        models_left_out=report.models_left_out,
+        text=as_text(rankings, summary),
+    )
 
 
 def as_text(rankings: dict[str, list[ModelRanking]], summary: ImprovementReport | None) -> str:
@@ -40,12 +59,21 @@ def as_text(rankings: dict[str, list[ModelRanking]], summary: ImprovementReport 
         lines += ["No calls recorded yet.", ""]
     for ranked in rankings.values():
         for m in ranked:
-            lines += [f"{m.model_id} ({m.task_type}):", f"Success Rate: {m.success_rate:.2f}%",
-                      f"Avg Latency: {m.avg_latency_ms:.0f}ms", f"Avg Cost: ${m.avg_cost:.6f}",
-                      f"Total Calls: {m.total_calls}", ""]
+            lines += [
+                f"{m.model_id} ({m.task_type}):",
+                f"Success Rate: {m.success_rate:.2f}%",
+                f"Avg Latency: {m.avg_latency_ms:.0f}ms",
+                f"Avg Cost: ${m.avg_cost:.6f}",
+                f"Total Calls: {m.total_calls}",
+                "",
+            ]
     if summary is not None:
-        lines += ["Self-Improvement Summary:", f"Regression Tests: {summary.regression_tests}",
-                  f"Bug Patterns: {summary.bug_patterns}", f"Routing Heuristics: {summary.routing_heuristics}"]
+        lines += [
+            "Self-Improvement Summary:",
+            f"Regression Tests: {summary.regression_tests}",
+            f"Bug Patterns: {summary.bug_patterns}",
+            f"Routing Heuristics: {summary.routing_heuristics}",
+        ]
         if summary.top_models:
             lines += ["", "Top Performing Models:"]
             lines += [f"  {t.model} ({t.task_type}): {t.success_rate:.2f}%" for t in summary.top_models]

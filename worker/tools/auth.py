@@ -19,8 +19,11 @@ class Denied(NamedTuple):
 def check(authorization: str | None, token: str | None, write: bool) -> Denied | None:
     if token is None:
         if write:
-            return Denied(403, "forbidden", "write tools are disabled: set TOOLS_TOKEN on the worker and send "
-                                            "'Authorization: Bearer <token>'")
+            return Denied(
+                403,
+                "forbidden",
+                "write tools are disabled: set TOOLS_TOKEN on the worker and send 'Authorization: Bearer <token>'",
+            )
         return None
     scheme, _, given = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():

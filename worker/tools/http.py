@@ -32,13 +32,20 @@ def tool_view(name: str, settings: Settings, service: Callable[[], ToolService |
             challenge = {"WWW-Authenticate": 'Bearer realm="tools"'} if denied.status == 401 else None
             return _respond(self, error(denied.status, denied.error, denied.message), challenge)
         if name in GET_TOOLS:
-            arguments: bytes | dict[str, str] = dict(request.query)
+            arguments = dict(request.query)
         else:
             try:  # a body that trickles in holds a connection: it gets TOOLS_BODY_TIMEOUT_S, then 408
                 arguments = await asyncio.wait_for(request.read(), settings.tools_body_timeout_s)
-            except asyncio.TimeoutError:
-                response = _respond(self, error(408, "request_timeout", f"the request body did not arrive within "
-                                                f"{settings.tools_body_timeout_s:g} s (TOOLS_BODY_TIMEOUT_S)"))
+            except TimeoutError:
+                response = _respond(
+                    self,
+                    error(
+                        408,
+                        "request_timeout",
+                        f"the request body did not arrive within "
+                        f"{settings.tools_body_timeout_s:g} s (TOOLS_BODY_TIMEOUT_S)",
+                    ),
+                )
                 response.force_close()
                 return response
         return _respond(self, await invoke(service(), name, arguments))

@@ -28,8 +28,10 @@ def error(status: int, code: str, message: str, detail: list | None = None) -> O
 
 
 def field_errors(problem: ValidationError) -> list[dict[str, str]]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "reason": e["msg"]}
-            for e in problem.errors(include_url=False, include_input=False)]
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "reason": e["msg"]}
+        for e in problem.errors(include_url=False, include_input=False)
+    ]
 
 
 async def invoke(service: ToolService | None, name: str, arguments: bytes | dict[str, str]) -> Outcome:
@@ -53,14 +55,25 @@ async def invoke(service: ToolService | None, name: str, arguments: bytes | dict
     except asyncpg.DataError as problem:  # a value PostgreSQL cannot take: the caller's to change, not to retry
         return error(422, "invalid_request", f"{name}: PostgreSQL refused a value of the request ({problem})")
     except asyncpg.QueryCanceledError:
-        return error(503, "unavailable", f"{name} took longer than TOOLS_QUERY_TIMEOUT_S and was cancelled; "
-                                         "narrow it (taskType, a smaller limit) or retry later")
+        return error(
+            503,
+            "unavailable",
+            f"{name} took longer than TOOLS_QUERY_TIMEOUT_S and was cancelled; "
+            "narrow it (taskType, a smaller limit) or retry later",
+        )
     except asyncpg.UndefinedTableError:
-        return error(503, "unavailable", "the database has no schema yet: start a worker (it migrates) or run "
-                                         "'telemetry-worker migrate'")
+        return error(
+            503,
+            "unavailable",
+            "the database has no schema yet: start a worker (it migrates) or run 'telemetry-worker migrate'",
+        )
     except UNAVAILABLE as failure:
         log.warning("tool %s failed: %s: %s", name, type(failure).__name__, failure)
-        return error(503, "unavailable", f"{name} could not reach PostgreSQL or Kafka ({type(failure).__name__}: "
-                                         f"{failure}); nothing was written, retry")
+        return error(
+            503,
+            "unavailable",
+            f"{name} could not reach PostgreSQL or Kafka ({type(failure).__name__}: "
+            f"{failure}); nothing was written, retry",
+        )
     body = result.model_dump(mode="json", by_alias=True) if isinstance(result, BaseModel) else result
     return Outcome(202 if name in THROUGH_KAFKA else 200, body)

@@ -53,13 +53,20 @@ def build_server(settings: Settings) -> Server:
         text = outcome.body.get("text") if params.name == "analyze_metrics" else None
         if outcome.status >= 400:
             return _failure(orjson.dumps(outcome.body).decode())
-        return types.CallToolResult(content=[types.TextContent(text=text or orjson.dumps(outcome.body).decode())],
-                                    structured_content=outcome.body)
+        return types.CallToolResult(
+            content=[types.TextContent(text=text or orjson.dumps(outcome.body).decode())],
+            structured_content=outcome.body,
+        )
 
-    return Server("gateway-telemetry-worker", version=__version__, lifespan=lifespan,
-                  instructions="Tools of the LLM gateway's self-improvement loop: performance analysis, "
-                               "bug patterns, regression tests and routing heuristics.",
-                  on_list_tools=list_tools, on_call_tool=call_tool)
+    return Server(
+        "gateway-telemetry-worker",
+        version=__version__,
+        lifespan=lifespan,
+        instructions="Tools of the LLM gateway's self-improvement loop: performance analysis, "
+        "bug patterns, regression tests and routing heuristics.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
 
 
 def _failure(message: str) -> types.CallToolResult:

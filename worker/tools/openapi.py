@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel
 
 from worker import __version__
-from worker.routing_contract import RoutingHeuristic
+from worker.routing.contract import RoutingHeuristic
 from worker.tools.requests import READS, THROUGH_KAFKA, WRITES
 from worker.tools.responses import (
-    Accepted, Analysis, BugPatternsPage, ModelDeclared, RegressionTestsPage, RoutingHeuristicsPage, TestSaved,
+    Accepted,
+    Analysis,
+    BugPatternsPage,
+    ModelDeclared,
+    RegressionTestsPage,
+    RoutingHeuristicsPage,
+    TestSaved,
     ToolError,
 )
 
@@ -30,7 +37,7 @@ GET_TOOLS = ("get_routing_heuristics", "get_bug_patterns", "get_regression_tests
 REF = "#/components/schemas/{model}"
 
 
-def _component(components: dict, model: type[BaseModel], mode: str) -> dict:
+def _component(components: dict, model: type[BaseModel], mode: Literal["validation", "serialization"]) -> dict:
     schema = model.model_json_schema(by_alias=True, ref_template=REF, mode=mode)
     components.update(schema.pop("$defs", {}))
     components[model.__name__] = schema
@@ -55,36 +62,55 @@ def _operation(name: str, model: type[BaseModel], components: dict) -> dict:
         "summary": (model.__doc__ or name).strip().splitlines()[0],
         "security": [{"bearer": []}],
         "responses": {
-            status: {"description": "Applied by the next flush (exactly once)." if status == "202" else "OK",
-                     "content": {"application/json": {"schema": _component(components, RESULTS[name], "serialization")}}},
+            status: {
+                "description": "Applied by the next flush (exactly once)." if status == "202" else "OK",
+                "content": {"application/json": {"schema": _component(components, RESULTS[name], "serialization")}},
+            },
             **_errors(components, write),
         },
     }
     if name in GET_TOOLS:
         schema = model.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
         required = set(schema.get("required", ()))
-        operation["parameters"] = [{"name": field, "in": "query", "required": field in required, "schema": prop}
-                                   for field, prop in schema["properties"].items()]
+        operation["parameters"] = [
+            {"name": field, "in": "query", "required": field in required, "schema": prop}
+            for field, prop in schema["properties"].items()
+        ]
     else:
-        operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": _component(components, model, "validation")}}}
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _component(components, model, "validation")}},
+        }
     return operation
 
 
 @lru_cache(maxsize=1)
 def document() -> dict:
     components: dict = {}
-    paths = {f"/tools/{name}": {"get" if name in GET_TOOLS else "post": _operation(name, model, components)}
-             for name, model in {**READS, **WRITES}.items()}
-    for path, what in (("/healthz", "The process is up."), ("/readyz", "Kafka and PostgreSQL reachable, partitions "
-                       "assigned and positioned (503 until then)."), ("/metrics", "Prometheus metrics.")):
-        paths[path] = {"get": {"operationId": path.strip("/"), "summary": what, "responses": {"200": {"description": "OK"}}}}
+    paths = {
+        f"/tools/{name}": {"get" if name in GET_TOOLS else "post": _operation(name, model, components)}
+        for name, model in {**READS, **WRITES}.items()
+    }
+    for path, what in (
+        ("/healthz", "The process is up."),
+        ("/readyz", "Kafka and PostgreSQL reachable, partitions assigned and positioned (503 until then)."),
+        ("/metrics", "Prometheus metrics."),
+    ):
+        paths[path] = {
+            "get": {"operationId": path.strip("/"), "summary": what, "responses": {"200": {"description": "OK"}}}
+        }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "gateway-telemetry-worker tools", "version": __version__,
-                 "description": "The gateway's self-improvement tools, served by the telemetry worker."},
+        "info": {
+            "title": "gateway-telemetry-worker tools",
+            "version": __version__,
+            "description": "The gateway's self-improvement tools, served by the telemetry worker.",
+        },
         "paths": paths,
-        "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                                      "description": "TOOLS_TOKEN of the worker."}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "TOOLS_TOKEN of the worker."}
+            },
+        },
     }

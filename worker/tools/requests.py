@@ -12,15 +12,14 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from worker.decode import scan
-from worker.commands import Category, MetricName, MetricValue, PatternText, Prose, Severity, Unit
-from worker.events import CostUsd, Layer, Millis, ModelId, TaskType, Tokens
-from worker.rules import InvalidPattern, compile_pattern
+from worker.calls.commands import Category, MetricName, MetricValue, PatternText, Prose, Severity, Unit
+from worker.calls.decode import scan
+from worker.calls.events import CostUsd, Layer, Millis, ModelId, TaskType, Tokens
+from worker.routing.manual_rules import InvalidPattern, compile_pattern
 
 MAX_PAGE = 500
 MAX_TEST_CODE = 65_536
 MAX_DEPTH = 16
-
 
 
 class ToolRequest(BaseModel):
@@ -32,8 +31,11 @@ class ToolRequest(BaseModel):
         if isinstance(value, str) and "\x00" in value:
             raise ValueError("contains U+0000, which cannot be stored")
         if isinstance(value, dict) and (problem := scan(value, MAX_DEPTH)):
-            raise ValueError("contains U+0000, which cannot be stored" if problem == "nul_character"
-                             else f"nested deeper than {MAX_DEPTH} levels")
+            raise ValueError(
+                "contains U+0000, which cannot be stored"
+                if problem == "nul_character"
+                else f"nested deeper than {MAX_DEPTH} levels"
+            )
         return value
 
 
@@ -41,7 +43,9 @@ MAX_OFFSET = 1_000_000
 
 
 class Page(ToolRequest):
-    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] | None = Field(None, description="Page size (default TOOLS_PAGE_SIZE).")
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] | None = Field(
+        None, description="Page size (default TOOLS_PAGE_SIZE)."
+    )
     offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = Field(0, description="Rows to skip (at most 1,000,000).")
 
 
@@ -50,8 +54,13 @@ class AnalyzeMetrics(ToolRequest):
 
     task_type: TaskType | None = Field(None, description="Only this task type.")
     include_report: bool = Field(True, description="Add the self-improvement summary.")
-    max_models: int = Field(100, ge=1, le=500, description="At most this many models per task type, the most called "
-                            "first (2,000 rows in all); modelsLeftOut counts the rest.")
+    max_models: int = Field(
+        100,
+        ge=1,
+        le=500,
+        description="At most this many models per task type, the most called "
+        "first (2,000 rows in all); modelsLeftOut counts the rest.",
+    )
 
 
 class GetRoutingHeuristics(Page):
@@ -121,7 +130,9 @@ class UpdateRoutingHeuristic(ToolRequest):
     usage_count: Annotated[int, Field(ge=0)] | None = None
     active: bool = True
     priority: Annotated[int, Field(ge=-1000, le=1000)] = 100
-    rule_id: Annotated[int, Field(ge=1)] | None = Field(None, description="Change this manual rule instead of adding one.")
+    rule_id: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Change this manual rule instead of adding one."
+    )
 
     @field_validator("pattern")
     @classmethod
@@ -151,17 +162,18 @@ class DeclareModel(ToolRequest):
     model_id: ModelId
     layer: Layer
     task_types: Annotated[list[TaskType], Field(min_length=1, max_length=100)] | None = Field(
-        None, description="The task types it serves; omitted: every task type.")
+        None, description="The task types it serves; omitted: every task type."
+    )
     provider: Annotated[str, Field(min_length=1, max_length=100)] | None = None
 
 
-READS = {
+READS: dict[str, type[BaseModel]] = {
     "analyze_metrics": AnalyzeMetrics,
     "get_routing_heuristics": GetRoutingHeuristics,
     "get_bug_patterns": GetBugPatterns,
     "get_regression_tests": GetRegressionTests,
 }
-WRITES = {
+WRITES: dict[str, type[BaseModel]] = {
     "record_metric": RecordMetric,
     "record_bug_pattern": RecordBugPattern,
     "update_routing_heuristic": UpdateRoutingHeuristic,

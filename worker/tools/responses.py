@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from worker.routing_contract import RoutingHeuristic
+from worker.routing.contract import RoutingHeuristic
 
 T = TypeVar("T")
 
@@ -58,8 +58,11 @@ class Analysis(ToolResponse):
     task_type: str | None
     rankings: dict[str, list[ModelRanking]] = Field(description="Per task type, best first.")
     report: ImprovementReport | None
-    models_left_out: int = Field(0, ge=0, description="Models past maxModels per task type (or 2,000 rows in all), "
-                                 "the least called: not in rankings.")
+    models_left_out: int = Field(
+        0,
+        ge=0,
+        description="Models past maxModels per task type (or 2,000 rows in all), the least called: not in rankings.",
+    )
     text: str = Field(description="The same analysis as readable text, in the gateway's format.")
 
 

@@ -1,5 +1,5 @@
 // Secrets out of failure messages before they leave the gateway. The common shapes of
-// worker/redaction.py, on RE2 (re2js: linear time, no native build), so hostile text stays fast.
+// worker/calls/redaction.py, on RE2 (re2js: linear time, no native build), so hostile text stays fast.
 import { RE2JS } from "re2js";
 
 const REDACTED = "[REDACTED]";

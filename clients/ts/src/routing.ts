@@ -1,4 +1,4 @@
-// What a router does with the published rules: the same steps as worker/routing_table.py, so the
+// What a router does with the published rules: the same steps as worker/routing/table.py, so the
 // Python and TypeScript clients choose the same model for the same rules and the same request id.
 import { createHash } from "node:crypto";
 import { RE2JS } from "re2js";

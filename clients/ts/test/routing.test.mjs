@@ -1,4 +1,4 @@
-// The router's choice: the rule for a request, then the model, exactly as worker/routing_table.py.
+// The router's choice: the rule for a request, then the model, exactly as worker/routing/table.py.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { RoutingTable, chooseModel, hashUnit } from "../dist/src/index.js";

@@ -21,8 +21,12 @@ def test_an_event_that_violates_the_contract_is_refused_with_every_field():
 def test_ids_and_times_are_filled_in_and_secrets_never_leave():
     event = completed(**OK, occurred_at=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
     assert event.event_id and event.occurred_at.year == 2026
-    bad = failed(**OK, error_type="auth", error_message="Incorrect API key provided: sk-proj-abcdef0123456789",
-                 request={"headers": {"Authorization": "Bearer abcdefghijklmnopqrstu"}, "prompt": "hi"})
+    bad = failed(
+        **OK,
+        error_type="auth",
+        error_message="Incorrect API key provided: sk-proj-abcdef0123456789",
+        request={"headers": {"Authorization": "Bearer abcdefghijklmnopqrstu"}, "prompt": "hi"},
+    )
     assert "sk-proj" not in bad.error_message and "abcdefghijklmnop" not in str(bad.request)
 
 

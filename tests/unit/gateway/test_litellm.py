@@ -5,11 +5,11 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from litellm.types.router import RoutingContext  # noqa: E402
+from litellm.types.router import RoutingContext
 
-from tests.unit.test_routing_table import learned  # noqa: E402
-from worker.gateway.litellm import HeuristicsRoutingPlugin, TelemetryLogger  # noqa: E402
-from worker.routing_table import RoutingTable  # noqa: E402
+from tests.unit.test_routing_table import learned
+from worker.gateway.litellm import HeuristicsRoutingPlugin, TelemetryLogger
+from worker.routing.table import RoutingTable
 
 T0 = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
 
@@ -24,22 +24,49 @@ class Collect:
 
 
 def kwargs(model="openai/gpt-4o", **slo):
-    return {"standard_logging_object": {"model": model, "custom_llm_provider": "openai", "prompt_tokens": 12,
-                                        "completion_tokens": 30, "response_cost": 0.0021, "id": "chatcmpl-1", **slo},
-            "litellm_params": {"metadata": {"task_type": "coding", "request_id": "req-1", "model_group": "chat",
-                                            "routing_plugin_signals": {"gateway-telemetry": {"rule": "learned:coding@v3"}}}}}
+    return {
+        "standard_logging_object": {
+            "model": model,
+            "custom_llm_provider": "openai",
+            "prompt_tokens": 12,
+            "completion_tokens": 30,
+            "response_cost": 0.0021,
+            "id": "chatcmpl-1",
+            **slo,
+        },
+        "litellm_params": {
+            "metadata": {
+                "task_type": "coding",
+                "request_id": "req-1",
+                "model_group": "chat",
+                "routing_plugin_signals": {"gateway-telemetry": {"rule": "learned:coding@v3"}},
+            }
+        },
+    }
 
 
 async def test_a_success_and_a_failure_become_call_events():
     sink = Collect()
     logger = TelemetryLogger(sink, layers={"openai/gpt-4o": "balanced"})
     await logger.async_log_success_event(kwargs(), None, T0, T0 + dt.timedelta(milliseconds=840))
-    await logger.async_log_failure_event(kwargs(error_str="litellm.RateLimitError: slow down, key sk-abcdefghijkl",
-                                                error_information={"error_class": "RateLimitError", "error_code": "429"}),
-                                         None, T0, T0 + dt.timedelta(milliseconds=90))
+    await logger.async_log_failure_event(
+        kwargs(
+            error_str="litellm.RateLimitError: slow down, key sk-abcdefghijkl",
+            error_information={"error_class": "RateLimitError", "error_code": "429"},
+        ),
+        None,
+        T0,
+        T0 + dt.timedelta(milliseconds=90),
+    )
     ok, bad = sink.events
     assert (ok.model_id, ok.layer.value, ok.task_type, ok.latency_ms, ok.input_tokens, ok.cost_usd) == (
-        "openai/gpt-4o", "balanced", "coding", 840.0, 12, 0.0021)
+        "openai/gpt-4o",
+        "balanced",
+        "coding",
+        840.0,
+        12,
+        0.0021,
+    )
     assert ok.request_id == "req-1" and ok.routing_rule_id == "learned:coding@v3" and ok.provider == "openai"
     assert (bad.error_type, bad.http_status, bad.retryable, bad.category) == ("RateLimitError", 429, True, "api")
     assert "sk-abcdef" not in bad.error_message
@@ -58,18 +85,28 @@ async def test_the_task_type_falls_back_to_the_model_group_and_invalid_calls_are
 
 async def test_the_plugin_narrows_to_the_chosen_deployment_and_a_retry_moves_on():
     table = RoutingTable()
-    rule = learned(task="coding", weights={"openai/gpt-4o": 0.5, "openai/gpt-4o-mini": 0.5},
-                   excluded={"openai/o3": "down"})
+    rule = learned(
+        task="coding", weights={"openai/gpt-4o": 0.5, "openai/gpt-4o-mini": 0.5}, excluded={"openai/o3": "down"}
+    )
     table.apply("coding", rule.model_dump_json().encode())
     plugin = HeuristicsRoutingPlugin(table)
     pool = ["openai/gpt-4o", "openai/gpt-4o-mini", "openai/o3"]
-    context = RoutingContext(raw_messages=[], structured_messages=[{"role": "user", "content": "hi"}],
-                             candidate_models=list(pool), metadata={"task_type": "coding", "request_id": "req-9"})
+    context = RoutingContext(
+        raw_messages=[],
+        structured_messages=[{"role": "user", "content": "hi"}],
+        candidate_models=list(pool),
+        metadata={"task_type": "coding", "request_id": "req-9"},
+    )
     first = (await plugin.run(context)).candidate_models
-    assert len(first) == 1 and first[0] != "openai/o3" and context.signals["gateway-telemetry"]["rule"] == "learned:coding@v1"
+    assert (
+        len(first) == 1
+        and first[0] != "openai/o3"
+        and context.signals["gateway-telemetry"]["rule"] == "learned:coding@v1"
+    )
     context.candidate_models = list(pool)  # LiteLLM runs the plugins again on a retry, with the same metadata
     second = (await plugin.run(context)).candidate_models
     assert second != first and second[0] != "openai/o3"
-    untouched = RoutingContext(raw_messages=[], structured_messages=[], candidate_models=list(pool),
-                               metadata={"task_type": "chat"})
+    untouched = RoutingContext(
+        raw_messages=[], structured_messages=[], candidate_models=list(pool), metadata={"task_type": "chat"}
+    )
     assert (await plugin.run(untouched)).candidate_models == pool  # no rule: LiteLLM decides

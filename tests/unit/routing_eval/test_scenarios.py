@@ -29,7 +29,9 @@ def test_every_target_is_met(outcomes, name):
 def test_stationary_regret_beats_the_litellm_style_routers(outcomes):
     runs = run(outcomes, "stationary", comparisons=True).runs
     learned = runs["learned (this worker)"].regret_pp
-    assert len(runs) == 4 and all(learned < r.regret_pp for name, r in runs.items() if name.startswith(("shuffle", "lowest")))
+    assert len(runs) == 4 and all(
+        learned < r.regret_pp for name, r in runs.items() if name.startswith(("shuffle", "lowest"))
+    )
 
 
 def test_an_excluded_model_gets_only_probe_traffic_and_alerts_go_degraded_probing_recovered(outcomes):

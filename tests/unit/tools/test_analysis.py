@@ -1,16 +1,37 @@
-from worker.report import ModelRow, RecentBug, Report
+from worker.reporting.report import ModelRow, RecentBug, Report
 from worker.tools.analysis import analyse
 
 
 def row(model, task, rate, latency=100.0, calls=100):
-    return ModelRow(model, task, rate, latency, 0.01, calls, int(calls * rate / 100), calls - int(calls * rate / 100),
-                    None, latency * 2, None, 0, 0, None, None)
+    return ModelRow(
+        model,
+        task,
+        rate,
+        latency,
+        0.01,
+        calls,
+        int(calls * rate / 100),
+        calls - int(calls * rate / 100),
+        None,
+        latency * 2,
+        None,
+        0,
+        0,
+        None,
+        None,
+    )
 
 
 REPORT = Report(
-    models=[row("a", "coding", 90.0), row("b", "coding", 99.0, calls=5), row("c", "coding", 99.0, latency=50.0),
-            row("d", "chat", 80.0)],
-    regression_tests=4, bug_patterns=2, routing_heuristics=3,
+    models=[
+        row("a", "coding", 90.0),
+        row("b", "coding", 99.0, calls=5),
+        row("c", "coding", 99.0, latency=50.0),
+        row("d", "chat", 80.0),
+    ],
+    regression_tests=4,
+    bug_patterns=2,
+    routing_heuristics=3,
     recent_bugs=[RecentBug("high", "Request to <hostname> timed out", 12, "timeout", None)],
 )
 
@@ -24,7 +45,11 @@ def test_models_rank_by_success_then_latency_within_each_task_type():
 
 def test_the_summary_counts_and_the_text_follow_the_gateway():
     analysis = analyse(REPORT, None, include_report=True)
-    assert (analysis.report.regression_tests, analysis.report.bug_patterns, analysis.report.routing_heuristics) == (4, 2, 3)
+    assert (analysis.report.regression_tests, analysis.report.bug_patterns, analysis.report.routing_heuristics) == (
+        4,
+        2,
+        3,
+    )
     assert [t.model for t in analysis.report.top_models][:2] == ["c", "b"]  # same rate: more calls first
     text = analysis.text
     assert text.startswith("Model Performance Analysis:\n\nd (chat):")

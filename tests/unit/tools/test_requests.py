@@ -4,7 +4,12 @@ import pytest
 from pydantic import ValidationError
 
 from worker.tools.requests import (
-    READS, WRITES, GenerateRegressionTest, GetRoutingHeuristics, RecordMetric, UpdateModelPerformance,
+    READS,
+    WRITES,
+    GenerateRegressionTest,
+    GetRoutingHeuristics,
+    RecordMetric,
+    UpdateModelPerformance,
     UpdateRoutingHeuristic,
 )
 
@@ -16,23 +21,33 @@ def fields(error: ValidationError) -> list[str]:
 def test_gateway_names_are_accepted_and_python_names_are_not():
     r = UpdateModelPerformance.model_validate_json(
         b'{"modelId": "claude-sonnet-4", "taskType": "coding", "success": true, "latencyMs": 2340, "cost": 0.0125}',
-        strict=True)
-    assert (r.model_id, r.task_type, r.latency_ms, r.layer, r.command_id) == ("claude-sonnet-4", "coding", 2340.0,
-                                                                              None, None)
+        strict=True,
+    )
+    assert (r.model_id, r.task_type, r.latency_ms, r.layer, r.command_id) == (
+        "claude-sonnet-4",
+        "coding",
+        2340.0,
+        None,
+        None,
+    )
     with pytest.raises(ValidationError) as error:
         UpdateModelPerformance.model_validate_json(
-            b'{"model_id": "m", "taskType": "t", "success": true, "latencyMs": 1}', strict=True)
+            b'{"model_id": "m", "taskType": "t", "success": true, "latencyMs": 1}', strict=True
+        )
     assert set(fields(error.value)) == {"modelId", "model_id"}
 
 
-@pytest.mark.parametrize("body, field", [
-    (b'{"name": "x", "value": "12", "unit": "ms"}', "value"),  # strict: a string is not a number
-    (b'{"name": "x", "value": 1e400, "unit": "ms"}', "value"),  # infinite
-    (b'{"name": "x\\u0000", "value": 1, "unit": "ms"}', "name"),
-    (b'{"name": "x", "value": 1, "unit": "ms", "context": {"a": {"b": "\\u0000"}}}', "context"),
-    (b'{"name": "", "value": 1, "unit": "ms"}', "name"),
-    (b'{"name": "x", "value": 1, "unit": "ms", "contxt": {}}', "contxt"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b'{"name": "x", "value": "12", "unit": "ms"}', "value"),  # strict: a string is not a number
+        (b'{"name": "x", "value": 1e400, "unit": "ms"}', "value"),  # infinite
+        (b'{"name": "x\\u0000", "value": 1, "unit": "ms"}', "name"),
+        (b'{"name": "x", "value": 1, "unit": "ms", "context": {"a": {"b": "\\u0000"}}}', "context"),
+        (b'{"name": "", "value": 1, "unit": "ms"}', "name"),
+        (b'{"name": "x", "value": 1, "unit": "ms", "contxt": {}}', "contxt"),
+    ],
+)
 def test_record_metric_refuses_what_cannot_be_stored(body, field):
     with pytest.raises(ValidationError) as error:
         RecordMetric.model_validate_json(body, strict=True)
@@ -47,8 +62,13 @@ def test_rule_patterns_must_run_in_linear_time():
 
 
 def test_test_names_are_identifiers_and_code_is_bounded():
-    base = {"testName": "api_timeout_1", "category": "api", "description": "", "testCode": "it('x', () => {})",
-            "expectedBehavior": ""}
+    base = {
+        "testName": "api_timeout_1",
+        "category": "api",
+        "description": "",
+        "testCode": "it('x', () => {})",
+        "expectedBehavior": "",
+    }
     assert GenerateRegressionTest.model_validate(base).discovered_from == "user-feedback"
     for bad in ({"testName": "a b"}, {"testName": "x;rm"}, {"testCode": "x" * 70_000}):
         with pytest.raises(ValidationError):
@@ -65,6 +85,14 @@ def test_query_strings_are_read_as_text_and_bounded():
 
 def test_the_gateway_tool_names_are_all_served_and_the_catalogue_tool_beside_them():
     assert set(READS) | set(WRITES) == {
-        "analyze_metrics", "get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "record_metric",
-        "record_bug_pattern", "update_routing_heuristic", "generate_regression_test", "update_model_performance",
-        "declare_model"}
+        "analyze_metrics",
+        "get_routing_heuristics",
+        "get_bug_patterns",
+        "get_regression_tests",
+        "record_metric",
+        "record_bug_pattern",
+        "update_routing_heuristic",
+        "generate_regression_test",
+        "update_model_performance",
+        "declare_model",
+    }

@@ -28,7 +28,7 @@ class Layer(str, enum.Enum):
 
 
 class EventKind(str, enum.Enum):
-    """What a topic carries: the two call events, or the tools' commands (worker/commands.py)."""
+    """What a topic carries: the two call events, or the tools' commands (worker/calls/commands.py)."""
 
     completed = "completed"
     failed = "failed"

@@ -15,10 +15,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from worker.events import EventKind
-from worker.settings import Settings
-from worker.simulation import MODELS, TASK_TYPES, Degradation, Ledger, ModelProfile, generate
+from worker.calls.events import EventKind
 from worker.kafka_client import client_options
+from worker.settings import Settings
+from worker.simulation.traffic import MODELS, TASK_TYPES, Degradation, Ledger, ModelProfile, generate
 from worker.topics import create_missing
 
 INVALID_SAMPLES = (
@@ -55,25 +55,39 @@ class Result:
 
 async def ensure_topics(settings: Settings, partitions: int) -> None:
     names = (settings.topic_calls_completed, settings.topic_calls_failed, settings.topic_dlq)
-    await create_missing(settings,
-                         [NewTopic(name, partitions, settings.topic_replication_factor) for name in names])
+    await create_missing(settings, [NewTopic(name, partitions, settings.topic_replication_factor) for name in names])
 
 
 async def simulate(
-    settings: Settings, *, count: int, rate: float | None = None, envelope: int = 1, seed: int = 7,
-    resend_fraction: float = 0.0, invalid_fraction: float = 0.0, degrade: Degradation | None = None,
-    partitions: int = 4, progress: bool = True, models: tuple[ModelProfile, ...] = MODELS,
+    settings: Settings,
+    *,
+    count: int,
+    rate: float | None = None,
+    envelope: int = 1,
+    seed: int = 7,
+    resend_fraction: float = 0.0,
+    invalid_fraction: float = 0.0,
+    degrade: Degradation | None = None,
+    partitions: int = 4,
+    progress: bool = True,
+    models: tuple[ModelProfile, ...] = MODELS,
     task_types: tuple[str, ...] = TASK_TYPES,
 ) -> Result:
     await ensure_topics(settings, partitions)
     rng = random.Random(seed + 1)
     topics = {EventKind.completed: settings.topic_calls_completed, EventKind.failed: settings.topic_calls_failed}
-    producer = AIOKafkaProducer(**client_options(settings), enable_idempotence=True,
-                                linger_ms=10, max_batch_size=262_144, max_request_size=4_194_304)
-    result, pending, sent_events = Result(), [], []
+    producer = AIOKafkaProducer(
+        **client_options(settings),
+        enable_idempotence=True,
+        linger_ms=10,
+        max_batch_size=262_144,
+        max_request_size=4_194_304,
+    )
+    result, pending = Result(), []
+    sent_events: list[tuple[EventKind, dict]] = []
     envelopes: dict[EventKind, list[dict]] = {EventKind.completed: [], EventKind.failed: []}
     started = time.monotonic()
-    clock = lambda: dt.datetime.now(dt.UTC).isoformat()  # noqa: E731
+    clock = lambda: dt.datetime.now(dt.UTC).isoformat()
 
     async def send(kind: EventKind, value: bytes) -> None:
         pending.append(await producer.send(topics[kind], value=value))
@@ -91,14 +105,20 @@ async def simulate(
             await send(kind, orjson.dumps(envelopes[kind]))
             envelopes[kind] = []
 
-    columns = (TextColumn("[bold]simulating gateway traffic"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]:>8.0f} events/s"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]simulating gateway traffic"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} events/s"),
+        TimeRemainingColumn(),
+    )
     await producer.start()
     try:
         with Progress(*columns, disable=not progress, transient=False) as bar:
             task = bar.add_task("events", total=count, rate=0.0)
             for number, (kind, event) in enumerate(
-                    generate(count, seed=seed, clock=clock, degrade=degrade, models=models, task_types=task_types), 1):
+                generate(count, seed=seed, clock=clock, degrade=degrade, models=models, task_types=task_types), 1
+            ):
                 result.ledger.add(kind, event)
                 if len(sent_events) < 10_000:  # re-sends are drawn from the first events
                     sent_events.append((kind, event))

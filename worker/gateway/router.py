@@ -20,8 +20,8 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from worker.routing_contract import RoutingHeuristic
-from worker.routing_table import RoutingTable, choose_model, hash_unit
+from worker.routing.contract import RoutingHeuristic
+from worker.routing.table import RoutingTable, choose_model, hash_unit
 
 __all__ = ["HeuristicsSubscriber", "RoutingTable", "choose_model", "hash_unit"]
 
@@ -29,8 +29,14 @@ log = logging.getLogger(__name__)
 
 
 class HeuristicsSubscriber:
-    def __init__(self, bootstrap_servers: str, table: RoutingTable, *, topic: str = "gateway.routing.heuristics",
-                 on_change: Callable[[RoutingHeuristic], None] | None = None):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        table: RoutingTable,
+        *,
+        topic: str = "gateway.routing.heuristics",
+        on_change: Callable[[RoutingHeuristic], None] | None = None,
+    ):
         self.bootstrap_servers = bootstrap_servers
         self.table = table
         self.topic = topic
@@ -64,7 +70,7 @@ class HeuristicsSubscriber:
     async def _follow(self, consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]) -> None:
         partitions = consumer.partitions_for_topic(self.topic)
         while not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - wait for the topic to exist
+            await consumer._client.force_metadata_update()
             partitions = consumer.partitions_for_topic(self.topic)
             if not partitions:
                 await asyncio.sleep(1.0)

@@ -13,8 +13,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from worker import histogram
-from worker.scoring import Evidence, wilson_lower_bound
+from worker.calls import histogram
+from worker.routing.scoring import Evidence, wilson_lower_bound
 
 ANY_TASK = "*"  # the scope of a model-wide health window or breaker
 FUTURE_TOLERANCE_S = 5.0  # clock skew between the gateway and the worker that is still believed
@@ -60,8 +60,14 @@ def decay_weight(age_s: float, half_life_s: float) -> float:
     return 0.5 ** (max(0.0, age_s) / half_life_s)
 
 
-def decayed_evidence(rows: Iterable[MinuteRow], now: float, *, window_s: float, half_life_s: float,
-                     incidents: dict[tuple[str, str], tuple[float, float]] | None = None) -> dict[str, list[Evidence]]:
+def decayed_evidence(
+    rows: Iterable[MinuteRow],
+    now: float,
+    *,
+    window_s: float,
+    half_life_s: float,
+    incidents: dict[tuple[str, str], tuple[float, float]] | None = None,
+) -> dict[str, list[Evidence]]:
     """Per task type, each model's evidence with every minute weighted by its age (midpoint to now).
 
     `incidents`: (model, task type or ANY_TASK) -> (start, end) of an incident that is over; the
@@ -72,9 +78,11 @@ def decayed_evidence(rows: Iterable[MinuteRow], now: float, *, window_s: float, 
     for r in rows:
         if not now - window_s <= r.minute <= now + FUTURE_TOLERANCE_S:
             continue
-        if incidents and any(span[0] < r.minute + 60.0 and r.minute <= span[1]
-                             for key in ((r.model_id, r.task_type), (r.model_id, ANY_TASK))
-                             if (span := incidents.get(key)) is not None):
+        if incidents and any(
+            span[0] < r.minute + 60.0 and r.minute <= span[1]
+            for key in ((r.model_id, r.task_type), (r.model_id, ANY_TASK))
+            if (span := incidents.get(key)) is not None
+        ):
             continue
         w = decay_weight(now - (r.minute + 30.0), half_life_s)
         a = acc.get((r.task_type, r.model_id))
@@ -89,14 +97,23 @@ def decayed_evidence(rows: Iterable[MinuteRow], now: float, *, window_s: float, 
     by_task: dict[str, list[Evidence]] = {}
     for (task, model), (raw, calls, successes, cost, hist, layers) in sorted(acc.items()):
         layer = max(sorted(layers), key=layers.get)
-        by_task.setdefault(task, []).append(Evidence(
-            model, layer, calls, successes, (histogram.quantile(hist, 0.95) or 0.0) if calls > 0 else 0.0,
-            cost / calls if calls > 0 else 0.0, raw_calls=raw))
+        by_task.setdefault(task, []).append(
+            Evidence(
+                model,
+                layer,
+                calls,
+                successes,
+                (histogram.quantile(hist, 0.95) or 0.0) if calls > 0 else 0.0,
+                cost / calls if calls > 0 else 0.0,
+                raw_calls=raw,
+            )
+        )
     return by_task
 
 
-def baselines(rows: Iterable[MinuteRow], now: float, *, window_s: float,
-              gap_s: float = BASELINE_GAP_S) -> dict[tuple[str, str], float]:
+def baselines(
+    rows: Iterable[MinuteRow], now: float, *, window_s: float, gap_s: float = BASELINE_GAP_S
+) -> dict[tuple[str, str], float]:
     """Usual p95 latency per (model, task type) and per (model, ANY_TASK), from whole minutes that
     ended at least `gap_s` ago (an incident in progress does not raise its own baseline), and only
     where at least BASELINE_MIN_CALLS calls make it one."""
@@ -106,12 +123,16 @@ def baselines(rows: Iterable[MinuteRow], now: float, *, window_s: float,
             continue
         for key in ((r.model_id, r.task_type), (r.model_id, ANY_TASK)):
             histogram.add_into(hists.setdefault(key, {}), r.latency_histogram)
-    return {key: p95 for key, h in hists.items()
-            if sum(h.values()) >= BASELINE_MIN_CALLS and (p95 := histogram.quantile(h, 0.95))}
+    return {
+        key: p95
+        for key, h in hists.items()
+        if sum(h.values()) >= BASELINE_MIN_CALLS and (p95 := histogram.quantile(h, 0.95))
+    }
 
 
-def health_windows(rows: Iterable[SecondRow], now: float, windows_s: Iterable[int]
-                   ) -> dict[tuple[str, str], list[Window]]:
+def health_windows(
+    rows: Iterable[SecondRow], now: float, windows_s: Iterable[int]
+) -> dict[tuple[str, str], list[Window]]:
     """Trailing windows per (model, task type) and per (model, ANY_TASK).
 
     The model-wide window pools every task type but the model's worst one in that window (by
@@ -136,7 +157,9 @@ def health_windows(rows: Iterable[SecondRow], now: float, windows_s: Iterable[in
     out: dict[tuple[str, str], list[Window]] = {}
     by_model: dict[str, list[list[list]]] = {}
     for (model, task), per_span in cells.items():
-        out[(model, task)] = [Window(span, c, f, histogram.quantile(h, 0.95)) for span, (c, f, h) in zip(spans, per_span)]
+        out[(model, task)] = [
+            Window(span, c, f, histogram.quantile(h, 0.95)) for span, (c, f, h) in zip(spans, per_span)
+        ]
         by_model.setdefault(model, []).append(per_span)
     for model, tasks in by_model.items():
         if len(tasks) < 2:

@@ -7,20 +7,14 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from worker.stubs import StubSpec, filename, render
-
-STUBS = """
-SELECT r.test_name, r.category, r.test_code, r.expected_behavior, b.fingerprint, b.error_type, b.pattern,
-       b.example_request
-FROM regression_tests r LEFT JOIN bug_patterns b ON b.fingerprint = r.metadata->>'fingerprint'
-WHERE ($1::text IS NULL OR r.category = $1)
-ORDER BY r.test_name"""
+from worker.failures.stubs import StubSpec, filename, render
+from worker.store import reports as reads
 
 HOW_TO_RUN = {
     "vitest": "Copy the *.test.ts files into the gateway's test folder (fix the `handleRequest` import if its "
-              "entry point differs) and run `npx vitest run`.",
+    "entry point differs) and run `npx vitest run`.",
     "pytest": "Copy the test_*.py files into a pytest suite that provides a `gateway` fixture with a "
-              "`handle_request(request)` method, and run `pytest`.",
+    "`handle_request(request)` method, and run `pytest`.",
 }
 
 
@@ -28,7 +22,7 @@ async def export_tests(conn: asyncpg.Connection, framework: str, out: Path, cate
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     skipped: list[str] = []
-    for row in await conn.fetch(STUBS, category):
+    for row in await reads.stubs_to_export(conn, category):
         if row["fingerprint"] is None:  # recorded by hand: only its stored code exists
             if framework != "vitest":
                 skipped.append(row["test_name"])
@@ -37,12 +31,20 @@ async def export_tests(conn: asyncpg.Connection, framework: str, out: Path, cate
             path.write_text(row["test_code"], encoding="utf-8")
         else:
             request = None if row["example_request"] is None else orjson.loads(row["example_request"])
-            spec = StubSpec(row["fingerprint"], row["error_type"], row["category"], row["pattern"],
-                            row["expected_behavior"], request)
+            spec = StubSpec(
+                row["fingerprint"],
+                row["error_type"],
+                row["category"],
+                row["pattern"],
+                row["expected_behavior"],
+                request,
+            )
             path = out / filename(spec, framework)
             path.write_text(render(spec, framework), encoding="utf-8")
         written.append(path)
-    notes = f"\n\nNot exported (hand-written tests have no {framework} rendering): {', '.join(skipped)}" if skipped else ""
+    notes = (
+        f"\n\nNot exported (hand-written tests have no {framework} rendering): {', '.join(skipped)}" if skipped else ""
+    )
     (out / "README.md").write_text(
         f"# Regression tests from gateway-telemetry-worker ({framework})\n\n{HOW_TO_RUN[framework]}{notes}\n",
         encoding="utf-8",

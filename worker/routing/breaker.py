@@ -1,6 +1,6 @@
 """A circuit breaker per (model, scope), scope being a task type or ANY_TASK: closed -> open -> half-open.
 
-- closed: the model gets traffic; a degraded window (worker.degradation) opens the breaker.
+- closed: the model gets traffic; a degraded window (worker.routing.degradation) opens the breaker.
 - open: no traffic for `cooldown_s`. An excluded model gets no calls, so nothing could ever show
   it healthy: after the cooldown the breaker goes half-open instead of guessing.
 - half-open: the router sends it a small published probe share; only calls made since probing
@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from worker.degradation import Rules, degraded, probe_verdict
-from worker.evidence import Window
+from worker.routing.degradation import Rules, degraded, probe_verdict
+from worker.routing.evidence import Window
 
 State = Literal["open", "half_open", "closed"]
 INCIDENT_LOOKBACK_S = 60.0  # the longest detection window: the failing calls that opened the breaker
@@ -51,8 +51,17 @@ class Transition:
     alert: AlertKind
 
 
-def step(current: Breaker | None, model_id: str, scope: str, windows: list[Window], probes: Window | None,
-         baseline_p95_ms: float | None, now: float, rules: Rules, restored_at: float | None = None) -> Transition | None:
+def step(
+    current: Breaker | None,
+    model_id: str,
+    scope: str,
+    windows: list[Window],
+    probes: Window | None,
+    baseline_p95_ms: float | None,
+    now: float,
+    rules: Rules,
+    restored_at: float | None = None,
+) -> Transition | None:
     """The breaker's next state, or None when it stays as it is.
 
     `windows`: the trailing health windows of this (model, scope); `probes`: its calls since the
@@ -60,33 +69,69 @@ def step(current: Breaker | None, model_id: str, scope: str, windows: list[Windo
     same model last closed (its incident is in these windows too, and must not trip this one).
     """
     if current is None or current.state == "closed":
-        since = max(current.since if current is not None else float("-inf"),
-                    restored_at if restored_at is not None else float("-inf"))
+        since = max(
+            current.since if current is not None else float("-inf"),
+            restored_at if restored_at is not None else float("-inf"),
+        )
         observed = now - since
         reason = degraded(windows, baseline_p95_ms, rules, observed)
         if reason is None:
             return None
-        recent_trip = current is not None and now - current.since < 10 * rules.cooldown_max_s
-        if recent_trip:  # the same incident, restored too early: longer cooldown, and its span goes on
-            return Transition(Breaker(model_id, scope, "open", reason, now, _longer(current, rules),
-                                      current.baseline_p95_ms or baseline_p95_ms, current.trips + 1,
-                                      opened_at=current.opened_at or now), "model_degraded")
-        return Transition(Breaker(model_id, scope, "open", reason, now, rules.cooldown_s, baseline_p95_ms,
-                                  (current.trips + 1) if current is not None else 1, opened_at=now), "model_degraded")
+        if (
+            current is not None and now - current.since < 10 * rules.cooldown_max_s
+        ):  # the same incident, restored too early: longer cooldown, and its span goes on
+            return Transition(
+                Breaker(
+                    model_id,
+                    scope,
+                    "open",
+                    reason,
+                    now,
+                    _longer(current, rules),
+                    current.baseline_p95_ms or baseline_p95_ms,
+                    current.trips + 1,
+                    opened_at=current.opened_at or now,
+                ),
+                "model_degraded",
+            )
+        return Transition(
+            Breaker(
+                model_id,
+                scope,
+                "open",
+                reason,
+                now,
+                rules.cooldown_s,
+                baseline_p95_ms,
+                (current.trips + 1) if current is not None else 1,
+                opened_at=now,
+            ),
+            "model_degraded",
+        )
     if current.state == "open":
         if now - current.since < current.cooldown_s:
             return None
-        return Transition(replace(current, state="half_open", since=now,
-                                  reason=f"probing after {current.cooldown_s:.0f} s excluded ({current.reason})"),
-                          "model_probing")
+        return Transition(
+            replace(
+                current,
+                state="half_open",
+                since=now,
+                reason=f"probing after {current.cooldown_s:.0f} s excluded ({current.reason})",
+            ),
+            "model_probing",
+        )
     verdict = probe_verdict(probes or Window(0, 0, 0, None), current.baseline_p95_ms or baseline_p95_ms, rules)
     if verdict is None:
         return None
     kind, reason = verdict
     if kind == "restore":
         return Transition(replace(current, state="closed", since=now, reason=reason), "model_recovered")
-    return Transition(replace(current, state="open", since=now, reason=reason, trips=current.trips + 1,
-                              cooldown_s=_longer(current, rules)), "model_degraded")
+    return Transition(
+        replace(
+            current, state="open", since=now, reason=reason, trips=current.trips + 1, cooldown_s=_longer(current, rules)
+        ),
+        "model_degraded",
+    )
 
 
 def _longer(current: Breaker, rules: Rules) -> float:

@@ -1,4 +1,4 @@
-"""JSON Schema files of the wire contract, generated from the pydantic models in worker/events.py.
+"""JSON Schema files of the wire contract, generated from the pydantic models in worker/calls/events.py.
 
 A message value is one event or a batch envelope (an array of events); the schemas say both.
 `telemetry-worker schemas` writes them to schemas/; a test fails when they drift.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from worker.events import CallCompleted, CallEvent, CallFailed
-from worker.routing_contract import RoutingAlert, RoutingHeuristic
+from worker.calls.events import CallCompleted, CallEvent, CallFailed
+from worker.routing.contract import RoutingAlert, RoutingHeuristic
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MAX_ENVELOPE = 10_000
@@ -50,8 +50,12 @@ OUTPUTS: dict[str, tuple[type[BaseModel], str]] = {
 
 def output_schema(model: type[BaseModel], description: str) -> dict:
     schema = model.model_json_schema(mode="serialization")
-    return {"$schema": SCHEMA_DIALECT, "$id": f"urn:gateway-telemetry:{model.__name__}:v1",
-            "description": description, **schema}
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"urn:gateway-telemetry:{model.__name__}:v1",
+        "description": description,
+        **schema,
+    }
 
 
 def rendered() -> dict[str, str]:
@@ -73,6 +77,7 @@ def write(folder: Path) -> list[Path]:
 def stale(folder: Path) -> list[str]:
     """Files in `folder` that differ from what the models generate."""
     return [
-        name for name, text in rendered().items()
+        name
+        for name, text in rendered().items()
         if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != text
     ]

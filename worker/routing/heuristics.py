@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from worker.scoring import (
+from worker.routing.scoring import (
     Evidence,
     Weights,
     probability_better,
@@ -53,14 +53,21 @@ class Decision:
 
 
 def _evidence_row(e: Evidence, w: Weights) -> dict:
-    return {"calls": e.raw_calls, "effective_calls": round(e.calls, 3), "success_rate": round(e.success_rate, 6),
-            "lower_bound": round(wilson_lower_bound(e.successes, e.calls), 6),
-            "p95_latency_ms": round(e.p95_latency_ms, 3), "avg_cost_usd": round(e.avg_cost_usd, 8),
-            "score": round(score(e, w), 6), "layer": e.layer}
+    return {
+        "calls": e.raw_calls,
+        "effective_calls": round(e.calls, 3),
+        "success_rate": round(e.success_rate, 6),
+        "lower_bound": round(wilson_lower_bound(e.successes, e.calls), 6),
+        "p95_latency_ms": round(e.p95_latency_ms, 3),
+        "avg_cost_usd": round(e.avg_cost_usd, 8),
+        "score": round(score(e, w), 6),
+        "layer": e.layer,
+    }
 
 
-def _preferred(ranked: list[Evidence], exploit: dict[str, float], previous: dict | None, min_calls: float,
-               w: Weights, seed: str) -> Evidence:
+def _preferred(
+    ranked: list[Evidence], exploit: dict[str, float], previous: dict | None, min_calls: float, w: Weights, seed: str
+) -> Evidence:
     challenger = next((e for e in ranked if e.calls >= min_calls), ranked[0])
     incumbent_id = (previous or {}).get("preferred_model")
     incumbent = next((e for e in ranked if e.model_id == incumbent_id), None)
@@ -82,14 +89,20 @@ def _smoothed(previous: dict | None, target: dict[str, float], fraction: float) 
 
 
 def decide(
-    task_type: str, evidence: list[Evidence], w: Weights, policy: Policy = Policy(), *,
-    excluded: dict[str, str] | None = None, probing: dict[str, str] | None = None,
-    catalogue: dict[str, str] | None = None, previous: dict | None = None,
+    task_type: str,
+    evidence: list[Evidence],
+    w: Weights,
+    policy: Policy = Policy(),
+    *,
+    excluded: dict[str, str] | None = None,
+    probing: dict[str, str] | None = None,
+    catalogue: dict[str, str] | None = None,
+    previous: dict | None = None,
 ) -> Decision | None:
     """None when there is nothing to decide (no evidence, no catalogue model, nothing excluded).
 
     When every model with evidence is excluded, the decision says so with empty weights: a router
-    then uses the other models it can reach (worker.routing_table), never the excluded ones.
+    then uses the other models it can reach (worker.routing.table), never the excluded ones.
 
     `excluded`: models whose breaker is open (no traffic); `probing`: half-open (probe share only);
     `catalogue`: model -> layer of models the gateway can route to here, explored when they have
@@ -102,29 +115,37 @@ def decide(
     candidates = [e for e in evidence if e.model_id not in held_back]
     known = {e.model_id for e in evidence}
     newcomers = sorted(m for m in catalogue if m not in known and m not in held_back)
-    newcomers = newcomers[:max(0, policy.max_models - len(candidates))]
-    probing = dict(sorted(probing.items())[:policy.max_models])
+    newcomers = newcomers[: max(0, policy.max_models - len(candidates))]
+    probing = dict(sorted(probing.items())[: policy.max_models])
     if not candidates and not newcomers and not probing:
         if not any(e.model_id in excluded for e in evidence):
             return None
         worst_off = sorted((e for e in evidence if e.model_id in excluded), key=lambda e: (-score(e, w), e.model_id))
         return Decision(  # nobody left: say so, so that no router keeps following the last split
-            task_type=task_type, preferred_model=None, preferred_layer=worst_off[0].layer, fallback_models=[],
-            weights={}, evidence={e.model_id: _evidence_row(e, w) for e in evidence},
+            task_type=task_type,
+            preferred_model=None,
+            preferred_layer=worst_off[0].layer,
+            fallback_models=[],
+            weights={},
+            evidence={e.model_id: _evidence_row(e, w) for e in evidence},
             excluded={e.model_id: excluded[e.model_id] for e in worst_off},
             reasoning=f"every model with evidence for {task_type} is excluded: "
-                      + ", ".join(f"{e.model_id} ({excluded[e.model_id]})" for e in worst_off)
-                      + "; routers use the other models they can reach.")
+            + ", ".join(f"{e.model_id} ({excluded[e.model_id]})" for e in worst_off)
+            + "; routers use the other models they can reach.",
+        )
     share = min(policy.probe_share, MAX_PROBE_TOTAL / len(probing)) if probing else 0.0
     probes = {m: round(share, 4) for m in sorted(probing)}
     rest = 1.0 - sum(probes.values())
-    seed = f"{task_type}|" + "|".join(f"{e.model_id}:{e.calls:.3f}:{e.successes:.3f}"
-                                      for e in sorted(candidates, key=lambda e: e.model_id))
-    split = traffic_split(candidates, w, exploration=policy.exploration, seed_text=seed, newcomers=newcomers,
-                          little_data=policy.min_calls)
+    seed = f"{task_type}|" + "|".join(
+        f"{e.model_id}:{e.calls:.3f}:{e.successes:.3f}" for e in sorted(candidates, key=lambda e: e.model_id)
+    )
+    split = traffic_split(
+        candidates, w, exploration=policy.exploration, seed_text=seed, newcomers=newcomers, little_data=policy.min_calls
+    )
     exploit = dict(split)
-    sets_unchanged = previous is not None and (set(previous.get("excluded") or {}) == set(excluded)
-                                               and set(previous.get("probes") or {}) == set(probes))
+    sets_unchanged = previous is not None and (
+        set(previous.get("excluded") or {}) == set(excluded) and set(previous.get("probes") or {}) == set(probes)
+    )
     if sets_unchanged:
         split = _smoothed(previous, split, policy.smoothing)
     weights = rounded_split({m: v * rest for m, v in split.items()} | probes)
@@ -137,7 +158,8 @@ def decide(
             f"{model} ({layer}) scores best for {task_type} over the last {policy.window_s // 60} min "
             f"(half-life {policy.half_life_s:.0f} s): {preferred.success_rate:.1%} success (lower bound "
             f"{wilson_lower_bound(preferred.successes, preferred.calls):.1%}) over {preferred.calls:.0f} weighted calls, "
-            f"p95 {preferred.p95_latency_ms:,.0f} ms, ${preferred.avg_cost_usd:.5f} per call")
+            f"p95 {preferred.p95_latency_ms:,.0f} ms, ${preferred.avg_cost_usd:.5f} per call"
+        )
         fallbacks = [e.model_id for e in ranked if e is not preferred]
     else:  # nothing proven may take traffic: explore and probe
         model = (newcomers or sorted(probes))[0]
@@ -149,13 +171,21 @@ def decide(
         reasoning += "; exploring " + ", ".join(newcomers)
     if probes:
         reasoning += "; probing " + ", ".join(f"{m} ({probing[m]})" for m in probes)
-    excluded_here = dict(sorted((m, r) for m, r in excluded.items() if m in known or m in catalogue)[:policy.max_models])
+    excluded_here = dict(
+        sorted((m, r) for m, r in excluded.items() if m in known or m in catalogue)[: policy.max_models]
+    )
     if excluded_here:
         reasoning += "; excluded: " + ", ".join(f"{m} ({r})" for m, r in sorted(excluded_here.items()))
     return Decision(
-        task_type=task_type, preferred_model=model, preferred_layer=layer, fallback_models=fallbacks,
-        weights=weights, evidence={e.model_id: _evidence_row(e, w) for e in evidence},
-        excluded=excluded_here, probes=probes, reasoning=reasoning + ".",
+        task_type=task_type,
+        preferred_model=model,
+        preferred_layer=layer,
+        fallback_models=fallbacks,
+        weights=weights,
+        evidence={e.model_id: _evidence_row(e, w) for e in evidence},
+        excluded=excluded_here,
+        probes=probes,
+        reasoning=reasoning + ".",
     )
 
 

@@ -12,8 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.events import Layer
-from worker.heuristics import Decision
+from worker.calls.events import Layer
+from worker.routing.heuristics import Decision
 
 
 class ModelEvidence(BaseModel):
@@ -37,7 +37,9 @@ class RoutingHeuristic(BaseModel):
     schema_version: Literal[1] = 1
     heuristic_id: str = Field(description="learned:<task_type> or manual:<id>")
     task_type: str | None = Field(description="The task type a learned rule decides; null: a manual rule for any.")
-    pattern: str | None = Field(description="RE2 regex a manual rule matches against the request; null for learned rules.")
+    pattern: str | None = Field(
+        description="RE2 regex a manual rule matches against the request; null for learned rules."
+    )
     preferred_layer: Layer
     preferred_model: str | None
     fallback_models: list[str] = Field(default_factory=list)
@@ -50,17 +52,60 @@ class RoutingHeuristic(BaseModel):
     evidence: dict[str, ModelEvidence] = Field(default_factory=dict)
     excluded: dict[str, str] = Field(default_factory=dict, description="Models left out right now, with the reason.")
     probes: dict[str, float] = Field(
-        default_factory=dict, description="Shares of `weights` that probe a model whose breaker is half-open.")
+        default_factory=dict, description="Shares of `weights` that probe a model whose breaker is half-open."
+    )
     reasoning: str
 
     @classmethod
     def learned(cls, d: Decision, version: int, window_s: int, computed_at: dt.datetime) -> RoutingHeuristic:
         """The one constructor of a learned rule's record, for the worker and the routing evaluation alike."""
-        return cls(heuristic_id=f"learned:{d.task_type}", task_type=d.task_type, pattern=None,
-                   preferred_layer=d.preferred_layer, preferred_model=d.preferred_model,
-                   fallback_models=d.fallback_models, weights=d.weights, priority=0, active=True, version=version,
-                   computed_at=computed_at, window_s=window_s, evidence=d.evidence, excluded=d.excluded,
-                   probes=d.probes, reasoning=d.reasoning)
+        return cls(
+            heuristic_id=f"learned:{d.task_type}",
+            task_type=d.task_type,
+            pattern=None,
+            preferred_layer=d.preferred_layer,
+            preferred_model=d.preferred_model,
+            fallback_models=d.fallback_models,
+            weights=d.weights,
+            priority=0,
+            active=True,
+            version=version,
+            computed_at=computed_at,
+            window_s=window_s,
+            evidence=d.evidence,
+            excluded=d.excluded,
+            probes=d.probes,
+            reasoning=d.reasoning,
+        )
+
+    @classmethod
+    def manual(
+        cls,
+        rule_id: int,
+        version: int,
+        pattern: str,
+        layer: str,
+        model: str | None,
+        priority: int,
+        active: bool,
+        reasoning: str,
+    ) -> RoutingHeuristic:
+        """The one constructor of a manual rule's record."""
+        return cls(
+            heuristic_id=f"manual:{rule_id}",
+            task_type=None,
+            pattern=pattern,
+            preferred_layer=Layer(layer),
+            preferred_model=model,
+            fallback_models=[],
+            weights={model: 1.0} if model else {},
+            priority=priority,
+            active=active,
+            version=version,
+            computed_at=dt.datetime.now(dt.UTC),
+            window_s=None,
+            reasoning=reasoning,
+        )
 
 
 class ModelDeclaration(BaseModel):
@@ -71,7 +116,8 @@ class ModelDeclaration(BaseModel):
     model_id: str = Field(min_length=1, max_length=200)
     layer: Layer
     task_types: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
-        None, max_length=100, description="The task types it serves; null: every task type.")
+        None, max_length=100, description="The task types it serves; null: every task type."
+    )
     provider: str | None = Field(None, max_length=100)
 
 

@@ -13,12 +13,12 @@ from typing import Protocol
 
 import orjson
 
-from worker.commands import BugReport, Metric
-from worker.decode import Call, Limits, Rejection, decode
-from worker.events import EventKind
-from worker.redaction import redact_json_bytes
+from worker.calls.commands import BugReport, Metric
+from worker.calls.decode import Call, Limits, Rejection, decode
+from worker.calls.events import EventKind
+from worker.calls.redaction import redact_json_bytes
 
-TopicPartition = tuple[str, int]
+PartitionKey = tuple[str, int]  # (topic, partition): a plain tuple, cheap to hash and to store
 
 
 class Record(Protocol):
@@ -46,7 +46,7 @@ class Batch:
     messages: int = 0
     calls: list[Call | Metric | BugReport] = field(default_factory=list)  # tool commands on their topic
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    next_offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    next_offsets: dict[PartitionKey, int] = field(default_factory=dict)
     dead_letters_sent: int = 0  # how many are produced already, so a retried flush does not produce them again
 
     def __bool__(self) -> bool:
@@ -75,8 +75,13 @@ def dead_letter(record: Record, rejection: Rejection, max_value_bytes: int) -> D
     value = redact_json_bytes((record.value or b"") if whole else _element_bytes(rejection.element))
     truncated_from = len(value) if len(value) > max_value_bytes else None
     return DeadLetter(
-        record.topic, record.partition, record.offset, record.key,
-        value[:max_value_bytes], rejection, truncated_from,
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        value[:max_value_bytes],
+        rejection,
+        truncated_from,
     )
 
 
@@ -96,9 +101,7 @@ def received_at(record: Record) -> float:
     return ms / 1000.0 if isinstance(ms, int) and ms > 0 else time.time()
 
 
-def accumulate(
-    batch: Batch, record: Record, kind: EventKind, limits: Limits, max_dead_letter_bytes: int
-) -> Batch:
+def accumulate(batch: Batch, record: Record, kind: EventKind, limits: Limits, max_dead_letter_bytes: int) -> Batch:
     calls, rejections = decode(record.value, kind, limits, received_at(record))
     batch.calls.extend(calls)
     batch.dead_letters.extend(dead_letter(record, r, max_dead_letter_bytes) for r in rejections)
@@ -110,8 +113,11 @@ def accumulate(
 def merged(first: Batch, then: Batch) -> Batch:
     """`first` followed by `then` (its offsets come later): how a failed write rejoins the open batch."""
     return Batch(
-        opened_at=first.opened_at, messages=first.messages + then.messages, calls=first.calls + then.calls,
-        dead_letters=first.dead_letters + then.dead_letters, next_offsets={**first.next_offsets, **then.next_offsets},
+        opened_at=first.opened_at,
+        messages=first.messages + then.messages,
+        calls=first.calls + then.calls,
+        dead_letters=first.dead_letters + then.dead_letters,
+        next_offsets={**first.next_offsets, **then.next_offsets},
         dead_letters_sent=first.dead_letters_sent,
     )
 

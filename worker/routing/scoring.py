@@ -8,7 +8,7 @@ so together they are worth at most 5 points of success rate: quality first, and 
 nearly the same quality, the faster, then the cheaper. Weights and references can be set per task
 type (ROUTING_WEIGHTS), e.g. more weight on latency for chat.
 
-Call counts are age-weighted (worker.evidence), so they may be fractional; `raw_calls` is the
+Call counts are age-weighted (worker.routing.evidence), so they may be fractional; `raw_calls` is the
 plain count in the window.
 """
 
@@ -93,7 +93,7 @@ def rounded_split(split: dict[str, float]) -> dict[str, float]:
     """Shares rounded to 4 decimals that still sum to exactly 1 (the largest takes the rounding)."""
     rounded = {m: round(v, 4) for m, v in split.items()}
     if rounded:
-        top = max(sorted(rounded), key=rounded.get)
+        top = max(sorted(rounded), key=rounded.__getitem__)
         rounded[top] = round(rounded[top] + 1 - sum(rounded.values()), 4)
     return rounded
 
@@ -103,8 +103,14 @@ def seed_of(text: str) -> int:
 
 
 def traffic_split(
-    evidence: list[Evidence], w: Weights, *, exploration: float = 0.05, draws: int = 2000, seed_text: str = "",
-    newcomers: list[str] | None = None, little_data: float = 20.0,
+    evidence: list[Evidence],
+    w: Weights,
+    *,
+    exploration: float = 0.05,
+    draws: int = 2000,
+    seed_text: str = "",
+    newcomers: list[str] | None = None,
+    little_data: float = 20.0,
 ) -> dict[str, float]:
     """Weights that sum to 1: Thompson sampling for the exploit share, plus a bounded exploration share.
 

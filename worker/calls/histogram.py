@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 RELATIVE_ACCURACY = 0.01
 GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
@@ -53,7 +54,7 @@ def merge(*histograms: Mapping[int, int]) -> Histogram:
     return merged
 
 
-def add_into(into: dict[int, float], histogram: Mapping[int, int], weight: float = 1) -> None:
+def add_into(into: dict[int, Any], histogram: Mapping[int, int], weight: float = 1) -> None:
     """Add `histogram`'s counts, times `weight`, into `into` in place (an age-weighted sum when weight < 1)."""
     for key, count in histogram.items():
         into[key] = into.get(key, 0) + weight * count

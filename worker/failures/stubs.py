@@ -32,8 +32,12 @@ class StubSpec:
 
     @property
     def pattern(self) -> dict[str, str]:
-        return {"fingerprint": self.fingerprint, "errorType": self.error_type, "category": self.category,
-                "template": self.template}
+        return {
+            "fingerprint": self.fingerprint,
+            "errorType": self.error_type,
+            "category": self.category,
+            "template": self.template,
+        }
 
 
 def stub_name(error_type: str, digest: str) -> str:

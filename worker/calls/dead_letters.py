@@ -7,7 +7,7 @@ headers (topic, partition, offset, index) identify such repeats.
 
 from __future__ import annotations
 
-from worker.batch import DeadLetter
+from worker.calls.batch import DeadLetter
 
 Headers = list[tuple[str, bytes]]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from worker.breaker import Breaker, Transition, step
-from worker.degradation import DETECTION_WINDOWS_S, Rules
-from worker.evidence import (
+from worker.routing.breaker import Breaker, Transition, step
+from worker.routing.degradation import DETECTION_WINDOWS_S, Rules
+from worker.routing.evidence import (
     ANY_TASK,
     MinuteRow,
     SecondRow,
@@ -25,8 +25,8 @@ from worker.evidence import (
     health_windows,
     since_window,
 )
-from worker.heuristics import Decision, Policy, decide, worth_publishing
-from worker.scoring import Weights
+from worker.routing.heuristics import Decision, Policy, decide, worth_publishing
+from worker.routing.scoring import Weights
 
 BreakerKey = tuple[str, str]  # model_id, scope (a task type or ANY_TASK)
 
@@ -48,12 +48,24 @@ class Engine:
             current = breakers.get((model, scope))
             if scope != ANY_TASK and model in wide_trouble and (current is None or current.state == "closed"):
                 continue  # the model-wide breaker already holds it back everywhere
-            probes = (since_window(seconds, model, scope, current.since, now)
-                      if current is not None and current.state == "half_open" else None)
+            probes = (
+                since_window(seconds, model, scope, current.since, now)
+                if current is not None and current.state == "half_open"
+                else None
+            )
             wide = latest.get((model, ANY_TASK)) if scope != ANY_TASK else None
             restored_at = wide.since if wide is not None and wide.state == "closed" else None
-            t = step(current, model, scope, windows.get((model, scope), []), probes, base.get((model, scope)), now,
-                     self.rules, restored_at)
+            t = step(
+                current,
+                model,
+                scope,
+                windows.get((model, scope), []),
+                probes,
+                base.get((model, scope)),
+                now,
+                self.rules,
+                restored_at,
+            )
             state = t.breaker.state if t else (current.state if current else "closed")
             if scope == ANY_TASK and state != "closed":
                 wide_trouble.add(model)
@@ -62,9 +74,15 @@ class Engine:
                 latest[(model, scope)] = t.breaker
         return transitions
 
-    def recompute(self, now: float, minutes: list[MinuteRow], breakers: Mapping[BreakerKey, Breaker],
-                  catalogue: Mapping[str, Mapping[str, str]], previous: Mapping[str, dict | None],
-                  only: Iterable[str] | None = None) -> dict[str, Decision]:
+    def recompute(
+        self,
+        now: float,
+        minutes: list[MinuteRow],
+        breakers: Mapping[BreakerKey, Breaker],
+        catalogue: Mapping[str, Mapping[str, str]],
+        previous: Mapping[str, dict | None],
+        only: Iterable[str] | None = None,
+    ) -> dict[str, Decision]:
         """New decisions worth publishing, per task type. `catalogue`: task type (or ANY_TASK) ->
         model -> layer; `previous`: the current record per task type; `only`: limit to these."""
         p = self.policy
@@ -77,13 +95,24 @@ class Engine:
             tasks = [t for t in tasks if t in wanted or ANY_TASK in wanted]
         out: dict[str, Decision] = {}
         for task in tasks:
-            held = {(m, b.state): b.reason for (m, scope), b in breakers.items()
-                    if scope in (task, ANY_TASK) and b.state != "closed"}
+            held = {
+                (m, b.state): b.reason
+                for (m, scope), b in breakers.items()
+                if scope in (task, ANY_TASK) and b.state != "closed"
+            }
             excluded = {m: r for (m, s), r in held.items() if s == "open"}
             probing = {m: r for (m, s), r in held.items() if s == "half_open" and m not in excluded}
             known = dict(catalogue.get(ANY_TASK, {})) | dict(catalogue.get(task, {}))
-            decision = decide(task, evidence.get(task, []), self.weights(task), p, excluded=excluded,
-                              probing=probing, catalogue=known, previous=previous.get(task))
+            decision = decide(
+                task,
+                evidence.get(task, []),
+                self.weights(task),
+                p,
+                excluded=excluded,
+                probing=probing,
+                catalogue=known,
+                previous=previous.get(task),
+            )
             if decision is not None and worth_publishing(previous.get(task), decision, p.weight_change):
                 out[task] = decision
         return out

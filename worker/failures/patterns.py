@@ -1,7 +1,7 @@
 """Failed calls -> bug-pattern deltas, one per fingerprint, added up like the other aggregates.
 
 Only redacted text leaves this module: messages and captured requests go through
-worker.redaction before they are kept as examples.
+worker.calls.redaction before they are kept as examples.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any
 
 import orjson
 
-from worker.decode import Call
-from worker.fingerprint import Fingerprint, fingerprint
-from worker.redaction import redact_identifier, redact_payload, redact_text
-from worker.remedies import remedy_for
+from worker.calls.decode import Call
+from worker.calls.redaction import redact_identifier, redact_payload, redact_text
+from worker.failures.fingerprint import Fingerprint, fingerprint
+from worker.failures.remedies import remedy_for
 
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_STRING = 2000
@@ -72,7 +72,9 @@ def pattern_deltas(calls: Iterable[Call]) -> dict[str, PatternDelta]:
         delta = deltas.get(fp.digest)
         if delta is None:
             delta = deltas[fp.digest] = PatternDelta(
-                fp, call.event_id, redact_text(failure.error_message)[:MAX_EXAMPLE_STRING],
+                fp,
+                call.event_id,
+                redact_text(failure.error_message)[:MAX_EXAMPLE_STRING],
                 captured_request(failure.request),
             )
         delta.occurrences += 1
@@ -94,18 +96,22 @@ OVERFLOW_ERROR_TYPE = "pattern_limit_reached"
 OVERFLOW = fingerprint(OVERFLOW_ERROR_TYPE, "other", "new failure kinds past PATTERNS_MAX_NEW_PER_HOUR")
 
 
-def fold_past_budget(deltas: dict[str, PatternDelta], existing: set[str], budget: int) -> tuple[dict[str, PatternDelta], int]:
+def fold_past_budget(
+    deltas: dict[str, PatternDelta], existing: set[str], budget: int
+) -> tuple[dict[str, PatternDelta], int]:
     """Keep every delta of a known pattern and at most `budget` new ones (the most frequent first);
     fold the rest into the one overflow pattern, so that 20,000 distinct error types cost
     a bounded number of patterns and stubs, and no failure goes uncounted. Returns the deltas and
     how many occurrences were folded."""
-    new = sorted((d for k, d in deltas.items() if k not in existing), key=lambda d: (-d.occurrences, d.fingerprint.digest))
+    new = sorted(
+        (d for k, d in deltas.items() if k not in existing), key=lambda d: (-d.occurrences, d.fingerprint.digest)
+    )
     if len(new) <= budget:
         return deltas, 0
     kept = {k: d for k, d in deltas.items() if k in existing}
-    kept |= {d.fingerprint.digest: d for d in new[:max(0, budget)]}
+    kept |= {d.fingerprint.digest: d for d in new[: max(0, budget)]}
     folded = 0
-    for d in new[max(0, budget):]:
+    for d in new[max(0, budget) :]:
         into = kept.get(OVERFLOW.digest)
         if into is None:
             example = f"{d.fingerprint.error_type} ({d.fingerprint.category}): {d.example_message}"

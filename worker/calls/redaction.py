@@ -37,20 +37,42 @@ _TEXT_RULES: tuple[tuple[str, str], ...] = (
     (r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b", REDACTED),
     (r"\bAIza[0-9A-Za-z_-]{35}\b", REDACTED),
     # key=value secrets in free text: password=..., api_key: ..., token=...
-    (r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|"
-     r"aws_secret_access_key|aws_session_token|secret[_-]?access[_-]?key|session[_-]?token)[\"']?)"
-     r"(\s*[=:]\s*[\"']?)[^\s,;&\"']+", r"\1\2" + REDACTED),
+    (
+        r"(?i)\b((?:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|refresh[_-]?token|client[_-]?secret|"
+        r"aws_secret_access_key|aws_session_token|secret[_-]?access[_-]?key|session[_-]?token)[\"']?)"
+        r"(\s*[=:]\s*[\"']?)[^\s,;&\"']+",
+        r"\1\2" + REDACTED,
+    ),
     # e-mail addresses
     (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "[REDACTED EMAIL]"),
 )
 
 _COMPILED = tuple((re2.compile(pattern), replacement) for pattern, replacement in _TEXT_RULES)
 
-SENSITIVE_KEYS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "password", "passwd", "secret",
-    "api_key", "apikey", "api-key", "x-api-key", "access_token", "refresh_token", "id_token", "token",
-    "client_secret", "private_key", "aws_secret_access_key", "aws_session_token", "session_token",
-})
+SENSITIVE_KEYS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "password",
+        "passwd",
+        "secret",
+        "api_key",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "token",
+        "client_secret",
+        "private_key",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "session_token",
+    }
+)
 
 
 _ANY = re2.compile("|".join(f"(?:{pattern})" for pattern, _ in _TEXT_RULES))
@@ -99,8 +121,9 @@ def redact_payload(value: Any) -> Any:
         return redact_text(value)
     if isinstance(value, dict):
         return {
-            (redact_text(key) if isinstance(key, str) else key):
-                REDACTED if isinstance(key, str) and key.lower() in SENSITIVE_KEYS else redact_payload(v)
+            (redact_text(key) if isinstance(key, str) else key): REDACTED
+            if isinstance(key, str) and key.lower() in SENSITIVE_KEYS
+            else redact_payload(v)
             for key, v in value.items()
         }
     if isinstance(value, list):

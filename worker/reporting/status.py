@@ -11,13 +11,11 @@ from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 from rich.table import Table
 
-from worker.settings import Settings
-from worker.store.db import connect
 from worker.kafka_client import client_options
+from worker.settings import Settings
+from worker.store import reports as reads
+from worker.store.db import connect
 from worker.topics import partitions_of
-
-STORED = """
-SELECT topic, partition, next_offset, updated_at FROM consumer_offsets WHERE consumer_group = $1"""
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ async def partition_lags(settings: Settings) -> list[PartitionLag]:
     finally:
         await consumer.stop()
     async with connect(settings.database_url) as conn:
-        rows = {(r["topic"], r["partition"]): r for r in await conn.fetch(STORED, settings.consumer_group)}
+        rows = {(r["topic"], r["partition"]): r for r in await reads.stored_positions(conn, settings.consumer_group)}
     lags = []
     for tp in tps:
         row = rows.get((tp.topic, tp.partition))
@@ -52,14 +50,9 @@ async def partition_lags(settings: Settings) -> list[PartitionLag]:
     return lags
 
 
-HEURISTICS = """
-SELECT coalesce('learned:' || task_type, 'manual:' || id) AS rule, version, published_version, active, updated_at
-FROM routing_rules WHERE heuristic IS NOT NULL ORDER BY source, task_type, id"""
-
-
 async def heuristic_versions(settings: Settings) -> list[dict]:
     async with connect(settings.database_url) as conn:
-        return [dict(r) for r in await conn.fetch(HEURISTICS)]
+        return [dict(r) for r in await reads.rule_versions(conn)]
 
 
 def render_heuristics(rules: list[dict], console: Console) -> None:
@@ -70,8 +63,13 @@ def render_heuristics(rules: list[dict], console: Console) -> None:
     for name in ("rule", "version", "published", "active", "changed"):
         table.add_column(name, justify="right" if name in ("version", "published") else "left")
     for r in rules:
-        table.add_row(r["rule"], str(r["version"]), str(r["published_version"]), "yes" if r["active"] else "no",
-                      r["updated_at"].isoformat(timespec="seconds"))
+        table.add_row(
+            r["rule"],
+            str(r["version"]),
+            str(r["published_version"]),
+            "yes" if r["active"] else "no",
+            r["updated_at"].isoformat(timespec="seconds"),
+        )
     console.print(table)
 
 
@@ -92,7 +90,13 @@ def render(lags: list[PartitionLag], console: Console) -> None:
     for name in ("topic", "partition", "stored offset", "end offset", "lag", "last flush"):
         table.add_column(name, justify="left" if name in ("topic", "last flush") else "right")
     for p in lags:
-        table.add_row(p.topic, str(p.partition), "-" if p.stored is None else f"{p.stored:,}", f"{p.end:,}",
-                      f"{p.lag:,}", p.last_flush or "never")
+        table.add_row(
+            p.topic,
+            str(p.partition),
+            "-" if p.stored is None else f"{p.stored:,}",
+            f"{p.end:,}",
+            f"{p.lag:,}",
+            p.last_flush or "never",
+        )
     console.print(table)
     console.print(f"total lag: {sum(p.lag for p in lags):,} messages")

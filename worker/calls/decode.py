@@ -12,9 +12,9 @@ from typing import Any, NamedTuple
 import orjson
 from pydantic import ValidationError
 
-from worker.commands import COMMAND, BugReport, Metric, ModelPerformanceReported, MetricRecorded
-from worker.events import MODEL_OF_KIND, CallEvent, CallFailed, EventKind
-from worker.redaction import redact_identifier
+from worker.calls.commands import COMMAND, BugReport, Metric, MetricRecorded, ModelPerformanceReported
+from worker.calls.events import MODEL_OF_KIND, CallEvent, CallFailed, EventKind
+from worker.calls.redaction import redact_identifier
 
 
 class Limits(NamedTuple):
@@ -53,9 +53,17 @@ class Rejection:
 def to_call(event: CallEvent) -> Call:
     failed = isinstance(event, CallFailed)
     return Call(
-        str(event.event_id), event.occurred_at.timestamp(), redact_identifier(event.model_id),
-        redact_identifier(event.task_type), event.layer.value, not failed, float(event.latency_ms), float(event.cost_usd),
-        event.input_tokens, event.output_tokens, event if failed else None,
+        str(event.event_id),
+        event.occurred_at.timestamp(),
+        redact_identifier(event.model_id),
+        redact_identifier(event.task_type),
+        event.layer.value,
+        not failed,
+        float(event.latency_ms),
+        float(event.cost_usd),
+        event.input_tokens,
+        event.output_tokens,
+        event if isinstance(event, CallFailed) else None,
     )
 
 
@@ -63,12 +71,23 @@ def applied(command) -> Call | Metric | BugReport:
     """What the flush writes for a tool command: a reported call joins the aggregates like any event."""
     at, cid = command.issued_at.timestamp(), str(command.command_id)
     if isinstance(command, ModelPerformanceReported):
-        return Call(cid, at, command.model_id, command.task_type, command.layer.value, command.success,
-                    float(command.latency_ms), float(command.cost_usd), command.input_tokens, command.output_tokens)
+        return Call(
+            cid,
+            at,
+            command.model_id,
+            command.task_type,
+            command.layer.value,
+            command.success,
+            float(command.latency_ms),
+            float(command.cost_usd),
+            command.input_tokens,
+            command.output_tokens,
+        )
     if isinstance(command, MetricRecorded):
         return Metric(cid, command.name, float(command.value), command.unit, command.context, at)
-    return BugReport(cid, command.category, command.pattern, command.description, command.solution,
-                     command.severity, at)
+    return BugReport(
+        cid, command.category, command.pattern, command.description, command.solution, command.severity, at
+    )
 
 
 def _read(element: dict, kind: EventKind) -> Call | Metric | BugReport:
@@ -110,8 +129,14 @@ def _explain(error: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None,
-           plain: bool = False, received_at: float | None = None) -> Call | Metric | BugReport | Rejection:
+def _judge(
+    element: Any,
+    kind: EventKind,
+    limits: Limits,
+    index: int | None,
+    plain: bool = False,
+    received_at: float | None = None,
+) -> Call | Metric | BugReport | Rejection:
     if not isinstance(element, dict):
         return Rejection("not_an_object", f"expected an event object, got {type(element).__name__}", index, element)
     problem = None if plain else scan(element, limits.max_nesting_depth)
@@ -123,15 +148,25 @@ def _judge(element: Any, kind: EventKind, limits: Limits, index: int | None,
         item = _read(element, kind)
     except ValidationError as error:
         return Rejection("invalid_event", _explain(error), index, element)
-    if kind is not EventKind.command and received_at is not None and item.occurred_at > received_at + limits.max_ahead_s:
+    if (
+        isinstance(item, Call)  # commands are not call events: the gateway's clock does not date them
+        and received_at is not None
+        and item.occurred_at > received_at + limits.max_ahead_s
+    ):
         ahead = item.occurred_at - received_at
-        return Rejection("from_the_future", f"occurred_at is {ahead:,.0f} s ahead of the broker's timestamp; at most "
-                                            f"{limits.max_ahead_s:,.0f} s (EVENT_MAX_AHEAD_S) is accepted", index, element)
+        return Rejection(
+            "from_the_future",
+            f"occurred_at is {ahead:,.0f} s ahead of the broker's timestamp; at most "
+            f"{limits.max_ahead_s:,.0f} s (EVENT_MAX_AHEAD_S) is accepted",
+            index,
+            element,
+        )
     return item
 
 
-def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits(),
-           received_at: float | None = None) -> tuple[list, list[Rejection]]:
+def decode(
+    value: bytes | None, kind: EventKind, limits: Limits = Limits(), received_at: float | None = None
+) -> tuple[list, list[Rejection]]:
     """Valid items (calls; on the commands topic also metrics and bug reports) and rejections.
 
     `received_at` (epoch seconds, the broker's timestamp of the message): an event dated more than
@@ -155,9 +190,12 @@ def decode(value: bytes | None, kind: EventKind, limits: Limits = Limits(),
         return [], [Rejection("empty_envelope", "batch envelope holds no events")]
     if len(parsed) > limits.max_events_per_envelope:
         return [], [Rejection("envelope_too_large", f"{len(parsed)} events > limit {limits.max_events_per_envelope}")]
-    calls: list[Call] = []
+    calls: list[Call | Metric | BugReport] = []
     rejections: list[Rejection] = []
     for index, element in enumerate(parsed):
         outcome = _judge(element, kind, limits, index, plain, received_at)
-        (rejections if isinstance(outcome, Rejection) else calls).append(outcome)
+        if isinstance(outcome, Rejection):
+            rejections.append(outcome)
+        else:
+            calls.append(outcome)
     return calls, rejections

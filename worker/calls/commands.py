@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, Strict, TypeAdapter
 
-from worker.events import CostUsd, Layer, Millis, ModelId, TaskType, Text, Tokens
+from worker.calls.events import CostUsd, Layer, Millis, ModelId, TaskType, Text, Tokens
 
 # Field types shared with the tools' request models (worker/tools/requests.py): one place per limit.
 MetricName = Annotated[Text, Field(min_length=1, max_length=200)]
@@ -27,7 +27,7 @@ Prose = Annotated[Text, Field(max_length=4000)]
 Severity = Literal["low", "medium", "high", "critical"]
 
 
-class _Command(BaseModel):
+class Command(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     schema_version: Literal[1] = 1
@@ -35,7 +35,7 @@ class _Command(BaseModel):
     issued_at: AwareDatetime
 
 
-class ModelPerformanceReported(_Command):
+class ModelPerformanceReported(Command):
     """update_model_performance: one call outcome reported by hand; counted like a call event."""
 
     tool: Literal["update_model_performance"] = "update_model_performance"
@@ -49,7 +49,7 @@ class ModelPerformanceReported(_Command):
     output_tokens: Tokens = 0
 
 
-class MetricRecorded(_Command):
+class MetricRecorded(Command):
     """record_metric: one free-form row of performance_metrics."""
 
     tool: Literal["record_metric"] = "record_metric"
@@ -59,7 +59,7 @@ class MetricRecorded(_Command):
     context: dict[str, Any] = Field(default_factory=dict)
 
 
-class BugPatternRecorded(_Command):
+class BugPatternRecorded(Command):
     """record_bug_pattern: a hand-recorded pattern; the same (category, pattern) adds an occurrence."""
 
     tool: Literal["record_bug_pattern"] = "record_bug_pattern"
@@ -104,8 +104,16 @@ def merged_reports(reports: Sequence[BugReport]) -> list[tuple]:
     for r in sorted(reports, key=lambda r: r.reported_at):
         row = merged.get((r.category, r.pattern))
         if row is None:
-            merged[(r.category, r.pattern)] = [r.category, r.pattern, r.description, r.solution, 1, r.severity,
-                                               r.reported_at, r.reported_at]
+            merged[(r.category, r.pattern)] = [
+                r.category,
+                r.pattern,
+                r.description,
+                r.solution,
+                1,
+                r.severity,
+                r.reported_at,
+                r.reported_at,
+            ]
             continue
         row[2] = r.description or row[2]
         row[3] = r.solution or row[3]

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from worker import histogram
-from worker.decode import Call
+from worker.calls import histogram
+from worker.calls.decode import Call
 
 ALL_LAYERS = "all"
 

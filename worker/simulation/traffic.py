@@ -1,7 +1,7 @@
 """Realistic gateway traffic, deterministic for a seed: the models, their profiles, their failures.
 
 Pure: yields event dicts and keeps a ledger of what it produced, which tests and the demo
-compare with the database. The Kafka side lives in worker/simulator.py.
+compare with the database. The Kafka side lives in worker/simulation/producer.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from worker.events import EventKind
+from worker.calls.events import EventKind
 
 TASK_TYPES = ("coding", "chat", "analysis", "summarization", "extraction")
 
@@ -31,9 +31,13 @@ class ModelProfile:
 
 
 MODELS = (
-    ModelProfile("gpt-4o-mini", "openai", "fast", 0.955, 650, 0.45, 0.00015, 0.0006, {"coding": -0.05, "analysis": -0.04}),
+    ModelProfile(
+        "gpt-4o-mini", "openai", "fast", 0.955, 650, 0.45, 0.00015, 0.0006, {"coding": -0.05, "analysis": -0.04}
+    ),
     ModelProfile("claude-3-5-haiku", "anthropic", "fast", 0.96, 720, 0.40, 0.0008, 0.004, {"extraction": 0.02}),
-    ModelProfile("llama-3.1-8b-instant", "groq", "fast", 0.92, 280, 0.50, 0.00005, 0.00008, {"coding": -0.10, "analysis": -0.08}),
+    ModelProfile(
+        "llama-3.1-8b-instant", "groq", "fast", 0.92, 280, 0.50, 0.00005, 0.00008, {"coding": -0.10, "analysis": -0.08}
+    ),
     ModelProfile("gpt-4o", "openai", "balanced", 0.975, 1400, 0.40, 0.0025, 0.01, {"chat": 0.01}),
     ModelProfile("claude-sonnet-4", "anthropic", "balanced", 0.98, 1850, 0.40, 0.003, 0.015, {"coding": 0.012}),
     ModelProfile("o3", "openai", "deep", 0.985, 6500, 0.50, 0.002, 0.008, {"analysis": 0.008}),
@@ -43,16 +47,36 @@ MODELS = (
 # error_type: (weight, category, http_status, retryable, message template)
 FAILURES = {
     "timeout": (30, "routing", 504, True, "Request to {host} timed out after {ms}ms (request_id={rid})"),
-    "rate_limit": (25, "api", 429, True, "Rate limit reached for {model} in organization org-{hex8} on tokens per "
-                   "min (TPM): Limit {n}, Used {n2}, Requested {n3}. Please try again in {secs}s."),
-    "context_length": (15, "context", 400, False, "This model's maximum context length is {n} tokens. However, "
-                       "your messages resulted in {n2} tokens."),
-    "parse": (15, "parsing", None, False, "Failed to parse model output as JSON: Expecting ',' delimiter: "
-              "line {line} column {col} (char {n})"),
-    "api": (12, "api", 502, True, "Upstream returned HTTP 502 from https://{host}/v1/chat/completions "
-            "(trace {trace})"),
-    "auth": (3, "api", 401, False, "Incorrect API key provided: sk-proj-****{hex4}. You can find your API "
-             "key at your provider's dashboard."),
+    "rate_limit": (
+        25,
+        "api",
+        429,
+        True,
+        "Rate limit reached for {model} in organization org-{hex8} on tokens per "
+        "min (TPM): Limit {n}, Used {n2}, Requested {n3}. Please try again in {secs}s.",
+    ),
+    "context_length": (
+        15,
+        "context",
+        400,
+        False,
+        "This model's maximum context length is {n} tokens. However, your messages resulted in {n2} tokens.",
+    ),
+    "parse": (
+        15,
+        "parsing",
+        None,
+        False,
+        "Failed to parse model output as JSON: Expecting ',' delimiter: line {line} column {col} (char {n})",
+    ),
+    "api": (12, "api", 502, True, "Upstream returned HTTP 502 from https://{host}/v1/chat/completions (trace {trace})"),
+    "auth": (
+        3,
+        "api",
+        401,
+        False,
+        "Incorrect API key provided: sk-proj-****{hex4}. You can find your API key at your provider's dashboard.",
+    ),
 }
 HOSTS = ("api.openai.com", "api.anthropic.com", "api.groq.com", "eu.gateway.internal")
 
@@ -68,7 +92,9 @@ class Degradation:
 
 
 @dataclass
-class Tally:
+class LedgerEntry:
+    """What was produced for one (model, task type): the totals the database must end up with."""
+
     calls: int = 0
     successes: int = 0
     latency_sum_ms: float = 0.0
@@ -81,11 +107,11 @@ class Tally:
 class Ledger:
     """What the simulator produced, counted independently of the worker."""
 
-    by_model_task: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    by_model_task: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
     failures_by_type: dict[str, int] = field(default_factory=dict)
 
     def add(self, kind: EventKind, event: dict) -> None:
-        t = self.by_model_task.setdefault((event["model_id"], event["task_type"]), Tally())
+        t = self.by_model_task.setdefault((event["model_id"], event["task_type"]), LedgerEntry())
         t.calls += 1
         t.successes += kind is EventKind.completed
         t.latency_sum_ms += event["latency_ms"]
@@ -102,7 +128,7 @@ class Ledger:
     def merge(self, other: Ledger) -> Ledger:
         """Add another run's ledger into this one (for tests that produce in several steps)."""
         for key, tally in other.by_model_task.items():
-            mine = self.by_model_task.setdefault(key, Tally())
+            mine = self.by_model_task.setdefault(key, LedgerEntry())
             for name in vars(tally):
                 setattr(mine, name, getattr(mine, name) + getattr(tally, name))
         for error_type, count in other.failures_by_type.items():
@@ -115,19 +141,37 @@ def _failure(rng: random.Random, profile: ModelProfile) -> dict:
     error_type = rng.choices(kinds, weights=[FAILURES[k][0] for k in kinds])[0]
     _, category, status, retryable, template = FAILURES[error_type]
     message = template.format(
-        host=rng.choice(HOSTS), ms=rng.choice((30000, 60000, 120000)), rid=f"req_{rng.getrandbits(64):016x}",
-        model=profile.model_id, hex8=f"{rng.getrandbits(32):08x}", hex4=f"{rng.getrandbits(16):04x}",
-        n=rng.randrange(8_000, 200_000), n2=rng.randrange(8_000, 200_000), n3=rng.randrange(100, 9_000),
-        secs=f"{rng.uniform(0.2, 20):.3f}", line=rng.randrange(1, 80), col=rng.randrange(1, 120),
+        host=rng.choice(HOSTS),
+        ms=rng.choice((30000, 60000, 120000)),
+        rid=f"req_{rng.getrandbits(64):016x}",
+        model=profile.model_id,
+        hex8=f"{rng.getrandbits(32):08x}",
+        hex4=f"{rng.getrandbits(16):04x}",
+        n=rng.randrange(8_000, 200_000),
+        n2=rng.randrange(8_000, 200_000),
+        n3=rng.randrange(100, 9_000),
+        secs=f"{rng.uniform(0.2, 20):.3f}",
+        line=rng.randrange(1, 80),
+        col=rng.randrange(1, 120),
         trace=uuid.UUID(int=rng.getrandbits(128), version=4),
     )
-    return {"error_type": error_type, "error_message": message, "category": category,
-            "http_status": status, "retryable": retryable}
+    return {
+        "error_type": error_type,
+        "error_message": message,
+        "category": category,
+        "http_status": status,
+        "retryable": retryable,
+    }
 
 
 def generate(
-    count: int, *, seed: int = 7, clock: Callable[[], str], degrade: Degradation | None = None,
-    task_types: tuple[str, ...] = TASK_TYPES, models: tuple[ModelProfile, ...] = MODELS,
+    count: int,
+    *,
+    seed: int = 7,
+    clock: Callable[[], str],
+    degrade: Degradation | None = None,
+    task_types: tuple[str, ...] = TASK_TYPES,
+    models: tuple[ModelProfile, ...] = MODELS,
 ) -> Iterator[tuple[EventKind, dict]]:
     """`count` call events; `clock()` gives each occurred_at (RFC 3339)."""
     rng = random.Random(seed)
@@ -152,14 +196,19 @@ def generate(
             "ttft_ms": round(latency * rng.uniform(0.1, 0.4), 3),
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
-            "cost_usd": round(input_tokens / 1000 * profile.usd_per_1k_input
-                              + output_tokens / 1000 * profile.usd_per_1k_output, 8),
+            "cost_usd": round(
+                input_tokens / 1000 * profile.usd_per_1k_input + output_tokens / 1000 * profile.usd_per_1k_output, 8
+            ),
             "schema_version": 1,
         }
         if ok:
             yield EventKind.completed, event
         else:
             event.update(_failure(rng, profile))
-            event["request"] = {"model": profile.model_id, "max_tokens": 1024, "temperature": 0.2,
-                                "messages": [{"role": "user", "content": f"{task} request #{number}"}]}
+            event["request"] = {
+                "model": profile.model_id,
+                "max_tokens": 1024,
+                "temperature": 0.2,
+                "messages": [{"role": "user", "content": f"{task} request #{number}"}],
+            }
             yield EventKind.failed, event

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 
 import orjson
 
-from worker.routing_contract import RoutingHeuristic
-from worker.rules import InvalidPattern, matches
+from worker.routing.contract import RoutingHeuristic
+from worker.routing.manual_rules import InvalidPattern, matches
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,15 @@ def hash_unit(key: str) -> float:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
 
 
-def choose_model(rule: RoutingHeuristic, u: float, candidates: Sequence[str] | None = None,
-                 explore_share: float = EXPLORE_SHARE) -> str | None:
+def choose_model(
+    rule: RoutingHeuristic, u: float, candidates: Sequence[str] | None = None, explore_share: float = EXPLORE_SHARE
+) -> str | None:
     """The model for one request under `rule`, for a draw `u` in [0, 1); None: nothing may be used."""
-    allowed = (lambda m: m not in rule.excluded) if candidates is None else (
-        lambda m, reachable=frozenset(candidates): m in reachable and m not in rule.excluded)
+    reachable = None if candidates is None else frozenset(candidates)
+
+    def allowed(m: str) -> bool:
+        return m not in rule.excluded and (reachable is None or m in reachable)
+
     weights = {m: w for m, w in rule.weights.items() if w > 0 and allowed(m)}
     if candidates is not None and rule.pattern is None:
         mentioned = set(rule.weights) | set(rule.evidence) | set(rule.excluded) | set(rule.fallback_models)
@@ -55,10 +59,10 @@ def choose_model(rule: RoutingHeuristic, u: float, candidates: Sequence[str] | N
     if total > 0:
         target, cumulative = u * total, 0.0
         ordered = sorted(weights)
-        for model in ordered:
-            cumulative += weights[model]
+        for chosen in ordered:
+            cumulative += weights[chosen]
             if target < cumulative:
-                return model
+                return chosen
         return ordered[-1]
     for model in [*rule.fallback_models, rule.preferred_model]:
         if model and allowed(model):
@@ -101,8 +105,9 @@ class RoutingTable:
                 log.warning("ignoring rule %s: its pattern is not valid RE2", rule.heuristic_id)
         return max(candidates, key=lambda r: (r.priority, r.version), default=None)
 
-    def route(self, task_type: str, text: str = "", *, key: str | None = None,
-              candidates: Sequence[str] | None = None) -> str | None:
+    def route(
+        self, task_type: str, text: str = "", *, key: str | None = None, candidates: Sequence[str] | None = None
+    ) -> str | None:
         """The model for one request; None when no rule applies or none of its models may be used.
 
         `key` (a request id) makes the choice deterministic; without it the draw is random.

@@ -5,8 +5,8 @@ Trailing windows of a few seconds to a minute (from 1-second health buckets) cat
 seconds. A window excludes only when its failure rate is above `failure_rate` with 95 %
 confidence (the Wilson lower bound), so a handful of unlucky calls never excludes anyone while a
 40 % failure rate over a few dozen calls does. Latency is judged against a baseline that leaves
-out the incident (worker.evidence.baselines). A probe verdict looks only at calls made after
-probing began (worker.breaker), never at the healthy calls from before the exclusion.
+out the incident (worker.routing.evidence.baselines). A probe verdict looks only at calls made after
+probing began (worker.routing.breaker), never at the healthy calls from before the exclusion.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from worker.evidence import Window
-from worker.scoring import wilson_lower_bound, wilson_upper_bound
+from worker.routing.evidence import Window
+from worker.routing.scoring import wilson_lower_bound, wilson_upper_bound
 
 DETECTION_WINDOWS_S = (3, 10, 30, 60)
 RESTORE_LATENCY_MARGIN = 1.5  # probes must be this much below the excluding latency to restore
@@ -32,8 +32,9 @@ class Rules:
     probe_calls: int = 10  # successful-looking probe calls needed to restore
 
 
-def degraded(windows: list[Window], baseline_p95_ms: float | None, rules: Rules,
-             observed_for_s: float = float("inf")) -> str | None:
+def degraded(
+    windows: list[Window], baseline_p95_ms: float | None, rules: Rules, observed_for_s: float = float("inf")
+) -> str | None:
     """A reason when any window with enough calls shows the failure rate or latency past its threshold.
 
     `observed_for_s`: time since the breaker last closed; longer windows would still hold the calls
@@ -45,13 +46,16 @@ def degraded(windows: list[Window], baseline_p95_ms: float | None, rules: Rules,
         if wilson_lower_bound(w.failures, w.calls) >= rules.failure_rate:
             return f"failure rate {w.failures / w.calls:.0%} over the last {w.seconds:.0f} s ({w.failures}/{w.calls} calls)"
         if baseline_p95_ms and w.p95_latency_ms and w.p95_latency_ms >= rules.latency_factor * baseline_p95_ms:
-            return (f"p95 latency {w.p95_latency_ms:,.0f} ms over the last {w.seconds:.0f} s, "
-                    f"{w.p95_latency_ms / baseline_p95_ms:.1f}x its usual {baseline_p95_ms:,.0f} ms")
+            return (
+                f"p95 latency {w.p95_latency_ms:,.0f} ms over the last {w.seconds:.0f} s, "
+                f"{w.p95_latency_ms / baseline_p95_ms:.1f}x its usual {baseline_p95_ms:,.0f} ms"
+            )
     return None
 
 
-def probe_verdict(probes: Window, baseline_p95_ms: float | None, rules: Rules
-                  ) -> tuple[Literal["restore", "reopen"], str] | None:
+def probe_verdict(
+    probes: Window, baseline_p95_ms: float | None, rules: Rules
+) -> tuple[Literal["restore", "reopen"], str] | None:
     """What the calls made since probing began say; None while they do not say enough.
 
     Restore: at least `probe_calls` calls, failing less often than `recover_rate`, and with 95 %
@@ -60,13 +64,18 @@ def probe_verdict(probes: Window, baseline_p95_ms: float | None, rules: Rules
     """
     if probes.calls and wilson_lower_bound(probes.failures, probes.calls) >= rules.recover_rate:
         return "reopen", f"probes still failing: {probes.failures}/{probes.calls} calls"
-    slow = bool(baseline_p95_ms and probes.p95_latency_ms
-                and probes.p95_latency_ms >= rules.latency_factor * baseline_p95_ms / RESTORE_LATENCY_MARGIN)
+    slow = bool(
+        baseline_p95_ms
+        and probes.p95_latency_ms
+        and probes.p95_latency_ms >= rules.latency_factor * baseline_p95_ms / RESTORE_LATENCY_MARGIN
+    )
     if probes.calls < rules.probe_calls:
         return None
-    if slow:  # judged on few calls: restore only well below the threshold (hysteresis)
-        return "reopen", (f"probes still slow: p95 {probes.p95_latency_ms:,.0f} ms, "
-                          f"{probes.p95_latency_ms / baseline_p95_ms:.1f}x its usual {baseline_p95_ms:,.0f} ms")
+    if slow and baseline_p95_ms and probes.p95_latency_ms:  # judged on few calls: restore only well below (hysteresis)
+        return "reopen", (
+            f"probes still slow: p95 {probes.p95_latency_ms:,.0f} ms, "
+            f"{probes.p95_latency_ms / baseline_p95_ms:.1f}x its usual {baseline_p95_ms:,.0f} ms"
+        )
     confidently_healthy = wilson_upper_bound(probes.failures, probes.calls) < 2 * rules.recover_rate
     if probes.failures / probes.calls < rules.recover_rate and confidently_healthy:
         return "restore", f"{probes.calls - probes.failures}/{probes.calls} probe calls succeeded"

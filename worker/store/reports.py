@@ -1,0 +1,74 @@
+"""The reads behind the report, `status` and `export-tests`: bounded, and the only place they are written down."""
+
+from __future__ import annotations
+
+import asyncpg
+
+# Per task type the `$2` most called models, at most `$3` rows in all: a read's size never follows
+# the number of distinct ids strangers sent. Percentiles are computed for the kept rows only.
+MODELS = """
+WITH kept AS (
+    SELECT model_id, task_type FROM (
+        SELECT model_id, task_type, total_calls,
+               row_number() OVER (PARTITION BY task_type ORDER BY total_calls DESC, model_id) AS rank
+        FROM model_performance WHERE ($1::text IS NULL OR task_type = $1)) ranked
+    WHERE rank <= $2 ORDER BY total_calls DESC, task_type, model_id LIMIT $3)
+SELECT model_id, task_type, success_rate, avg_latency_ms, avg_cost, total_calls, success_count, failure_count,
+       latency_p50_ms, latency_p95_ms, latency_p99_ms, input_tokens, output_tokens, first_seen, last_seen
+FROM model_performance_latency JOIN kept USING (model_id, task_type)
+ORDER BY task_type, success_rate DESC, avg_latency_ms ASC"""
+
+MODEL_ROWS = "SELECT count(*) FROM model_performance WHERE ($1::text IS NULL OR task_type = $1)"
+MAX_MODELS_PER_TASK, MAX_MODEL_ROWS = 100, 2000
+
+RECENT_BUGS = """
+SELECT severity, pattern, occurrences, error_type, last_seen FROM bug_patterns
+ORDER BY last_seen DESC NULLS LAST, occurrences DESC LIMIT 5"""
+
+SUMMARY = """
+SELECT (SELECT count(*) FROM regression_tests) AS regression_tests,
+       (SELECT count(*) FROM bug_patterns) AS bug_patterns,
+       (SELECT count(*) FROM routing_rules WHERE active) AS routing_heuristics"""
+
+
+STUBS = """
+SELECT r.test_name, r.category, r.test_code, r.expected_behavior, b.fingerprint, b.error_type, b.pattern,
+       b.example_request
+FROM regression_tests r LEFT JOIN bug_patterns b ON b.fingerprint = r.metadata->>'fingerprint'
+WHERE ($1::text IS NULL OR r.category = $1)
+ORDER BY r.test_name"""
+
+STORED = """
+SELECT topic, partition, next_offset, updated_at FROM consumer_offsets WHERE consumer_group = $1"""
+
+HEURISTICS = """
+SELECT coalesce('learned:' || task_type, 'manual:' || id) AS rule, version, published_version, active, updated_at
+FROM routing_rules WHERE heuristic IS NOT NULL ORDER BY source, task_type, id"""
+
+
+async def model_rows(conn: asyncpg.Connection, task_type: str | None, per_task: int, rows: int) -> list[asyncpg.Record]:
+    return await conn.fetch(MODELS, task_type, per_task, rows)
+
+
+async def model_row_count(conn: asyncpg.Connection, task_type: str | None) -> int:
+    return int(await conn.fetchval(MODEL_ROWS, task_type))
+
+
+async def summary(conn: asyncpg.Connection) -> dict[str, int]:
+    return dict(await conn.fetchrow(SUMMARY))
+
+
+async def recent_bugs(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(RECENT_BUGS)
+
+
+async def stubs_to_export(conn: asyncpg.Connection, category: str | None) -> list[asyncpg.Record]:
+    return await conn.fetch(STUBS, category)
+
+
+async def stored_positions(conn: asyncpg.Connection, group: str) -> list[asyncpg.Record]:
+    return await conn.fetch(STORED, group)
+
+
+async def rule_versions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    return await conn.fetch(HEURISTICS)
