@@ -21,6 +21,7 @@ from worker.gateway.router import HeuristicsSubscriber, RoutingTable
 from worker.simulation.producer import ensure_topics
 
 MODELS = 100_000
+LIVENESS_TIMEOUT_S = 3.0
 
 
 def _flood(now: dt.datetime) -> list[bytes]:
@@ -113,7 +114,8 @@ async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_r
         await producer.stop()
         await subscriber.stop()
     await prober
-    assert slowest[0] < 2.0, f"/healthz took {slowest[0]:.1f} s at worst"
+    # the liveness probe of deploy/k8s gives /healthz 3 s (timeoutSeconds) before it counts a failure
+    assert slowest[0] < LIVENESS_TIMEOUT_S, f"/healthz took {slowest[0]:.1f} s at worst"
     assert worker.proc.poll() is None and "Traceback" not in worker.log_tail(100_000)
     assert "routing bounds reached" in worker.log_tail(100_000)
 
