@@ -72,3 +72,34 @@ def test_same_rules_and_request_ids_give_the_same_model_in_both_languages():
     python = [table.route(c["task"], c["text"], key=c["key"], candidates=c["candidates"]) for c in cases]
     assert len(set(python)) >= 5 and None in python and "o3" in python and "brand-new" in python
     assert ts_choices(rules, cases) == python
+
+
+REDACT = CHOOSE.parent / "redact.mjs"
+SECRETS = [
+    "sk-proj-Abcdefghij0123456789",
+    "sk-ant-api03-abcdefghijklmnop",
+    "AKIAIOSFODNN7EXAMPLE",
+    "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+    "rk_test_51HxYzAbCdEfGhIjKl",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123",
+    "xoxb-1234567890-abcdefghij",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+]
+KEYED = ["aws_secret_access_key", "password", "api_key", "client_secret", "refresh_token", "session_token"]
+
+
+def test_a_secret_redacted_in_python_is_redacted_in_typescript_too():
+    from worker.calls.redaction import redact_text
+
+    texts = [f"upstream said: {s} (retry later)" for s in SECRETS]
+    texts += [f"config {k}=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY done" for k in KEYED]
+    texts += [f'{{"{k}": "hunter2-very-secret"}}' for k in KEYED]
+    texts += ["postgres://svc:pa55word@db:5432/app refused", "Authorization: Bearer abcdefghijklmnop1234"]
+    node = shutil.which("node")
+    assert node, "node is needed for the TypeScript client's tests: apt-get install nodejs npm"
+    done = subprocess.run([node, str(REDACT)], input=json.dumps(texts), text=True, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for text, ts in zip(texts, json.loads(done.stdout)):
+        py = redact_text(text)
+        for secret in [*SECRETS, "wJalrXUtnFEMI", "hunter2", "pa55word", "abcdefghijklmnop1234"]:
+            assert secret not in py and secret not in ts, (text, py, ts)
