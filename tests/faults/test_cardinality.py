@@ -21,7 +21,7 @@ from worker.gateway.router import HeuristicsSubscriber, RoutingTable
 from worker.simulation.producer import ensure_topics
 
 MODELS = 100_000
-LIVENESS_TIMEOUT_S = 3.0
+HEALTHZ_BOUND_S = 2.0
 
 
 def _flood(now: dt.datetime) -> list[bytes]:
@@ -114,8 +114,9 @@ async def test_a_hundred_thousand_model_ids_leave_the_leader_answering_and_the_r
         await producer.stop()
         await subscriber.stop()
     await prober
-    # the liveness probe of deploy/k8s gives /healthz 3 s (timeoutSeconds) before it counts a failure
-    assert slowest[0] < LIVENESS_TIMEOUT_S, f"/healthz took {slowest[0]:.1f} s at worst"
+    print(f"100,000 model ids: /healthz answered within {slowest[0]:.2f} s at worst; rule record {stored:,} characters")
+    # well inside the 3 s the liveness probe of deploy/k8s gives /healthz (timeoutSeconds)
+    assert slowest[0] < HEALTHZ_BOUND_S, f"/healthz took {slowest[0]:.1f} s at worst"
     assert worker.proc.poll() is None and "Traceback" not in worker.log_tail(100_000)
     assert "routing bounds reached" in worker.log_tail(100_000)
 

@@ -32,6 +32,7 @@ from worker.store.flush import REFUSED, FlushOutcome, OffsetFenced, refused_call
 log = logging.getLogger(__name__)
 
 METADATA_MAX_AGE_MS = 15_000  # a recreated topic (or new partitions) is seen within 15 s, not aiokafka's 5 min
+YIELD_EVERY = 500  # events decoded between two turns of the event loop
 STALL_S = 10.0  # a flush in flight for longer makes the pod not ready
 BROKER_PROBE_S = 5.0
 RETRYABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError)
@@ -149,9 +150,9 @@ class Ingest(mode.Service):
             await asyncio.sleep(BROKER_PROBE_S)
             if self.consumer is None:
                 continue
-            try:
-                await asyncio.wait_for(self.consumer.topics(), BROKER_PROBE_S)
-                reachable = True
+            try:  # metadata of the subscribed topics only: the whole cluster's can be large (0.3 s to decode here)
+                update = self.consumer._client.force_metadata_update()  # aiokafka has no public call for it
+                reachable = bool(await asyncio.wait_for(update, BROKER_PROBE_S))
             except Exception:  # noqa: BLE001 - any failure means: not answering
                 reachable = False
             if reachable != self.broker_reachable:
@@ -172,14 +173,14 @@ class Ingest(mode.Service):
             wait_ms = max(0, int((self.retry_at - time.monotonic()) * 1000))
             records = await self.consumer.getmany(timeout_ms=wait_ms, max_records=1000)
             async with self.lock:
-                self._accumulate_all(records)
+                await self._accumulate_all(records)
                 if self.batch and self.retry_at is not None and time.monotonic() >= self.retry_at:
                     await self.flush(timeout=self.settings.flush_timeout_s)
             return
         room = max(1, self.settings.flush_max_events - self.batch.items)
         records = await self.consumer.getmany(timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room)
         async with self.lock:
-            self._accumulate_all(records)
+            await self._accumulate_all(records)
             if self.writing is not None and self.writing[1].done():
                 await self._collect_or_recover(self.settings.flush_timeout_s)
             if batching.is_due(
@@ -187,11 +188,13 @@ class Ingest(mode.Service):
             ):
                 await self._write_behind(timeout=self.settings.flush_timeout_s)
 
-    def _accumulate_all(self, records) -> None:
+    async def _accumulate_all(self, records) -> None:
         for tp, messages in records.items():
-            self._accumulate(tp, messages)
+            await self._accumulate(tp, messages)
 
-    def _accumulate(self, tp: TopicPartition, messages) -> None:
+    async def _accumulate(self, tp: TopicPartition, messages) -> None:
+        """Decode into the open batch, letting the loop breathe every YIELD_EVERY events (health checks,
+        heartbeats); the lock stays held, so nothing else touches the batch meanwhile."""
         key = (tp.topic, tp.partition)
         expected = self.positions.expected.get(key)
         if expected is None:  # revoked or not yet positioned: it will be read again from the stored offset
@@ -201,10 +204,14 @@ class Ingest(mode.Service):
             return
         floor = self.batch.next_offsets.get(key) or (self.writing and self.writing[0].next_offsets.get(key)) or expected
         kind, s = self.kinds[tp.topic], self.settings
+        since_yield = self.batch.items
         for message in messages:
             if message.offset < floor:
                 continue  # already stored
             batching.accumulate(self.batch, message, kind, self.limits, s.dlq_max_value_bytes)
+            if self.batch.items - since_yield >= YIELD_EVERY:
+                await asyncio.sleep(0)
+                since_yield = self.batch.items
 
     @property
     def unwritten(self) -> bool:

@@ -4,16 +4,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 
-from worker.calls.aggregate import aggregate, minute_of
+from worker.calls.aggregate import Deltas, aggregate, minute_of
 from worker.calls.batch import PartitionKey
 from worker.calls.commands import BugReport, Metric
 from worker.calls.decode import Call
-from worker.failures.patterns import pattern_deltas
+from worker.failures.patterns import PatternDelta, pattern_deltas
 from worker.store import rows
 from worker.store.bug_patterns import write_patterns
 from worker.store.commands import write_commands
@@ -100,6 +101,29 @@ class FlushOutcome:
     per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    deltas: Deltas
+    model_rows: tuple
+    minute_rows: tuple
+    health_rows: tuple
+    patterns: dict[str, PatternDelta]
+
+
+def _plan(calls: list[Call]) -> _Plan:
+    """What the fresh calls add: pure, so it can run in a thread."""
+    deltas = aggregate(calls)
+    if not calls:
+        return _Plan(deltas, (), (), (), {})
+    return _Plan(
+        deltas,
+        tuple(rows.model_rows(deltas)),
+        tuple(rows.minute_rows(deltas)),
+        tuple(rows.health_rows(deltas)),
+        pattern_deltas(calls),
+    )
+
+
 def first_fresh(calls: Sequence[Call | Metric | BugReport], fresh_ids: set[str]) -> list[Call | Metric | BugReport]:
     """Each fresh event once, even when the batch itself holds several copies."""
     kept = []
@@ -137,13 +161,16 @@ async def write_flush(
                 conn, [c for c in commands if isinstance(c, Metric)], [c for c in commands if isinstance(c, BugReport)]
             )
         fresh_calls = [c for c in fresh if isinstance(c, Call)]
-        deltas = aggregate(fresh_calls)
+        # the CPU-bound part off the event loop: a batch of thousands of distinct ids takes tenths of a
+        # second to aggregate, and health checks, heartbeats and tools must not wait behind it
+        plan = await asyncio.to_thread(_plan, fresh_calls)
+        deltas = plan.deltas
         new_patterns = folded = 0
         if fresh_calls:
-            await conn.execute(UPSERT_MODELS, *rows.model_rows(deltas))
-            await conn.execute(UPSERT_MINUTES, *rows.minute_rows(deltas))
-            await conn.execute(UPSERT_HEALTH, *rows.health_rows(deltas))
-            patterns = pattern_deltas(fresh_calls)
+            await conn.execute(UPSERT_MODELS, *plan.model_rows)
+            await conn.execute(UPSERT_MINUTES, *plan.minute_rows)
+            await conn.execute(UPSERT_HEALTH, *plan.health_rows)
+            patterns = plan.patterns
             if patterns:
                 new_patterns, folded = await write_patterns(conn, patterns, pattern_window_s, patterns_max_new_per_hour)
         counted = len(fresh_calls) + len(commands)
