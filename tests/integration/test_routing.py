@@ -182,7 +182,11 @@ async def test_manual_rules_override_by_priority_and_bad_regexes_are_refused(set
     await subscriber.start()
     try:
         await simulate(settings, count=3000, rate=3000, seed=41, models=MODELS, task_types=TASKS, progress=False)
-        await wait_for(lambda: table.choose("coding") and len(table.rules) >= 4, 30, "learned and manual rules")
+        await wait_for(  # the learned rule settles on good-model once the evidence is in (incumbent hysteresis)
+            lambda: (rule := table.choose("coding")) and rule.preferred_model == "good-model" and len(table.rules) >= 4,
+            60,
+            "learned and manual rules",
+        )
         assert table.choose("coding", "Implement an Algorithm").preferred_model == "deep-model"
         assert table.choose("coding", "hello").preferred_model == "good-model"  # learned (0) beats -5
         assert table.choose("summarization", "hello").preferred_model == "low-model"  # nothing learned there

@@ -305,6 +305,9 @@ class Ingest(mode.Service):
             self.stats.fenced += 1
             metrics.FENCED.inc()
             self.batch = batching.initial(time.monotonic())
+            # what was being retried is gone with the batch; the stored offsets are read again and the
+            # partitions resume from them (left set, the retry state kept them paused for good)
+            self.retry_at, self.failures = None, 0
             self.positions.reposition_all()
             return False
         if isinstance(error, RETRYABLE):
