@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests import samples
 from tests.integration.harness import settings_env, wait_drained
+from tests.integration.test_routing import wait_for
 from worker.simulation.producer import ensure_topics
 
 
@@ -49,16 +50,6 @@ async def _recreate(settings) -> None:
         await admin.close()
 
 
-async def _until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 async def test_a_recreated_topic_is_held_and_counted_after_a_reanchor(settings, workers, pool):
     await ensure_topics(settings, partitions=1)
     worker = workers()
@@ -74,7 +65,7 @@ async def test_a_recreated_topic_is_held_and_counted_after_a_reanchor(settings, 
         answer = await worker.readiness()
         return answer and answer[0] == 503 and answer[1]["partitions_offset_ahead"] and answer
 
-    status, body = await _until(held, 60, "readiness to report the partition stored past the log's end")
+    status, body = await wait_for(held, 60, "readiness to report the partition stored past the log's end")
     assert any("reanchor" in reason for reason in body["not_ready_because"]), body
     assert body["partitions_offset_ahead"][0]["stored_offset"] == 300
     assert (await worker.metrics())["telemetry_partitions_offset_ahead"] == 1
@@ -94,8 +85,8 @@ async def test_a_recreated_topic_is_held_and_counted_after_a_reanchor(settings, 
     async def counted():
         return await pool.fetchval("SELECT sum(total_calls) FROM model_performance") == 400
 
-    await _until(counted, 30, "the 100 new events to be counted after the re-anchor")
-    await _until(lambda: _ready(worker), 30, "readiness to recover")
+    await wait_for(counted, 30, "the 100 new events to be counted after the re-anchor")
+    await wait_for(lambda: _ready(worker), 30, "readiness to recover")
     assert (await worker.metrics())["telemetry_partitions_offset_ahead"] == 0
 
 

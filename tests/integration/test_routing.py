@@ -3,6 +3,7 @@ preferred, an outage excludes it within seconds, probes fail while it lasts and 
 only the leader publishes; manual rules override by priority; a dangerous regex is refused."""
 
 import asyncio
+import inspect
 import subprocess
 import sys
 import time
@@ -31,9 +32,12 @@ OBEYED = {
 
 
 async def wait_for(predicate, timeout: float, what: str):
+    """Until `predicate()` (a plain or an async callable) returns something true; that is returned."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
         if result:
             return result
         await asyncio.sleep(0.1)
