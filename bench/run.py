@@ -1,9 +1,15 @@
 """Throughput, memory and delay of the worker, measured side by side on the same broker, topic data
 and database, in one run (`make bench`). Prints a table of medians and the ratios to the targets.
 
-    limit      a bare aiokafka consumer that reads and decodes the same messages (no writes)
+Four data sets: live (occurred_at within the last minute) and backlog (spread over the last 3
+hours, consumed from the beginning), each as 1 event per message and as envelopes of 100.
+
     worker     the real worker process, first message to everything visible in PostgreSQL
                (and its two halves measured alone: decoding in memory, flushes of decoded batches)
+    minimal    the simplest exact consumer (bench/minimal.py): the same counting guarantees and
+               nothing else; the fair anchor
+    limit      a bare aiokafka consumer that reads and decodes the same messages (no writes)
+    ceiling    PostgreSQL alone: exact dedupe of the same number of new ids, batches of 5,000
     per-event  what the gateway's design does: one upsert per call (updateModelPerformance)
 
 Also: peak RSS of the worker, and end-to-end delay (occurred_at -> visible) at half the measured
@@ -35,16 +41,15 @@ from aiokafka.admin import NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import minimal  # noqa: E402
 from tests.integration.harness import WorkerProcess, free_port  # noqa: E402
 from worker.calls import batch as batching  # noqa: E402
-from worker.calls.aggregate import aggregate  # noqa: E402
+from worker.calls import flush_plan  # noqa: E402
 from worker.calls.decode import Limits  # noqa: E402
 from worker.calls.events import EventKind  # noqa: E402
-from worker.failures.patterns import pattern_deltas  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.simulation.traffic import generate  # noqa: E402
-from worker.store import rows  # noqa: E402
-from worker.store.flush import write_flush  # noqa: E402
+from worker.store.flush import MARK_SEEN, write_flush  # noqa: E402
 from worker.store.migrate import migrate  # noqa: E402
 from worker.topics import create_missing, partitions_of  # noqa: E402
 
@@ -59,7 +64,24 @@ async def create_topics(bootstrap: str, names: list[str]) -> None:
     await create_missing(Settings(kafka_bootstrap_servers=bootstrap), [NewTopic(n, PARTITIONS, 1) for n in names])
 
 
-async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: int, seed: int) -> int:
+BACKLOG_S = 3 * 3600
+
+
+def backlog_clock(count: int):
+    """occurred_at spread evenly over the last BACKLOG_S seconds, oldest first."""
+    start, step, i = time.time() - BACKLOG_S, BACKLOG_S / max(1, count), 0
+
+    def clock() -> str:
+        nonlocal i
+        i += 1
+        return dt.datetime.fromtimestamp(start + i * step, dt.UTC).isoformat()
+
+    return clock
+
+
+async def produce(
+    bootstrap: str, topics: dict[str, str], count: int, envelope: int, seed: int, backlog: bool = False
+) -> int:
     """Write `count` simulated calls; returns the number of messages."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1_048_576, max_request_size=4_194_304
@@ -67,7 +89,7 @@ async def produce(bootstrap: str, topics: dict[str, str], count: int, envelope: 
     await producer.start()
     messages, pending, buffers = 0, [], {"completed": [], "failed": []}
     try:
-        for kind, event in generate(count, seed=seed, clock=now_iso):
+        for kind, event in generate(count, seed=seed, clock=backlog_clock(count) if backlog else now_iso):
             buffer = buffers[kind.value]
             buffer.append(event)
             if len(buffer) >= envelope:
@@ -136,13 +158,10 @@ def decoded_batches(records: list, topics: dict[str, str], max_items: int = 5000
 
 def python_side(records: list, topics: dict[str, str], events: int) -> float:
     """Events/s of the worker's own Python work on records already in memory: decode and validate,
-    aggregate, bug-pattern deltas and the flush's column arrays. No Kafka, no database."""
+    then the flush plan (aggregates, bug-pattern deltas, the column arrays). No Kafka, no database."""
     started = time.perf_counter()
     for batch in decoded_batches(records, topics):
-        deltas = aggregate(batch.calls)
-        pattern_deltas(batch.calls)
-        rows.model_rows(deltas), rows.minute_rows(deltas), rows.health_rows(deltas)
-        rows.series_rows(deltas, {}, 0, "bench")
+        flush_plan.plan(batch.calls, time.time()).series_rows(0, "bench")
     return events / (time.perf_counter() - started)
 
 
@@ -154,10 +173,24 @@ async def database_side(dsn: str, records: list, topics: dict[str, str], events:
     try:
         started = time.perf_counter()
         for batch in batches:
-            await write_flush(
-                conn, group="bench", expected={}, next_offsets={}, calls=batch.calls, dead_letters=0, now=time.time()
-            )
+            plan = flush_plan.plan(batch.calls, time.time())
+            await write_flush(conn, plan, group="bench", expected={}, next_offsets={}, dead_letters=0)
         return events / (time.perf_counter() - started)
+    finally:
+        await conn.close()
+
+
+async def postgres_ceiling(dsn: str, events: int, batch: int = 5000) -> float:
+    """New ids/s PostgreSQL takes with exact dedupe (the worker's MARK_SEEN statement) and nothing else:
+    the ceiling of any exact design's write half on this machine."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        batches = [[str(uuid.uuid4()) for _ in range(batch)] for _ in range(events // batch)]
+        started = time.perf_counter()
+        for ids in batches:
+            async with conn.transaction():
+                await conn.fetch(MARK_SEEN, ids)
+        return batch * len(batches) / (time.perf_counter() - started)
     finally:
         await conn.close()
 
@@ -346,92 +379,137 @@ async def delay_at(base: Settings, rate: float, seconds: float, log: Path) -> tu
         await db.drop(dsn)
 
 
+SCENARIOS = (("live", 1), ("live", 100), ("backlog", 1), ("backlog", 100))
+
+
+def label_of(scenario: str, envelope: int) -> str:
+    return f"{scenario}, {'1 event/message' if envelope == 1 else f'envelopes of {envelope}'}"
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000, help="calls per throughput run (default 200000)")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; medians are reported (default 3)")
     parser.add_argument("--rss-events", type=int, default=1_000_000, help="calls for the memory run (default 1000000)")
     parser.add_argument("--baseline-sample", type=int, default=20_000, help="calls for the per-event baseline")
-    parser.add_argument("--profile", type=Path, help="write a py-spy profile (collapsed stacks) of one worker run here")
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles (collapsed stacks) of worker runs here")
     args = parser.parse_args()
     base = Settings()
+    bootstrap = base.kafka_bootstrap_servers
     logs = ROOT / ".cache" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     run = uuid.uuid4().hex[:8]
     data = {}
-    for label, envelope in (("single", 1), ("envelope100", 100)):
-        topics = {"completed": f"bench.{run}.{label}.completed", "failed": f"bench.{run}.{label}.failed"}
-        await create_topics(base.kafka_bootstrap_servers, list(topics.values()))
-        print(f"producing {args.events:,} calls ({label}) ...", flush=True)
-        messages = await produce(base.kafka_bootstrap_servers, topics, args.events, envelope, seed=1)
-        data[label] = (topics, messages)
+    for scenario, envelope in SCENARIOS:
+        name = f"{scenario}{envelope}"
+        topics = {"completed": f"bench.{run}.{name}.completed", "failed": f"bench.{run}.{name}.failed"}
+        await create_topics(bootstrap, list(topics.values()))
+        print(f"producing {args.events:,} calls ({label_of(scenario, envelope)}) ...", flush=True)
+        messages = await produce(bootstrap, topics, args.events, envelope, seed=1, backlog=scenario == "backlog")
+        data[name] = (topics, messages)
 
-    figures: dict[str, list[float]] = {
-        k: [] for k in ("limit1", "worker1", "limit100", "worker100", "per_event", "python1", "database1")
-    }
-    single_records = await fetch_all(base.kafka_bootstrap_servers, data["single"][0], data["single"][1])
+    figures: dict[str, list[float]] = {}
+
+    def note(key: str, value: float) -> None:
+        figures.setdefault(key, []).append(value)
+
+    records = {name: await fetch_all(bootstrap, data[name][0], data[name][1]) for name in ("live1", "backlog1")}
+    db = Database(base.database_url)
     for i in range(args.runs):
         print(f"run {i + 1}/{args.runs} ...", flush=True)
-        for label, key in (("single", "1"), ("envelope100", "100")):
-            topics, messages = data[label]
-            figures["limit" + key].append(
-                await bare_limit(base.kafka_bootstrap_servers, list(topics.values()), args.events)
-            )
-            profile = args.profile if (args.profile and i == 0 and key == "1") else None
-            rate, _ = await run_worker(base, topics, messages, args.events, logs / f"worker-{label}-{i}.log", profile)
-            figures["worker" + key].append(rate)
-        db = Database(base.database_url)
+        for scenario, envelope in SCENARIOS:
+            name = f"{scenario}{envelope}"
+            topics, messages = data[name]
+            note("limit_" + name, await bare_limit(bootstrap, list(topics.values()), args.events))
+            profile = args.profile.with_suffix(f".{name}.txt") if args.profile and i == 0 and envelope == 1 else None
+            rate, _ = await run_worker(base, topics, messages, args.events, logs / f"worker-{name}-{i}.log", profile)
+            note("worker_" + name, rate)
+            dsn = await db.fresh()
+            try:
+                note("minimal_" + name, await minimal.run(bootstrap, dsn, topics, messages, args.events))
+            finally:
+                await db.drop(dsn)
+        for name in ("live1", "backlog1"):
+            note("python_" + name, python_side(records[name], data[name][0], args.events))
+            dsn = await db.fresh()
+            note("database_" + name, await database_side(dsn, records[name], data[name][0], args.events))
+            await db.drop(dsn)
         dsn = await db.fresh()
-        figures["per_event"].append(
-            await per_event_baseline(base.kafka_bootstrap_servers, dsn, data["single"][0], args.baseline_sample)
-        )
-        await db.drop(dsn)
-        figures["python1"].append(python_side(single_records, data["single"][0], args.events))
-        dsn = await db.fresh()
-        figures["database1"].append(await database_side(dsn, single_records, data["single"][0], args.events))
+        note("ceiling", await postgres_ceiling(dsn, args.events))
+        note("per_event", await per_event_baseline(bootstrap, dsn, data["live1"][0], args.baseline_sample))
         await db.drop(dsn)
     median = {k: statistics.median(v) for k, v in figures.items()}
 
     print(f"memory run: {args.rss_events:,} calls ...", flush=True)
     topics = {"completed": f"bench.{run}.rss.completed", "failed": f"bench.{run}.rss.failed"}
-    await create_topics(base.kafka_bootstrap_servers, list(topics.values()))
-    messages = await produce(base.kafka_bootstrap_servers, topics, args.rss_events, 1, seed=2)
+    await create_topics(bootstrap, list(topics.values()))
+    messages = await produce(bootstrap, topics, args.rss_events, 1, seed=2)
     _, rss = await run_worker(base, topics, messages, args.rss_events, logs / "worker-rss.log")
 
-    half = median["worker1"] / 2
+    half = median["worker_live1"] / 2
     print(f"delay run at {half:,.0f} events/s ...", flush=True)
     p50, p99 = await delay_at(base, half, 20.0, logs / "worker-delay.log")
 
-    rows = [
-        ("limit: bare aiokafka + orjson, 1 event/message", f"{median['limit1']:,.0f} events/s", ""),
-        ("limit: bare aiokafka + orjson, envelopes of 100", f"{median['limit100']:,.0f} events/s", ""),
+    def rate(key: str) -> str:
+        return f"{median[key]:,.0f} events/s"
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "no"
+
+    table = []
+    for scenario, envelope in SCENARIOS:
+        name = f"{scenario}{envelope}"
+        worker, anchor = median["worker_" + name], median["minimal_" + name]
+        target = f"{worker / anchor:.2f} x minimal (target >= 1.0)"
+        if scenario == "live":
+            target += f"; target >= 50,000 events/s: {met(worker >= 50_000)}"
+        table.append((f"worker, {label_of(scenario, envelope)}", rate("worker_" + name), target, met(worker >= anchor)))
+        table.append((f"  minimal exact consumer, {label_of(scenario, envelope)}", rate("minimal_" + name), "", ""))
+        table.append(
+            (f"  bare aiokafka + orjson (no writes), {label_of(scenario, envelope)}", rate("limit_" + name), "", "")
+        )
+    for envelope in (1, 100):
+        ratio = median[f"worker_backlog{envelope}"] / median[f"worker_live{envelope}"]
+        table.append(
+            (f"worker backlog / live, {label_of('', envelope)[2:]}", f"{ratio:.2f}", "target >= 0.9", met(ratio >= 0.9))
+        )
+    for name in ("live1", "backlog1"):
+        table.append(
+            (
+                f"  worker's decode half alone ({name}: decode, aggregate, rows; in memory)",
+                rate("python_" + name),
+                "",
+                "",
+            )
+        )
+        table.append(
+            (
+                f"  worker's write half alone ({name}: flushes of 5,000 decoded beforehand)",
+                rate("database_" + name),
+                f"{median['database_' + name] / median['ceiling']:.2f} x PostgreSQL's ceiling",
+                "",
+            )
+        )
+    table += [
+        ("PostgreSQL's ceiling: exact dedupe of new ids alone", rate("ceiling"), "", ""),
         (
-            "worker, 1 event/message",
-            f"{median['worker1']:,.0f} events/s",
-            f"{median['worker1'] / median['limit1']:.2f} x limit (target >= 0.5)",
+            "per-event upsert baseline (the design's way)",
+            rate("per_event"),
+            f"worker = {median['worker_live1'] / median['per_event']:.1f} x baseline",
+            "",
         ),
         (
-            "worker, envelopes of 100",
-            f"{median['worker100']:,.0f} events/s",
-            f"{median['worker100'] / median['limit100']:.2f} x limit (target >= 0.8)",
+            f"worker peak RSS, {args.rss_events:,} events",
+            f"{rss / 2**20:,.0f} MiB",
+            "target <= 300 MiB",
+            met(rss <= 300 * 2**20),
         ),
         (
-            "  its Python side alone (decode, aggregate, rows; in memory)",
-            f"{median['python1']:,.0f} events/s",
-            f"{median['python1'] / median['limit1']:.2f} x limit",
+            f"end-to-end delay at {half:,.0f} events/s",
+            f"p50 {p50:.2f} s, p99 {p99:.2f} s",
+            "target p99 <= 2 s",
+            met(p99 <= 2.0),
         ),
-        (
-            "  its flushes alone (aggregate + transaction of 5,000, decoded beforehand)",
-            f"{median['database1']:,.0f} events/s",
-            f"{median['database1'] / median['limit1']:.2f} x limit",
-        ),
-        (
-            "per-event upsert baseline",
-            f"{median['per_event']:,.0f} events/s",
-            f"worker = {median['worker1'] / median['per_event']:.1f} x baseline (target >= 20)",
-        ),
-        (f"worker peak RSS, {args.rss_events:,} events", f"{rss / 2**20:,.0f} MiB", "target <= 300 MiB"),
-        (f"end-to-end delay at {half:,.0f} events/s", f"p50 {p50:.2f} s, p99 {p99:.2f} s", "target p99 <= 2 s"),
     ]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -440,15 +518,17 @@ async def main() -> None:
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB; "
         f"date: {dt.date.today()}; commit: {commit}; {args.events:,} calls per run, medians of {args.runs} runs"
     )
-    width = max(len(r[0]) for r in rows)
-    print("| measure | figure | ratio / target |\n| --- | --- | --- |")
-    for name, figure, note in rows:
-        print(f"| {name:<{width}} | {figure} | {note} |")
+    print("| measure | figure | ratio / target | met |\n| --- | --- | --- | --- |")
+    for row in table:
+        print("| " + " | ".join(row) + " |")
     print("\nall runs:", {k: [round(x) for x in v] for k, v in figures.items()})
-    if args.profile and args.profile.exists():
-        print(f"\nwhere the worker's time goes (py-spy, 1 event/message, {args.profile}):")
-        for share, name in hot_spots(args.profile):
-            print(f"  {share:5.1f}%  {name}")
+    if args.profile:
+        for name in ("live1", "backlog1"):
+            path = args.profile.with_suffix(f".{name}.txt")
+            if path.exists():
+                print(f"\nwhere the worker's time goes (py-spy, {name}, {path}):")
+                for share, where in hot_spots(path):
+                    print(f"  {share:5.1f}%  {where}")
 
 
 def hot_spots(path: Path, top: int = 12) -> list[tuple[float, str]]:

@@ -9,7 +9,7 @@ import asyncpg
 import orjson
 import pytest
 
-from worker.calls import histogram
+from worker.calls import flush_plan, histogram
 from worker.calls.decode import Call
 from worker.store.flush import OffsetFenced, write_flush
 from worker.store.migrate import migrate, migration_files
@@ -26,12 +26,11 @@ def call(event_id=None, model="m", ok=True, latency=100.0, at=1_790_000_000.0):
 async def flush(conn, calls, expected, next_offset, dead_letters=0):
     return await write_flush(
         conn,
+        flush_plan.plan(calls, now=1_790_000_000.0),
         group=GROUP,
         expected={TP: expected},
         next_offsets={TP: next_offset},
-        calls=calls,
         dead_letters=dead_letters,
-        now=1_790_000_000.0,
     )
 
 

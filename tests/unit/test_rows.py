@@ -5,7 +5,7 @@ import orjson
 from worker.calls import histogram
 from worker.calls.aggregate import aggregate
 from worker.calls.decode import Call
-from worker.store.rows import columns, minute_rows, model_rows, series_rows
+from worker.calls.rows import columns, minute_rows, model_rows, series_rows
 
 
 def call(model, task, ok, latency, at=1_700_000_000.0, layer="fast"):

@@ -64,6 +64,10 @@ LayerMinuteKey = tuple[int, str]  # minute (epoch s), layer or "all"
 HealthKey = tuple[int, str, str, str]  # 1-second bucket (epoch s), model_id, task_type, layer
 
 HEALTH_BUCKET_S = 1
+# How old (by the flush's clock) a call may be and still get a health bucket. The fast path reads the
+# last 60 s (worker/pipeline/routing.py) and model_health keeps an hour; 10 minutes leaves room for
+# clock skew and a worker minutes behind, and keeps a backlog's old calls to minute keys.
+HEALTH_RECENT_S = 600.0
 
 
 @dataclass(slots=True)
@@ -89,19 +93,32 @@ def _tally(table: dict, key) -> Tally:
     return found
 
 
-def aggregate(calls: Iterable[Call]) -> Deltas:
-    """Each call is added once, to its finest key (second, model, task type, layer); the tables the
-    flush writes are roll-ups of those few hundred tallies, not three more additions per call."""
+def aggregate(calls: Iterable[Call], recent_from: float = float("-inf")) -> Deltas:
+    """Each call is added once, to its finest key; the tables the flush writes are roll-ups of those
+    few hundred tallies, not three more additions per call.
+
+    The finest key of a call at or after `recent_from` is its second (the 1-second health buckets
+    the fast path reads); an older call's is its minute: on a backlog hours deep, per-second keys
+    would multiply the tallies by 60 for buckets no breaker ever reads again (see HEALTH_RECENT_S).
+    """
     finest: dict[tuple[int, str, str, str], Tally] = {}
+    by_minute: dict[MinuteKey, Tally] = {}
     for call in calls:
-        second = int(call.occurred_at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S
-        tally = _tally(finest, (second, call.model_id, call.task_type, call.layer))
+        at = call.occurred_at
+        if at >= recent_from:
+            tally = _tally(
+                finest, (int(at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S, call.model_id, call.task_type, call.layer)
+            )
+        else:
+            tally = _tally(by_minute, (int(at // 60) * 60, call.model_id, call.task_type, call.layer))
         tally.add(call, histogram.bucket_of(call.latency_ms))
     deltas = Deltas(by_health=finest)  # health per (model, task type): the finest key itself
     for (second, model_id, task_type, layer), tally in finest.items():
+        _tally(by_minute, (minute_of(second), model_id, task_type, layer)).merge(tally)
+    deltas.by_minute = by_minute
+    for (_, model_id, task_type, _), tally in by_minute.items():
         _tally(deltas.by_model, (model_id, task_type)).merge(tally)
-        _tally(deltas.by_minute, (minute_of(second), model_id, task_type, layer)).merge(tally)
-    for (minute, _, _, layer), tally in deltas.by_minute.items():  # per layer and overall: sums of the minute rows
+    for (minute, _, _, layer), tally in by_minute.items():  # per layer and overall: sums of the minute rows
         _tally(deltas.by_layer_minute, (minute, layer)).merge(tally)
         _tally(deltas.by_layer_minute, (minute, ALL_LAYERS)).merge(tally)
     return deltas

@@ -2,19 +2,27 @@
 
 A value is one event object or a JSON array of them (a batch envelope); each element of an
 envelope is judged on its own, so one bad element never costs the good ones.
+
+Completed events first try the typed fast path (worker/calls/structs.py: msgspec, straight from
+bytes, about five times pydantic's speed); a value it does not take whole goes through the
+contract models, which accept it or name the reason. Either way the same events are accepted with
+the same values; a property test holds the two paths to that.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 from pydantic import ValidationError
 
 from worker.calls.commands import COMMAND, BugReport, Metric, MetricRecorded, ModelPerformanceReported
 from worker.calls.events import MODEL_OF_KIND, CallEvent, CallFailed, EventKind
 from worker.calls.redaction import redact_identifier
+from worker.calls.structs import COMPLETED, Completed
 
 
 class Limits(NamedTuple):
@@ -65,6 +73,44 @@ def to_call(event: CallEvent) -> Call:
         event.output_tokens,
         event if isinstance(event, CallFailed) else None,
     )
+
+
+def _fast_call(e: Completed) -> Call:
+    return Call(
+        e.event_id,
+        e.occurred_at.timestamp(),
+        redact_identifier(e.model_id),
+        redact_identifier(e.task_type),
+        e.layer.value,
+        True,
+        float(e.latency_ms),
+        float(e.cost_usd),
+        e.input_tokens,
+        e.output_tokens,
+    )
+
+
+# msgspec rounds a fraction of a second past microseconds, pydantic truncates: 59.9999999 would change minute
+_FINER_THAN_MICROSECONDS = re.compile(rb":\d\d[.,]\d{7}")
+
+
+def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> list[Call] | None:
+    """The calls of a value that is wholly valid and plain, or None: then the contract path judges it."""
+    if not is_plain(value, limits.max_nesting_depth) or _FINER_THAN_MICROSECONDS.search(value):
+        return None
+    try:
+        decoded = COMPLETED.decode(value)
+    except msgspec.MsgspecError:
+        return None
+    events = decoded if isinstance(decoded, list) else [decoded]
+    if not events or len(events) > limits.max_events_per_envelope:
+        return None
+    calls = [_fast_call(e) for e in events]
+    if received_at is not None:
+        latest = received_at + limits.max_ahead_s
+        if any(c.occurred_at > latest for c in calls):
+            return None
+    return calls
 
 
 def applied(command) -> Call | Metric | BugReport:
@@ -178,6 +224,17 @@ def decode(
         return [], [Rejection("empty", "message has no value")]
     if len(value) > limits.max_message_bytes:
         return [], [Rejection("too_large", f"{len(value)} bytes > limit {limits.max_message_bytes}")]
+    if kind is EventKind.completed:
+        fast = fast_completed(value, limits, received_at)
+        if fast is not None:
+            return fast, []
+    return by_contract(value, kind, limits, received_at)
+
+
+def by_contract(
+    value: bytes, kind: EventKind, limits: Limits, received_at: float | None
+) -> tuple[list, list[Rejection]]:
+    """The contract path (orjson, then each element through its pydantic model): judges everything."""
     try:
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as error:

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 
 from worker import metrics
 from worker.calls import batch as batching
+from worker.calls import flush_plan
 from worker.calls.dead_letters import headers
 from worker.calls.decode import Limits
 from worker.calls.events import EventKind
@@ -262,8 +263,11 @@ class Ingest(mode.Service):
         started = time.monotonic()
         if len(current.dead_letters) > current.dead_letters_sent:
             await asyncio.wait_for(self._send_dead_letters(current), timeout)
+        # planned in a thread: a batch of thousands of distinct ids takes tenths of a second to aggregate,
+        # and health checks, heartbeats and tools must not wait behind it (nor the transaction's locks)
+        plan = await asyncio.to_thread(flush_plan.plan, current.calls, time.time())
         async with self.pool.acquire(timeout=timeout) as conn:
-            outcome = await asyncio.wait_for(write_flush(conn, **self._flush_arguments(current)), timeout)
+            outcome = await asyncio.wait_for(write_flush(conn, plan, **self._flush_arguments(current)), timeout)
         return outcome, time.monotonic() - started
 
     def _written(self, current: batching.Batch, outcome: FlushOutcome, seconds: float) -> None:
@@ -345,9 +349,7 @@ class Ingest(mode.Service):
             group=self.settings.consumer_group,
             expected=self.positions.expected,
             next_offsets=current.next_offsets,
-            calls=current.calls,
             dead_letters=len(current.dead_letters),
-            now=time.time(),
             pattern_window_s=self.settings.pattern_window_s,
             patterns_max_new_per_hour=self.settings.patterns_max_new_per_hour,
         )
@@ -365,7 +367,10 @@ class Ingest(mode.Service):
         )
         try:
             async with self.pool.acquire(timeout=timeout) as conn:
-                refused = await asyncio.wait_for(refused_calls(conn, **self._flush_arguments(current)), timeout * 4)
+                refused = await asyncio.wait_for(
+                    refused_calls(conn, calls=current.calls, now=time.time(), **self._flush_arguments(current)),
+                    timeout * 4,
+                )
         except RETRYABLE as lookup_error:
             self._retry_later(f"could not isolate the refused events yet ({lookup_error})")
             return False

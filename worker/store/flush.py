@@ -1,5 +1,7 @@
-"""One flush = one transaction: fence on the stored offsets, drop re-sent events, add the deltas
-(aggregates, series, bug patterns and their stubs), advance the offsets. Either all of it is visible or none of it is; that is the exactly-once effect.
+"""One flush = one transaction that executes a flush plan: fence on the stored offsets, drop re-sent
+events, add the deltas (aggregates, series, bug patterns and their stubs), advance the offsets.
+Either all of it is visible or none of it is; that is the exactly-once effect. What to add is
+decided by the pure plan (worker/calls/flush_plan.py); this module only runs the statements.
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from worker.calls.aggregate import Deltas, aggregate, minute_of
+from worker.calls import flush_plan
 from worker.calls.batch import PartitionKey
-from worker.calls.commands import BugReport, Metric
 from worker.calls.decode import Call
-from worker.failures.patterns import PatternDelta, pattern_deltas
-from worker.store import rows
+from worker.calls.flush_plan import FlushPlan
 from worker.store.bug_patterns import write_patterns
 from worker.store.commands import write_commands
 
@@ -101,51 +101,18 @@ class FlushOutcome:
     per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    deltas: Deltas
-    model_rows: tuple
-    minute_rows: tuple
-    health_rows: tuple
-    patterns: dict[str, PatternDelta]
-
-
-def _plan(calls: list[Call]) -> _Plan:
-    """What the fresh calls add: pure, so it can run in a thread."""
-    deltas = aggregate(calls)
-    if not calls:
-        return _Plan(deltas, (), (), (), {})
-    return _Plan(
-        deltas,
-        tuple(rows.model_rows(deltas)),
-        tuple(rows.minute_rows(deltas)),
-        tuple(rows.health_rows(deltas)),
-        pattern_deltas(calls),
-    )
-
-
-def first_fresh(calls: Sequence[Call | Metric | BugReport], fresh_ids: set[str]) -> list[Call | Metric | BugReport]:
-    """Each fresh event once, even when the batch itself holds several copies."""
-    kept = []
-    for call in calls:
-        if call.event_id in fresh_ids:
-            fresh_ids.discard(call.event_id)
-            kept.append(call)
-    return kept
-
-
 async def write_flush(
     conn: asyncpg.Connection,
+    plan: FlushPlan,
     *,
     group: str,
     expected: Mapping[PartitionKey, int],
     next_offsets: Mapping[PartitionKey, int],
-    calls: Sequence[Call | Metric | BugReport],
     dead_letters: int,
-    now: float,
     pattern_window_s: float = 900.0,
     patterns_max_new_per_hour: int = 500,
 ) -> FlushOutcome:
+    """Execute `plan` (worker/calls/flush_plan.py) in one transaction, fenced on `expected`."""
     parts = sorted(next_offsets)
     topics, partitions = [t for t, _ in parts], [p for _, p in parts]
     async with conn.transaction():
@@ -153,44 +120,30 @@ async def write_flush(
         stale = {tp: (expected.get(tp, -2), found.get(tp)) for tp in parts if found.get(tp) != expected.get(tp)}
         if stale:
             raise OffsetFenced(stale)
-        fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, [c.event_id for c in calls])} if calls else set()
-        fresh = first_fresh(calls, fresh_ids)
-        commands = [c for c in fresh if not isinstance(c, Call)]  # tool commands: rare, and only on their topic
-        if commands:
-            await write_commands(
-                conn, [c for c in commands if isinstance(c, Metric)], [c for c in commands if isinstance(c, BugReport)]
-            )
-        fresh_calls = [c for c in fresh if isinstance(c, Call)]
-        # the CPU-bound part off the event loop: a batch of thousands of distinct ids takes tenths of a
-        # second to aggregate, and health checks, heartbeats and tools must not wait behind it
-        plan = await asyncio.to_thread(_plan, fresh_calls)
-        deltas = plan.deltas
+        if plan.items:
+            fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, plan.event_ids)}
+            if len(fresh_ids) < plan.counted:  # re-sent events: count the others (rare, so planned again only then)
+                plan = await asyncio.to_thread(plan.fresh, fresh_ids)
+        if plan.metrics or plan.bug_reports:  # tool commands: rare, and only on their topic
+            await write_commands(conn, plan.metrics, plan.bug_reports)
         new_patterns = folded = 0
-        if fresh_calls:
+        if plan.calls:
             await conn.execute(UPSERT_MODELS, *plan.model_rows)
             await conn.execute(UPSERT_MINUTES, *plan.minute_rows)
-            await conn.execute(UPSERT_HEALTH, *plan.health_rows)
-            patterns = plan.patterns
-            if patterns:
-                new_patterns, folded = await write_patterns(conn, patterns, pattern_window_s, patterns_max_new_per_hour)
-        counted = len(fresh_calls) + len(commands)
-        worker_counts = {
-            "events_consumed": len(calls),
-            "events_duplicate": len(calls) - counted,
-            "events_dead_lettered": dead_letters,
-        }
-        await conn.execute(UPSERT_SERIES, *rows.series_rows(deltas, worker_counts, minute_of(now), group))
+            if plan.health_rows[0]:
+                await conn.execute(UPSERT_HEALTH, *plan.health_rows)
+            if plan.patterns:
+                new_patterns, folded = await write_patterns(
+                    conn, plan.patterns, pattern_window_s, patterns_max_new_per_hour
+                )
+        await conn.execute(UPSERT_SERIES, *plan.series_rows(dead_letters, group))
         await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
-    per_model: dict[str, tuple[int, int]] = {}
-    for (model_id, _), tally in deltas.by_model.items():
-        calls_so_far, ok_so_far = per_model.get(model_id, (0, 0))
-        per_model[model_id] = (calls_so_far + tally.calls, ok_so_far + tally.successes)
     return FlushOutcome(
-        counted=counted,
-        duplicates=len(calls) - counted,
+        counted=plan.counted,
+        duplicates=plan.consumed - plan.counted,
         new_patterns=new_patterns,
         folded_failures=folded,
-        per_model=per_model,
+        per_model=plan.per_model(),
     )
 
 
@@ -202,14 +155,14 @@ class _DryRun(Exception):
     pass
 
 
-async def refused_calls(conn: asyncpg.Connection, *, calls: Sequence[Call], **flush) -> list[Call]:
+async def refused_calls(conn: asyncpg.Connection, *, calls: Sequence[Call], now: float, **flush) -> list[Call]:
     """The calls whose write the database refuses with a data error, found by bisection with rolled-back
     trial flushes (only after a real flush failed that way: log2(n) trials per refused call)."""
 
     async def refused(subset: Sequence[Call]) -> bool:
         try:
             async with conn.transaction():
-                await write_flush(conn, calls=subset, **flush)
+                await write_flush(conn, flush_plan.plan(subset, now), **flush)
                 raise _DryRun
         except _DryRun:
             return False

@@ -1,0 +1,48 @@
+"""The flush plan decides what a flush writes; the store only runs it."""
+
+import orjson
+
+from tests import samples
+from worker.calls import flush_plan
+from worker.calls.aggregate import HEALTH_RECENT_S
+from worker.calls.commands import Metric
+from worker.calls.decode import Call, decode
+from worker.calls.events import EventKind
+
+NOW = 1_790_000_000.0
+
+
+def call(event_id: str, at: float = NOW - 1, ok: bool = True, model: str = "m") -> Call:
+    return Call(event_id, at, model, "chat", "fast", ok, 100.0, 0.01, 10, 5)
+
+
+def test_only_recent_calls_get_health_buckets_but_every_call_is_counted():
+    old = [call(f"old-{i}", at=NOW - HEALTH_RECENT_S - 3600 - i) for i in range(120)]
+    recent = [call(f"new-{i}", at=NOW - i % 3, ok=i % 2 == 0) for i in range(10)]
+    plan = flush_plan.plan(old + recent, NOW)
+    calls, successes = plan.model_rows[2], plan.model_rows[3]
+    assert calls == [130] and successes == [120 + 5]
+    assert sum(plan.health_rows[4]) == 10  # health: the recent calls only, by second
+    assert sorted(set(plan.health_rows[0])) == [NOW - 2, NOW - 1, NOW]
+    assert sum(plan.minute_rows[4]) == 130  # the old hour's calls at minute keys: 2 minutes + the recent one(s)
+    assert len(plan.minute_rows[0]) == len({int(c.occurred_at // 60) for c in old + recent})
+
+
+def test_re_sent_events_are_planned_again_without_them():
+    items = [call("a"), call("b", ok=False), call("a"), Metric("c", "x", 1.0, "u", None, NOW)]
+    plan = flush_plan.plan(items, NOW)
+    assert plan.counted == 4 and plan.consumed == 4
+    fresh = plan.fresh({"a", "c"})  # "b" was seen before; "a" is twice in the batch
+    assert [i.event_id for i in fresh.items] == ["a", "c"]
+    assert fresh.consumed == 4 and fresh.counted == 2
+    assert fresh.model_rows[2] == [1] and not fresh.patterns and len(fresh.metrics) == 1
+    series = dict(zip(fresh.series_rows(dead_letters=3, group="g")[0], fresh.series_rows(3, "g")[1], strict=True))
+    assert series["events_consumed"] == 4.0 and series["events_duplicate"] == 2.0
+    assert series["events_dead_lettered"] == 3.0
+
+
+def test_failures_become_pattern_deltas_and_per_model_counts():
+    (failed,), _ = decode(orjson.dumps(samples.failed(model_id="x")), EventKind.failed)
+    plan = flush_plan.plan([failed, failed._replace(event_id="d"), call("b", model="x"), call("c", model="y")], NOW)
+    assert plan.per_model() == {"x": (3, 1), "y": (1, 1)}
+    assert [d.occurrences for d in plan.patterns.values()] == [2]

@@ -1,0 +1,52 @@
+"""msgspec twin of a completed call event, for the hot path: typed decoding straight from bytes.
+
+The pydantic model in worker/calls/events.py stays the contract and the judge. This twin is only
+ever as strict or stricter (a test checks it on generated events): whatever it accepts the
+contract accepts with the same values, and whatever it refuses goes to the contract model, which
+either accepts it or names the reason. Failed events take the contract path whole: they are the
+minority, and bug patterns and stubs read the full event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+import msgspec
+
+from worker.calls.events import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS, Layer
+
+Millis = Annotated[float, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)]
+Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
+CostUsd = Annotated[float, msgspec.Meta(ge=0, le=MAX_COST_USD)]
+Aware = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+# the canonical text of a UUID only (what str(uuid.UUID(...)) gives): other spellings take the contract path,
+# which canonicalises them; a fast path that kept them as sent would dedupe them under another spelling
+CanonicalUuid = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+ModelId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+TaskType = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Text100 = Annotated[str, msgspec.Meta(max_length=100)]
+Text200 = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class Completed(msgspec.Struct, gc=False):
+    """The fields of CallCompleted with the same bounds; unknown fields are ignored, as there."""
+
+    event_id: CanonicalUuid
+    occurred_at: Aware
+    model_id: ModelId
+    layer: Layer
+    task_type: TaskType
+    latency_ms: Millis
+    schema_version: Literal[1] = 1
+    request_id: Text200 | None = None
+    provider: Text100 | None = None
+    ttft_ms: Millis | None = None
+    input_tokens: Tokens = 0
+    output_tokens: Tokens = 0
+    cost_usd: CostUsd = 0.0
+    routing_rule_id: Text200 | None = None
+
+
+# one value: an event object or an envelope (array) of them; any refusal sends the value to the contract path
+COMPLETED = msgspec.json.Decoder(Completed | list[Completed])
