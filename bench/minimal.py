@@ -15,9 +15,10 @@ import time
 import asyncpg
 import msgspec
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from worker.calls import histogram
+from worker.topics import partitions_of
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS minimal_offsets (topic text, partition int, next_offset int8, PRIMARY KEY (topic, partition));
@@ -106,10 +107,7 @@ async def run(bootstrap: str, dsn: str, topics: dict[str, str], messages: int, e
         async with pool.acquire() as conn:
             await conn.execute(SCHEMA)
             stored = {(r[0], r[1]): r[2] for r in await conn.fetch("SELECT * FROM minimal_offsets")}
-        tps = [TopicPartition(t, p) for t in topics.values() for p in sorted(consumer.partitions_for_topic(t) or ())]
-        if not tps:
-            await consumer._client.force_metadata_update()
-            tps = [TopicPartition(t, p) for t in topics.values() for p in sorted(consumer.partitions_for_topic(t))]
+        tps = await partitions_of(consumer, list(topics.values()))
         consumer.assign(tps)
         for tp in tps:
             consumer.seek(tp, stored.get((tp.topic, tp.partition), 0))

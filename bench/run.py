@@ -420,6 +420,7 @@ async def main() -> None:
         for scenario, envelope in SCENARIOS:
             name = f"{scenario}{envelope}"
             topics, messages = data[name]
+            print(f"  {label_of(scenario, envelope)}: bare consumer, worker, minimal exact consumer", flush=True)
             note("limit_" + name, await bare_limit(bootstrap, list(topics.values()), args.events))
             profile = args.profile.with_suffix(f".{name}.txt") if args.profile and i == 0 and envelope == 1 else None
             rate, _ = await run_worker(base, topics, messages, args.events, logs / f"worker-{name}-{i}.log", profile)
@@ -429,6 +430,7 @@ async def main() -> None:
                 note("minimal_" + name, await minimal.run(bootstrap, dsn, topics, messages, args.events))
             finally:
                 await db.drop(dsn)
+        print("  the worker's two halves alone, PostgreSQL's ceiling, the per-event baseline", flush=True)
         for name in ("live1", "backlog1"):
             note("python_" + name, python_side(records[name], data[name][0], args.events))
             dsn = await db.fresh()

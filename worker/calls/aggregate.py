@@ -53,7 +53,7 @@ class Tally:
         self.cost_sum_usd += other.cost_sum_usd
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
-        self.latency_histogram = histogram.merge(self.latency_histogram, other.latency_histogram)
+        histogram.add_into(self.latency_histogram, other.latency_histogram)
         self.first_seen = min(self.first_seen, other.first_seen)
         self.last_seen = max(self.last_seen, other.last_seen)
 

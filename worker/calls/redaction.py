@@ -13,7 +13,8 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-import re2
+
+from worker.calls.substitutions import AnyOf, Substitutions
 
 REDACTED = "[REDACTED]"
 
@@ -47,7 +48,7 @@ _TEXT_RULES: tuple[tuple[str, str], ...] = (
     (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "[REDACTED EMAIL]"),
 )
 
-_COMPILED = tuple((re2.compile(pattern), replacement) for pattern, replacement in _TEXT_RULES)
+_REDACTIONS = Substitutions([(pattern, replacement, ()) for pattern, replacement in _TEXT_RULES])
 
 SENSITIVE_KEYS = frozenset(
     {
@@ -75,7 +76,7 @@ SENSITIVE_KEYS = frozenset(
 )
 
 
-_ANY = re2.compile("|".join(f"(?:{pattern})" for pattern, _ in _TEXT_RULES))
+_ANY = AnyOf([pattern for pattern, _ in _TEXT_RULES])
 
 
 def _utf8(text: str) -> str:
@@ -85,16 +86,16 @@ def _utf8(text: str) -> str:
 
 def redact_text(text: str) -> str:
     text = _utf8(text)
-    for pattern, replacement in _COMPILED:
-        text = pattern.sub(replacement, text)
-    return text
+    if not _ANY.search(text):  # one pass finds nothing: then no rule can (each is one of _ANY's alternatives)
+        return text
+    return _REDACTIONS.apply(text)
 
 
 @lru_cache(maxsize=8192)
 def redact_identifier(text: str) -> str:
     """For identifiers (model, task type, error type, category): few distinct values, each checked
     once in one linear pass, so the hot path pays a cache lookup per field."""
-    return redact_text(text) if _ANY.search(_utf8(text)) else text
+    return redact_text(text)
 
 
 def redact_json_bytes(value: bytes) -> bytes:

@@ -14,46 +14,49 @@ import hashlib
 import re
 from typing import NamedTuple
 
-import re2
-
 from worker.calls.redaction import redact_text
+from worker.calls.substitutions import Rule, Substitutions
 
 MAX_TEMPLATE_CHARS = 500
 
-_RULES: tuple[tuple[str, str], ...] = (
-    (r"\[REDACTED EMAIL\]", "<email>"),
-    (r"\[REDACTED[A-Z ]*\]", "<secret>"),
-    (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "<email>"),
-    (r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>()]+", "<url>"),
+# (pattern, replacement, literals it cannot match without: see worker/calls/substitutions.py)
+_RULES: tuple[Rule, ...] = (
+    (r"\[REDACTED EMAIL\]", "<email>", ("[REDACTED EMAIL]",)),
+    (r"\[REDACTED[A-Z ]*\]", "<secret>", ("[REDACTED",)),
+    (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "<email>", ("@",)),
+    (r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>()]+", "<url>", ("://",)),
     (
         r"\b(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+(?:com|net|org|io|ai|dev|app|cloud|internal|local|"
         r"co|us|eu|uk|de|fr|jp|cn|in|svc|cluster)\b",
         "<hostname>",
+        (".",),
     ),
-    (r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b", "<ip>"),
-    (r"\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b", "<ip>"),
-    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<uuid>"),
-    (r"\b[0-9a-fA-F]{40}\b", "<sha1>"),
-    (r"\b[0-9a-fA-F]{32}\b", "<md5>"),
-    (r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b", "<date>"),
-    (r"\b\d+(?:\.\d+)?\s?(?:ms|milliseconds?|us|µs|ns|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\b", "<duration>"),
+    (r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b", "<ip>", (".",)),
+    (r"\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b", "<ip>", (":",)),
+    (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "<uuid>", ("-",)),
+    (r"\b[0-9a-fA-F]{40}\b", "<sha1>", ()),
+    (r"\b[0-9a-fA-F]{32}\b", "<md5>", ()),
+    (r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b", "<date>", ("-",)),
+    (r"\b\d+(?:\.\d+)?\s?(?:ms|milliseconds?|us|µs|ns|s|secs?|seconds?|m|mins?|minutes?|h|hours?)\b", "<duration>", ()),
     # request ids, long or short (req_8978 as much as req_8f2a09c1d3)
     (
         r"\b(?:req|request|trace|span|msg|chatcmpl|run|call)[_-](?:[A-Za-z0-9]{6,}|[A-Za-z]*[0-9][A-Za-z0-9]*)\b",
         "<request_id>",
+        ("req", "trace", "span", "msg", "chatcmpl", "run", "call"),
     ),
-    (r"(=\s*)(?:\"[^\"]*\"|'[^']*')", r"\1<quoted>"),
-    (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
-    (r"\b[0-9a-fA-F]{8,}\b", "<hex>"),  # ids and hashes of 8+ hex digits, whatever their letters
+    (r"(=\s*)(?:\"[^\"]*\"|'[^']*')", r"\1<quoted>", ("=",)),
+    (r"\b0x[0-9a-fA-F]+\b", "<hex>", ("0x",)),
+    (r"\b[0-9a-fA-F]{8,}\b", "<hex>", ()),  # ids and hashes of 8+ hex digits, whatever their letters
     (
         r"\b[0-9a-fA-F]*[0-9][0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*\b|\b[0-9a-fA-F]*[a-fA-F][0-9a-fA-F]*[0-9][0-9a-fA-F]*\b",
         "<hex>",
+        (),
     ),
-    (r"-?\b\d+\.\d+\b", "<float>"),
-    (r"-?\b\d+\b", "<int>"),
+    (r"-?\b\d+\.\d+\b", "<float>", ()),
+    (r"-?\b\d+\b", "<int>", ()),
 )
-_COMPILED = tuple((re2.compile(p), r) for p, r in _RULES)
-_SPACES = re2.compile(r"\s+")
+_PARAMETERS = Substitutions(_RULES)
+_SPACES = Substitutions([(r"\s+", " ", ())])
 
 
 class Fingerprint(NamedTuple):
@@ -67,9 +70,8 @@ def normalise(message: str, model_id: str | None = None) -> str:
     text = redact_text(message)
     if model_id and len(model_id) >= 2:  # the reporting model's own name, as a whole word only
         text = re.sub(rf"(?<![\w.-]){re.escape(model_id)}(?![\w-])", "<model>", text)
-    for pattern, replacement in _COMPILED:
-        text = pattern.sub(replacement, text)
-    text = _SPACES.sub(" ", text).strip()
+    text = _PARAMETERS.apply(text)
+    text = _SPACES.apply(text).strip()
     return text[:MAX_TEMPLATE_CHARS]
 
 

@@ -15,7 +15,7 @@ import time
 
 import asyncpg
 import mode
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker import metrics
@@ -26,9 +26,10 @@ from worker.calls.decode import Limits
 from worker.calls.events import EventKind
 from worker.kafka_client import client_options
 from worker.pipeline.positions import Positions
+from worker.pipeline.retry import Backoff, Verdict, classify
 from worker.pipeline.stats import IngestStats
 from worker.settings import Settings
-from worker.store.flush import REFUSED, FlushOutcome, OffsetFenced, refused_calls, write_flush
+from worker.store.flush import FlushOutcome, refused_calls, write_flush
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,19 @@ METADATA_MAX_AGE_MS = 15_000  # a recreated topic (or new partitions) is seen wi
 YIELD_EVERY = 500  # events decoded between two turns of the event loop
 STALL_S = 10.0  # a flush in flight for longer makes the pod not ready
 BROKER_PROBE_S = 5.0
-RETRYABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """aiokafka's rebalance callbacks, handed to the processor that owns the batch and the positions."""
+
+    def __init__(self, ingest: Ingest):
+        self.ingest = ingest
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.ingest.partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.ingest.positions.assigned(assigned)
 
 
 class Ingest(mode.Service):
@@ -54,11 +67,10 @@ class Ingest(mode.Service):
         self.stats = IngestStats()
         self.lock = asyncio.Lock()
         self.batch = batching.initial(time.monotonic())
-        self.retry_at: float | None = None
-        self.failures = 0
+        self.backoff = Backoff(settings.retry_backoff_max_s)  # active: a flush failed and is retried later
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
-        self.positions = Positions(self)  # the rebalance listener; it reaches the consumer once started
+        self.positions = Positions(settings, pool)  # reaches the consumer once it is created
         self.writing: tuple[batching.Batch, asyncio.Future] | None = None  # the batch being written, and its write
         self.hints: dict[tuple[str, int], int] = {}  # stored offsets not yet committed to Kafka (a lag hint)
         self.loop_exited = asyncio.Event()
@@ -82,8 +94,8 @@ class Ingest(mode.Service):
                 f"{len(self.positions.ahead)} partitions stored past the log's end (topic recreated?): "
                 "run 'telemetry-worker offsets reanchor'"
             )
-        if self.retry_at is not None:
-            reasons.append(f"flush failing ({self.failures} attempts)")
+        if self.backoff.active:
+            reasons.append(f"flush failing ({self.backoff.failures} attempts)")
         if self.writing is not None and time.monotonic() - self.writing_since > STALL_S:
             reasons.append(f"a flush has been in flight for more than {STALL_S:.0f} s")
         if not self.broker_reachable:
@@ -109,8 +121,9 @@ class Ingest(mode.Service):
             heartbeat_interval_ms=int(min(3.0, s.kafka_session_timeout_s / 3) * 1000),
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
+        self.positions.consumer = self.consumer
         await self.producer.start()
-        self.consumer.subscribe(list(self.kinds), listener=self.positions)
+        self.consumer.subscribe(list(self.kinds), listener=_Rebalance(self))
         await self.consumer.start()
         self.consuming = True
         log.info("ingest started: group=%s topics=%s", s.consumer_group, ", ".join(self.kinds))
@@ -167,15 +180,14 @@ class Ingest(mode.Service):
         self.positions.recheck_ahead()
         if self.positions.pending:
             async with self.lock:
-                await self.positions.settle()
-        if self.retry_at is not None:
+                self.stats.lost_to_retention += await self.positions.settle(resume=not self.backoff.active)
+        if self.backoff.active:
             # Partitions are paused, but the poll keeps this consumer in its group. Whatever a poll
             # returns is kept: dropping it would move the fetch position past uncounted events.
-            wait_ms = max(0, int((self.retry_at - time.monotonic()) * 1000))
-            records = await self.consumer.getmany(timeout_ms=wait_ms, max_records=1000)
+            records = await self.consumer.getmany(timeout_ms=self.backoff.wait_ms(time.monotonic()), max_records=1000)
             async with self.lock:
                 await self._accumulate_all(records)
-                if self.batch and self.retry_at is not None and time.monotonic() >= self.retry_at:
+                if self.batch and self.backoff.due(time.monotonic()):
                     await self.flush(timeout=self.settings.flush_timeout_s)
             return
         room = max(1, self.settings.flush_max_events - self.batch.items)
@@ -218,13 +230,25 @@ class Ingest(mode.Service):
     def unwritten(self) -> bool:
         return bool(self.batch) or self.writing is not None
 
+    async def partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Flush before the partitions go (bounded in time), or hand the batch back unwritten: the next
+        owner reads it again from the stored offsets."""
+        async with self.lock:
+            if self.unwritten:
+                flushed = await self.flush(timeout=self.settings.revoke_flush_timeout_s)
+                if not flushed:
+                    log.warning("rebalance: %d unwritten events handed back; they will be read again", self.batch.items)
+            self.batch = batching.initial(time.monotonic())
+            self.backoff.reset()
+            self.positions.forget(revoked)
+
     async def _write_behind(self, timeout: float) -> None:
         """Seal the open batch and write it in the background, so that the next one is decoded while
         PostgreSQL works. Writes stay sequential: one in flight, each started after the previous one
         was accounted for, so every write is fenced against the offsets its predecessor stored."""
         if self.writing is not None and not await self._collect_or_recover(timeout):
             return
-        if self.retry_at is not None or not self.batch:
+        if self.backoff.active or not self.batch:
             return
         sealed, self.batch = self.batch, batching.initial(time.monotonic())
         self.writing = (sealed, asyncio.ensure_future(self._write(sealed, timeout)))
@@ -233,7 +257,7 @@ class Ingest(mode.Service):
     async def _collect_or_recover(self, timeout: float) -> bool:
         error = await self._collect()
         if error is not None:
-            return await self._failed(error, timeout)
+            return await self._recover(error, timeout)
         await self._commit_hints()
         return True
 
@@ -279,45 +303,60 @@ class Ingest(mode.Service):
         """Write everything unwritten now (the write in flight, then the open batch); on success
         advance positions. Call with the lock held."""
         error = await self._collect()
-        if isinstance(error, OffsetFenced):
-            return await self._failed(error, timeout)
+        if error is not None and classify(error) is Verdict.fenced:
+            return await self._recover(error, timeout)
         # any other failure: its batch is now in front of the open one, which is written right away
         if not self.batch:
             await self._commit_hints()
             return error is None
+        error = await self._write_open(timeout)
+        return True if error is None else await self._recover(error, timeout)
+
+    async def _write_open(self, timeout: float) -> BaseException | None:
+        """Write the open batch now; on success account for it and leave any back-off."""
         current = self.batch
         try:
             outcome, seconds = await self._write(current, timeout)
-        except Exception as failure:  # noqa: BLE001
-            return await self._failed(failure, timeout)
+        except Exception as failure:  # noqa: BLE001 - judged by the caller
+            return failure
         self._written(current, outcome, seconds)
         self.batch = batching.initial(time.monotonic())
-        if self.retry_at is not None:
-            log.info("flush succeeded after %d failed attempts; consumption resumed", self.failures)
-        self.retry_at, self.failures = None, 0
+        if self.backoff.active:
+            log.info("flush succeeded after %d failed attempts; consumption resumed", self.backoff.failures)
+        self.backoff.reset()
         self.positions.resume_all()
         await self._commit_hints()
-        return True
+        return None
 
-    async def _failed(self, error: BaseException, timeout: float) -> bool:
-        """A failed write of `self.batch` (merged with the write in flight, if that one failed)."""
-        current = self.batch
-        if isinstance(error, REFUSED):  # not transient: some event's values are refused; set them aside
-            return await self._quarantine(current, error, timeout)
-        if isinstance(error, OffsetFenced):
-            log.warning("flush discarded, another consumer moved on: %s", error)
-            self.stats.fenced += 1
-            metrics.FENCED.inc()
-            self.batch = batching.initial(time.monotonic())
-            # what was being retried is gone with the batch; the stored offsets are read again and the
-            # partitions resume from them (left set, the retry state kept them paused for good)
-            self.retry_at, self.failures = None, 0
-            self.positions.reposition_all()
-            return False
-        if isinstance(error, RETRYABLE):
-            self._retry_later(f"flush of {current.items} events failed ({type(error).__name__}: {error})")
-            return False
-        raise error
+    async def _recover(self, error: BaseException, timeout: float) -> bool:
+        """A write of `self.batch` (merged with the write in flight, if that one failed) failed: act on
+        the verdict. Refused values are set aside and the rest written at once, as often as needed."""
+        while True:
+            verdict = classify(error)
+            if verdict is Verdict.fenced:
+                self._discard_fenced(error)
+                return False
+            if verdict is Verdict.transient:
+                self._retry_later(f"flush of {self.batch.items} events failed ({type(error).__name__}: {error})")
+                return False
+            if verdict is Verdict.fatal:
+                raise error
+            if not await self._set_aside_refused(error, timeout):
+                return False
+            next_error = await self._write_open(timeout)
+            if next_error is None:
+                return True
+            error = next_error
+
+    def _discard_fenced(self, error: BaseException) -> None:
+        log.warning("flush discarded, another consumer moved on: %s", error)
+        self.stats.fenced += 1
+        metrics.FENCED.inc()
+        self.batch = batching.initial(time.monotonic())
+        # what was being retried is gone with the batch; the stored offsets are read again and the
+        # partitions resume from them (left active, the back-off kept them paused for good)
+        self.backoff.reset()
+        self.positions.reposition_all()
 
     async def _commit_hints(self) -> None:
         hints, self.hints = self.hints, {}
@@ -336,13 +375,11 @@ class Ingest(mode.Service):
 
     def _retry_later(self, why: str) -> None:
         """Back off exponentially with consumption paused, so that memory stays bounded while we wait."""
-        self.failures += 1
-        backoff = min(self.settings.retry_backoff_max_s, 0.25 * 2 ** min(self.failures, 10))
-        self.retry_at = time.monotonic() + backoff
+        delay = self.backoff.failed(time.monotonic())
         self.positions.pause_all()
         self.stats.flush_errors += 1
         metrics.FLUSH_ERRORS.inc()
-        log.warning("%s; retry %d in %.1f s, consumption paused", why, self.failures, backoff)
+        log.warning("%s; retry %d in %.1f s, consumption paused", why, self.backoff.failures, delay)
 
     def _flush_arguments(self, current: batching.Batch) -> dict:
         return dict(
@@ -354,12 +391,14 @@ class Ingest(mode.Service):
             patterns_max_new_per_hour=self.settings.patterns_max_new_per_hour,
         )
 
-    async def _quarantine(self, current: batching.Batch, error: Exception, timeout: float) -> bool:
-        """The database refused values it should not have been offered: dead-letter those events, keep the rest.
+    async def _set_aside_refused(self, error: BaseException, timeout: float) -> bool:
+        """The database refused values it should not have been offered: dead-letter those events and
+        keep the rest in the open batch. False when they cannot be isolated (then: retry later).
 
         Validation is meant to stop such values first (NUL characters, out-of-range numbers); this is
         the safety net that keeps one unforeseen value from blocking every partition behind it.
         """
+        current = self.batch
         log.error(
             "the database refused part of a batch (%s: %s); isolating the events it refuses",
             type(error).__name__,
@@ -371,7 +410,9 @@ class Ingest(mode.Service):
                     refused_calls(conn, calls=current.calls, now=time.time(), **self._flush_arguments(current)),
                     timeout * 4,
                 )
-        except RETRYABLE as lookup_error:
+        except Exception as lookup_error:
+            if classify(lookup_error) not in (Verdict.transient, Verdict.refused):
+                raise
             self._retry_later(f"could not isolate the refused events yet ({lookup_error})")
             return False
         if not refused:
@@ -383,7 +424,7 @@ class Ingest(mode.Service):
         log.error(
             "dead-lettered %d events the database refused; writing the other %d", len(refused), len(current.calls)
         )
-        return await self.flush(timeout)
+        return True
 
     async def _send_dead_letters(self, current: batching.Batch) -> None:
         assert self.producer is not None

@@ -1,8 +1,9 @@
-"""Where each assigned partition resumes, and the rebalance listener that keeps that true.
+"""Where each assigned partition resumes: stored offsets, pauses and seeks.
 
 On assignment, partitions stay paused until their stored offsets are read from PostgreSQL and
-seeked to; on revocation, the batch is flushed (bounded in time) or handed back unwritten. A
-partition's `expected` offset is the stored value the next flush must find to be allowed in.
+seeked to. A partition's `expected` offset is the stored value the next flush must find to be
+allowed in. The ingest processor (worker/pipeline/ingest.py) owns this state and drives it; it
+never calls back into the processor.
 
 A stored offset past the log's end means the topic was deleted and recreated (or its offsets
 reset): reading on would skip every new message below the stored offset as "already counted".
@@ -14,26 +15,25 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker import metrics
-from worker.calls import batch as batching
+from worker.settings import Settings
 from worker.store.offsets import UNSTORED, stored_offsets
-
-if TYPE_CHECKING:
-    from worker.pipeline.ingest import Ingest
 
 log = logging.getLogger(__name__)
 
 AHEAD_RECHECK_S = 5.0
 
 
-class Positions(ConsumerRebalanceListener):
-    def __init__(self, ingest: Ingest):
-        self.ingest = ingest
+class Positions:
+    def __init__(self, settings: Settings, pool: asyncpg.Pool):
+        self.settings = settings
+        self.pool = pool
+        self.consumer: AIOKafkaConsumer  # set when the consumer is created, before it joins its group
         self.expected: dict[tuple[str, int], int] = {}
         self.pending: set[TopicPartition] = set()
         self.ahead: dict[TopicPartition, tuple[int, int]] = {}  # paused: (stored offset, log end)
@@ -41,37 +41,23 @@ class Positions(ConsumerRebalanceListener):
         self._next_ahead_check = 0.0
 
     @property
-    def consumer(self):
-        return self.ingest.consumer
-
-    @property
     def settled(self) -> bool:
         return not self.pending
 
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        ingest = self.ingest
-        async with ingest.lock:
-            if ingest.unwritten:
-                flushed = await ingest.flush(timeout=ingest.settings.revoke_flush_timeout_s)
-                if not flushed:
-                    log.warning(
-                        "rebalance: %d unwritten events handed back; they will be read again", ingest.batch.items
-                    )
-            ingest.batch = batching.initial(time.monotonic())
-            ingest.retry_at, ingest.failures = None, 0
-            for tp in revoked:
-                self.expected.pop((tp.topic, tp.partition), None)
-                self.pending.discard(tp)
-                self.ahead.pop(tp, None)
-            metrics.OFFSETS_AHEAD.set(len(self.ahead))
-        if revoked:
-            log.info("partitions revoked: %s", _names(revoked))
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+    def assigned(self, assigned: set[TopicPartition]) -> None:
         self.pending |= set(assigned)
         if assigned:
             self.consumer.pause(*assigned)
             log.info("partitions assigned: %s", _names(assigned))
+
+    def forget(self, revoked: set[TopicPartition]) -> None:
+        for tp in revoked:
+            self.expected.pop((tp.topic, tp.partition), None)
+            self.pending.discard(tp)
+            self.ahead.pop(tp, None)
+        metrics.OFFSETS_AHEAD.set(len(self.ahead))
+        if revoked:
+            log.info("partitions revoked: %s", _names(revoked))
 
     def recheck_ahead(self) -> None:
         """Every AHEAD_RECHECK_S, partitions held for a stored offset past the log's end are read again."""
@@ -91,18 +77,20 @@ class Positions(ConsumerRebalanceListener):
             for tp, (stored, end) in sorted(self.ahead.items())
         ]
 
-    async def settle(self) -> None:
-        """Seek pending partitions to their stored offsets. Call with the ingest lock held."""
+    async def settle(self, resume: bool) -> int:
+        """Seek pending partitions to their stored offsets, and resume them if `resume` (a flush being
+        retried keeps everything paused). Returns how many messages retention deleted before they
+        were counted. Call with the ingest lock held."""
         if time.monotonic() < self._next_attempt:
-            return
+            return 0
         assigned = self.consumer.assignment()
         self.pending &= assigned
         todo = sorted(self.pending)
         if not todo:
-            return
-        s = self.ingest.settings
+            return 0
+        s = self.settings
         try:
-            async with self.ingest.pool.acquire(timeout=s.flush_timeout_s) as conn:
+            async with self.pool.acquire(timeout=s.flush_timeout_s) as conn:
                 stored = await stored_offsets(conn, s.consumer_group, [(tp.topic, tp.partition) for tp in todo])
             offsets = {tp: stored[(tp.topic, tp.partition)] for tp in todo}
             known = [tp for tp in todo if offsets[tp] != UNSTORED]
@@ -124,23 +112,24 @@ class Positions(ConsumerRebalanceListener):
                     else self.consumer.seek_to_end
                 )
                 await seek(*unknown)
-            await self._warn_if_retention_passed(known, offsets)
+            lost = await self._lost_to_retention(known, offsets)
         except Exception as error:  # noqa: BLE001 - database or broker unavailable: stay paused, try again shortly
             self._next_attempt = time.monotonic() + 2.0
             log.warning("cannot read stored offsets yet (%s: %s); partitions stay paused", type(error).__name__, error)
-            return
+            return 0
         self._hold_ahead(todo, ahead)
         todo = [tp for tp in todo if tp not in ahead]
         for tp in todo:
             self.expected[(tp.topic, tp.partition)] = offsets[tp]
         self.pending.clear()
         if not todo:
-            return
-        if self.ingest.retry_at is None:  # while a flush is being retried, everything stays paused
+            return lost
+        if resume:
             self.consumer.resume(*todo)
         log.info(
             "resuming from stored offsets: %s", ", ".join(f"{tp.topic}[{tp.partition}]@{offsets[tp]}" for tp in todo)
         )
+        return lost
 
     def _hold_ahead(self, todo: list[TopicPartition], ahead: dict[TopicPartition, tuple[int, int]]) -> None:
         for tp in todo:
@@ -164,14 +153,15 @@ class Positions(ConsumerRebalanceListener):
                 log.warning("%s[%d]: re-anchored; consumption resumes", tp.topic, tp.partition)
         metrics.OFFSETS_AHEAD.set(len(self.ahead))
 
-    async def _warn_if_retention_passed(self, known: list[TopicPartition], offsets: dict) -> None:
+    async def _lost_to_retention(self, known: list[TopicPartition], offsets: dict) -> int:
         if not known:
-            return
+            return 0
         beginnings = await self.consumer.beginning_offsets(known)
+        total = 0
         for tp in known:
             lost = beginnings[tp] - offsets[tp]
             if lost > 0:
-                self.ingest.stats.lost_to_retention += lost
+                total += lost
                 log.error(
                     "%s[%d]: retention deleted %d messages before they were counted (stored offset %d, "
                     "log starts at %d)",
@@ -181,6 +171,7 @@ class Positions(ConsumerRebalanceListener):
                     offsets[tp],
                     beginnings[tp],
                 )
+        return total
 
     def reposition_all(self) -> None:
         """After a fence: forget what we believed and read the stored offsets again."""

@@ -14,8 +14,7 @@ import asyncpg
 
 from worker.calls import flush_plan
 from worker.calls.batch import PartitionKey
-from worker.calls.decode import Call
-from worker.calls.flush_plan import FlushPlan
+from worker.calls.flush_plan import FlushPlan, Item
 from worker.store.bug_patterns import write_patterns
 from worker.store.commands import write_commands
 
@@ -155,11 +154,11 @@ class _DryRun(Exception):
     pass
 
 
-async def refused_calls(conn: asyncpg.Connection, *, calls: Sequence[Call], now: float, **flush) -> list[Call]:
+async def refused_calls(conn: asyncpg.Connection, *, calls: Sequence[Item], now: float, **flush) -> list[Item]:
     """The calls whose write the database refuses with a data error, found by bisection with rolled-back
     trial flushes (only after a real flush failed that way: log2(n) trials per refused call)."""
 
-    async def refused(subset: Sequence[Call]) -> bool:
+    async def refused(subset: Sequence[Item]) -> bool:
         try:
             async with conn.transaction():
                 await write_flush(conn, flush_plan.plan(subset, now), **flush)
@@ -169,7 +168,7 @@ async def refused_calls(conn: asyncpg.Connection, *, calls: Sequence[Call], now:
         except REFUSED:
             return True
 
-    async def bisect(subset: Sequence[Call]) -> list[Call]:
+    async def bisect(subset: Sequence[Item]) -> list[Item]:
         if not subset or not await refused(subset):
             return []
         if len(subset) == 1:
