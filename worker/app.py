@@ -120,7 +120,7 @@ def create_app(settings: Settings) -> faust.App:
             "phase": runtime.phase,
             "not_ready_because": ingest.not_ready_because() if ingest else [runtime.phase],
             "partitions_offset_ahead": ingest.positions.ahead_report() if ingest and ingest.positions else [],
-            "failed_flush_attempts": ingest.failures if ingest else None,
+            "failed_flush_attempts": ingest.backoff.failures if ingest else None,
             "partitions_waiting_for_offsets": len(ingest.positions.pending) if ingest and ingest.positions else None,
             "stats": ingest.stats.summary() if ingest else None,
             "leader": app.is_leader(),
