@@ -37,6 +37,8 @@ async def test_totals_are_exact_with_envelopes_resends_and_invalid_input(setting
     assert exported["telemetry_events_duplicate_total"] == single.resent + enveloped.resent
     assert sum(v for k, v in exported.items() if k.startswith("telemetry_dead_letters_total|")) == invalid
     assert exported["telemetry_flush_seconds_count"] >= 1 and exported["telemetry_flush_errors_total"] == 0
+    # FLUSH_MAX_EVENTS (2000 here) bounds a batch with envelopes too: at most one envelope (50) more
+    assert exported["telemetry_batch_events_bucket|le=2500.0"] == exported["telemetry_batch_events_count"]
     for model_id in {m for m, _ in ledger.by_model_task}:
         tallies = [t for (m, _), t in ledger.by_model_task.items() if m == model_id]
         assert exported[f"telemetry_calls_total|model_id={model_id}|outcome=success"] == sum(

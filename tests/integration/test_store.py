@@ -143,3 +143,41 @@ async def test_pruning_forgets_only_old_event_ids(migrated):
     async with migrated.acquire() as conn:
         assert await prune_seen(conn, window_s=3600) == 1
     assert [r[0] for r in await migrated.fetch("SELECT event_id FROM seen_events")] == [new]
+
+
+async def test_pods_adding_to_the_same_latency_series_at_once_give_the_exact_percentiles(migrated):
+    """The percentile rows are locked, merged by the worker and set: concurrent flushes of other
+    partitions into the same minutes must neither lose a histogram nor deadlock."""
+    rng = random.Random(5)
+    parts = [("calls", p) for p in range(4)]
+    batches = [
+        [call(latency=rng.lognormvariate(6, 1), at=1_790_000_000.0 + i % 120) for i in range(300)] for _ in parts
+    ]
+    async with migrated.acquire() as conn:
+        await stored_offsets(conn, GROUP, parts)
+
+    async def pod(part, calls):
+        async with migrated.acquire() as conn:
+            await write_flush(
+                conn,
+                flush_plan.plan(calls, now=1_790_000_000.0),
+                group=GROUP,
+                expected={part: UNSTORED},
+                next_offsets={part: 300},
+                dead_letters=0,
+            )
+
+    await asyncio.gather(*(pod(part, calls) for part, calls in zip(parts, batches, strict=True)))
+    everything = [c for calls in batches for c in calls]
+    for minute in (1_790_000_000 // 60 * 60, 1_790_000_000 // 60 * 60 + 60):
+        in_minute = [c.latency_ms for c in everything if c.occurred_at // 60 * 60 == minute]
+        if not in_minute:
+            continue
+        for name, q in (("latency_p50_ms", 0.5), ("latency_p99_ms", 0.99)):
+            value = await migrated.fetchval(
+                "SELECT metric_value FROM performance_metrics WHERE metric_name = $1 AND series_key = 'layer=all' "
+                "AND recorded_at = to_timestamp($2)",
+                name,
+                float(minute),
+            )
+            assert value == pytest.approx(histogram.quantile(histogram.from_values(in_minute), q))

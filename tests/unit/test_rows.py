@@ -5,7 +5,7 @@ import orjson
 from worker.calls import histogram
 from worker.calls.aggregate import aggregate
 from worker.calls.decode import Call
-from worker.calls.rows import columns, minute_rows, model_rows, series_rows
+from worker.calls.rows import columns, latency_rows, latency_updates, minute_rows, model_rows, series_rows
 
 
 def call(model, task, ok, latency, at=1_700_000_000.0, layer="fast"):
@@ -33,8 +33,19 @@ def test_series_rows_cover_each_layer_and_all_and_the_worker_counts():
     assert calls == {"layer=all": 2.0, "layer=deep": 1.0, "layer=fast": 1.0}
     errors = {r[5]: r[1] for r in rows if r[0] == "errors"}
     assert errors == {"layer=all": 1.0, "layer=deep": 1.0, "layer=fast": 0.0}
-    p50_all = next(r for r in rows if r[0] == "latency_p50_ms" and r[5] == "layer=all")
-    assert p50_all[7] == 0.5 and p50_all[1] == histogram.quantile(histogram.from_values([100, 300]), 0.5)
+    assert not any(r[0].startswith("latency_") for r in rows)
+    placeholders = list(zip(*latency_rows(deltas)))
+    assert len(placeholders) == 3 * 3  # three percentiles for fast, deep and all
+    assert {r[0] for r in placeholders if r[6] is None} == {"latency_p95_ms", "latency_p99_ms"}
+    # the store reads the stored histograms back; the percentiles come from their sum with the flush's
+    minute = deltas_minute = next(iter(deltas.by_layer_minute))[0]
+    stored = {(deltas_minute, "layer=all"): histogram.from_values([500.0, 700.0])}
+    names, minutes, keys, values, hists = latency_updates(deltas, stored)
+    both = histogram.from_values([100, 300, 500, 700])
+    for q, name in ((0.5, "latency_p50_ms"), (0.99, "latency_p99_ms")):
+        at = next(i for i, n in enumerate(names) if n == name and keys[i] == "layer=all")
+        assert minutes[at] == minute and values[at] == histogram.quantile(both, q)
+    assert [h is not None for n, h in zip(names, hists, strict=True) if n == "latency_p50_ms"] == [True] * 3
     worker = {r[0]: r[1] for r in rows if r[5] == "worker:grp"}
     assert worker == {"events_consumed": 2.0, "events_dead_lettered": 1.0}
     keys = [(r[0], r[4], r[5]) for r in rows]

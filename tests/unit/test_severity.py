@@ -42,3 +42,16 @@ def test_more_occurrences_never_lower_severity(share, models, occurrences, retry
     before = assess(Evidence(share, models, occurrences, retryable))
     after = assess(Evidence(share, models, occurrences + more, retryable))
     assert LEVELS.index(after) >= LEVELS.index(before)
+
+
+def test_a_flush_raises_only_the_patterns_whose_evidence_grew():
+    from worker.failures.severity import MergedPattern, raised_levels
+
+    merged = {
+        "a": MergedPattern(occurrences=60, models=3, retryable_occurrences=0, severity="medium"),
+        "b": MergedPattern(occurrences=2, models=1, retryable_occurrences=2, severity="high"),  # never lowered
+        "c": MergedPattern(occurrences=2, models=1, retryable_occurrences=2, severity="low"),
+    }
+    shares = {("m", "chat"): (100, 30)}  # a 30 % failure share with enough calls: high
+    pairs = {"a": {("m", "chat")}, "b": {("m", "chat")}, "c": {("x", "chat")}}
+    assert sorted(raised_levels(pairs, merged, shares)) == [("a", "critical")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worker.calls import rows
+from worker.calls import histogram, rows
 from worker.calls.aggregate import HEALTH_RECENT_S, Deltas, aggregate, minute_of
 from worker.calls.commands import BugReport, Metric
 from worker.calls.decode import Call
@@ -53,6 +53,15 @@ class FlushPlan:
             "events_dead_lettered": dead_letters,
         }
         return rows.series_rows(self.deltas, counts, minute_of(self.now), group)
+
+    def latency_rows(self) -> list[list]:
+        return rows.latency_rows(self.deltas)
+
+    def latency_keys(self) -> tuple[list[int], list[str]]:
+        return rows.latency_keys(self.deltas)
+
+    def latency_updates(self, stored: dict[tuple[int, str], histogram.Histogram]) -> list[list]:
+        return rows.latency_updates(self.deltas, stored)
 
     def per_model(self) -> dict[str, tuple[int, int]]:
         """model_id -> (calls, successes) this plan writes: the worker's own per-model counters."""

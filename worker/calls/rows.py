@@ -61,11 +61,10 @@ def health_rows(deltas: Deltas) -> list[list[Any]]:
 
 
 def series_rows(deltas: Deltas, worker_counts: dict[str, int], worker_minute: int, group: str) -> list[list[Any]]:
-    """performance_metrics rows: name, value, unit, context, minute, series_key, histogram, quantile."""
+    """performance_metrics sums (added on conflict): name, value, unit, context, minute, series_key, -, -."""
     rows: list[tuple] = []
     for (minute, layer), t in sorted(deltas.by_layer_minute.items()):
-        context = orjson.dumps({"layer": layer, "window": "1m"}).decode()
-        key = f"layer={layer}"
+        context, key = _layer_context(layer), f"layer={layer}"
         for name, value, unit in (
             ("calls", t.calls, "calls"),
             ("errors", t.failures, "calls"),
@@ -74,11 +73,44 @@ def series_rows(deltas: Deltas, worker_counts: dict[str, int], worker_minute: in
             ("output_tokens", t.output_tokens, "tokens"),
         ):
             rows.append((name, float(value), unit, context, minute, key, None, None))
-        hist = _hist_json(t.latency_histogram)
-        for name, q in PERCENTILES:
-            rows.append((name, histogram.quantile(t.latency_histogram, q), "ms", context, minute, key, hist, q))
     context = orjson.dumps({"consumer_group": group, "window": "1m"}).decode()
     for name, value in sorted(worker_counts.items()):
         rows.append((name, float(value), "events", context, worker_minute, f"worker:{group}", None, None))
     rows.sort(key=lambda r: (r[0], r[4], r[5]))
     return columns(rows, 8)
+
+
+def latency_rows(deltas: Deltas) -> list[list[Any]]:
+    """Placeholder rows for the latency percentiles of each minute and layer (same columns as the
+    sums), inserted where missing so that the store can lock every row it then sets. The first
+    percentile's row holds the series' histogram, starting empty."""
+    rows: list[tuple] = []
+    for minute, layer in sorted(deltas.by_layer_minute):
+        context, key = _layer_context(layer), f"layer={layer}"
+        for i, (name, q) in enumerate(PERCENTILES):
+            rows.append((name, 0.0, "ms", context, minute, key, "{}" if i == 0 else None, q))
+    rows.sort(key=lambda r: (r[0], r[4], r[5]))
+    return columns(rows, 8)
+
+
+def latency_keys(deltas: Deltas) -> tuple[list[int], list[str]]:
+    """(minutes, series keys) of the latency series this flush adds to, in lock order."""
+    keys = sorted((minute, f"layer={layer}") for minute, layer in deltas.by_layer_minute)
+    return [m for m, _ in keys], [k for _, k in keys]
+
+
+def latency_updates(deltas: Deltas, stored: dict[tuple[int, str], histogram.Histogram]) -> list[list[Any]]:
+    """Each series' stored histogram plus this flush's, and every percentile from the sum: columns
+    name, minute, series_key, value, histogram (on the first percentile's row only)."""
+    rows: list[tuple] = []
+    for (minute, layer), t in sorted(deltas.by_layer_minute.items()):
+        key = f"layer={layer}"
+        merged = histogram.merge(stored.get((minute, key), {}), t.latency_histogram)
+        hist = _hist_json(merged)
+        for i, (name, q) in enumerate(PERCENTILES):
+            rows.append((name, minute, key, histogram.quantile(merged, q), hist if i == 0 else None))
+    return columns(rows, 5)
+
+
+def _layer_context(layer: str) -> str:
+    return orjson.dumps({"layer": layer, "window": "1m"}).decode()

@@ -16,6 +16,7 @@ from worker.calls.decode import Call
 from worker.calls.redaction import redact_identifier, redact_payload, redact_text
 from worker.failures.fingerprint import Fingerprint, fingerprint
 from worker.failures.remedies import remedy_for
+from worker.failures.stubs import StubSpec, render_vitest
 
 MAX_EXAMPLES = 5
 MAX_EXAMPLE_STRING = 2000
@@ -127,3 +128,61 @@ def fold_past_budget(
         into.example_event_ids = (into.example_event_ids + d.example_event_ids)[:MAX_EXAMPLES]
         folded += d.occurrences
     return kept, folded
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _description(d: PatternDelta) -> str:
+    fp = d.fingerprint
+    return f"{fp.error_type} ({fp.category}), first on {next(iter(d.models))}: {d.example_message}"[:2000]
+
+
+def pattern_columns(ordered: list[PatternDelta]) -> list[list]:
+    """The bug_patterns upsert's column arrays, one row per delta."""
+    rows = (
+        (
+            d.fingerprint.digest,
+            d.fingerprint.error_type,
+            d.fingerprint.category,
+            d.fingerprint.template,
+            _description(d),
+            remedy_for(d.fingerprint.error_type).solution,
+            d.occurrences,
+            d.first_seen,
+            d.last_seen,
+            _json(d.models),
+            _json(d.layers),
+            d.retryable,
+            ",".join(d.example_event_ids),
+            None if d.example_request is None else _json(d.example_request),
+        )
+        for d in ordered
+    )
+    return [list(col) for col in zip(*rows, strict=True)]
+
+
+def stub_row(d: PatternDelta) -> tuple:
+    """The regression_tests row of a pattern seen for the first time: its rendered stub and metadata."""
+    fp = d.fingerprint
+    remedy = remedy_for(fp.error_type)
+    spec = StubSpec(fp.digest, fp.error_type, fp.category, fp.template, remedy.expected_behavior, d.example_request)
+    metadata = {
+        "fingerprint": fp.digest,
+        "error_type": fp.error_type,
+        "template": fp.template,
+        "first_event_id": d.first_event_id,
+        "occurrences_at_creation": d.occurrences,
+        "models_at_creation": d.models,
+        "framework": "vitest",
+    }
+    return (
+        spec.test_name,
+        fp.category,
+        f"Prevent {fp.error_type} ({fp.category}) from recurring: {fp.template}"[:2000],
+        render_vitest(spec),
+        remedy.expected_behavior,
+        "bug",
+        _json(metadata),
+    )

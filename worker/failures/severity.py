@@ -16,6 +16,7 @@ Rules, first match wins:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 LEVELS = ("low", "medium", "high", "critical")
@@ -49,3 +50,36 @@ def raised(previous: str | None, current: str) -> str:
     if previous not in LEVELS:
         return current
     return max(previous, current, key=LEVELS.index)
+
+
+class MergedPattern(NamedTuple):
+    """A pattern's row after the flush added its delta (as the database returns it)."""
+
+    occurrences: int
+    models: int  # distinct models it has hit
+    retryable_occurrences: int
+    severity: str
+
+
+def raised_levels(
+    pairs_of: Mapping[str, Iterable[tuple[str, str]]],
+    merged: Mapping[str, MergedPattern],
+    shares: Mapping[tuple[str, str], tuple[int, int]],
+) -> list[tuple[str, str]]:
+    """(fingerprint, new level) for each pattern whose evidence now raises its severity.
+
+    `pairs_of`: the (model, task type) pairs each pattern touched in this flush; `shares`: (calls,
+    failures) of those pairs over the recent window."""
+    changes = []
+    for digest, pairs in pairs_of.items():
+        row = merged[digest]
+        evidence = Evidence(
+            share=failure_share([shares[p] for p in pairs if p in shares]),
+            models=row.models,
+            occurrences=row.occurrences,
+            retryable=2 * row.retryable_occurrences >= row.occurrences,
+        )
+        level = raised(row.severity, assess(evidence))
+        if level != row.severity:
+            changes.append((digest, level))
+    return changes

@@ -37,6 +37,7 @@ METADATA_MAX_AGE_MS = 15_000  # a recreated topic (or new partitions) is seen wi
 YIELD_EVERY = 500  # events decoded between two turns of the event loop
 STALL_S = 10.0  # a flush in flight for longer makes the pod not ready
 BROKER_PROBE_S = 5.0
+FIRST_GUESS_EVENTS_PER_RECORD = 100.0  # envelopes' size until the first fetch tells: the first batch stays bounded
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -77,6 +78,7 @@ class Ingest(mode.Service):
         self.consuming = False  # the consumer joined its group and the consume loop runs
         self.writing_since = 0.0
         self.broker_reachable = True
+        self.events_per_message = FIRST_GUESS_EVENTS_PER_RECORD
 
     @property
     def ready(self) -> bool:
@@ -190,7 +192,9 @@ class Ingest(mode.Service):
                 if self.batch and self.backoff.due(time.monotonic()):
                     await self.flush(timeout=self.settings.flush_timeout_s)
             return
-        room = max(1, self.settings.flush_max_events - self.batch.items)
+        # getmany counts records, a batch counts events: ask for as many records as leave room for the
+        # events they are likely to carry, so that FLUSH_MAX_EVENTS bounds a batch with envelopes too
+        room = max(1, int((self.settings.flush_max_events - self.batch.items) / self.events_per_message))
         records = await self.consumer.getmany(timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room)
         async with self.lock:
             await self._accumulate_all(records)
@@ -202,8 +206,12 @@ class Ingest(mode.Service):
                 await self._write_behind(timeout=self.settings.flush_timeout_s)
 
     async def _accumulate_all(self, records) -> None:
-        for tp, messages in records.items():
-            await self._accumulate(tp, messages)
+        items, messages = self.batch.items, self.batch.messages
+        for tp, partition_records in records.items():
+            await self._accumulate(tp, partition_records)
+        read = self.batch.messages - messages
+        if read > 0:  # a moving average of the events per record, for the next fetch's size
+            self.events_per_message = (self.events_per_message + max(1.0, (self.batch.items - items) / read)) / 2
 
     async def _accumulate(self, tp: TopicPartition, messages) -> None:
         """Decode into the open batch, letting the loop breathe every YIELD_EVERY events (health checks,
@@ -221,6 +229,12 @@ class Ingest(mode.Service):
         for message in messages:
             if message.offset < floor:
                 continue  # already stored
+            if self.batch.items >= s.flush_max_events:
+                # full: the rest is fetched again from here, so that a batch holds at most
+                # FLUSH_MAX_EVENTS + one envelope, however many events the fetched records carry
+                assert self.consumer is not None
+                self.consumer.seek(tp, message.offset)
+                return
             batching.accumulate(self.batch, message, kind, self.limits, s.dlq_max_value_bytes)
             if self.batch.items - since_yield >= YIELD_EVERY:
                 await asyncio.sleep(0)

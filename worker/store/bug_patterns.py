@@ -10,10 +10,8 @@ from __future__ import annotations
 import asyncpg
 import orjson
 
-from worker.failures import severity
-from worker.failures.patterns import PatternDelta, fold_past_budget
-from worker.failures.remedies import remedy_for
-from worker.failures.stubs import StubSpec, render_vitest
+from worker.failures.patterns import PatternDelta, fold_past_budget, pattern_columns, stub_row
+from worker.failures.severity import MergedPattern, raised_levels
 
 UPSERT = """
 INSERT INTO bug_patterns AS t (fingerprint, error_type, category, pattern, description, solution, occurrences,
@@ -56,99 +54,37 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 ON CONFLICT (test_name) DO NOTHING"""
 
 
-def _json(value) -> str:
-    return orjson.dumps(value).decode()
-
-
-def _description(d: PatternDelta) -> str:
-    fp = d.fingerprint
-    return f"{fp.error_type} ({fp.category}), first on {next(iter(d.models))}: {d.example_message}"[:2000]
-
-
 async def write_patterns(
     conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float, max_new_per_hour: int = 500
 ) -> tuple[int, int]:
     """Add the deltas; return how many new patterns (and stubs) appeared, and how many failures were
     folded into the overflow pattern because `max_new_per_hour` patterns were created in the last hour
-    (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota)."""
+    (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota).
+    What to write is decided in worker/failures; this runs the statements."""
     known = {r["fingerprint"] for r in await conn.fetch(KNOWN, list(deltas))}
+    folded = 0
     if len(deltas) > len(known):
         budget = max_new_per_hour - int(await conn.fetchval(CREATED_LATELY))
         deltas, folded = fold_past_budget(deltas, known, budget)
-    else:
-        folded = 0
     ordered = [deltas[k] for k in sorted(deltas)]
-    cols = list(
-        zip(
-            *(
-                (
-                    d.fingerprint.digest,
-                    d.fingerprint.error_type,
-                    d.fingerprint.category,
-                    d.fingerprint.template,
-                    _description(d),
-                    remedy_for(d.fingerprint.error_type).solution,
-                    d.occurrences,
-                    d.first_seen,
-                    d.last_seen,
-                    _json(d.models),
-                    _json(d.layers),
-                    d.retryable,
-                    ",".join(d.example_event_ids),
-                    None if d.example_request is None else _json(d.example_request),
-                )
-                for d in ordered
-            )
-        )
-    )
-    merged = {r["fingerprint"]: r for r in await conn.fetch(UPSERT, *map(list, cols))}
+    merged = {r["fingerprint"]: r for r in await conn.fetch(UPSERT, *pattern_columns(ordered))}
 
     pairs = sorted({pair for d in ordered for pair in d.pairs})
     shares = {
         (r["model_id"], r["task_type"]): (r["calls"], r["failures"])
         for r in await conn.fetch(WINDOW_SHARES, [m for m, _ in pairs], [t for _, t in pairs], float(window_s))
     }
-    changes = []
-    for d in ordered:
-        row = merged[d.fingerprint.digest]
-        evidence = severity.Evidence(
-            share=severity.failure_share([shares[p] for p in d.pairs if p in shares]),
-            models=len(orjson.loads(row["models"])),
-            occurrences=row["occurrences"],
-            retryable=2 * row["retryable_occurrences"] >= row["occurrences"],
+    rows = {
+        digest: MergedPattern(
+            r["occurrences"], len(orjson.loads(r["models"])), r["retryable_occurrences"], r["severity"]
         )
-        level = severity.raised(row["severity"], severity.assess(evidence))
-        if level != row["severity"]:
-            changes.append((d.fingerprint.digest, level))
+        for digest, r in merged.items()
+    }
+    changes = raised_levels({d.fingerprint.digest: d.pairs for d in ordered}, rows, shares)
     if changes:
         await conn.execute(SET_SEVERITY, [f for f, _ in changes], [s for _, s in changes])
 
     new = [d for d in ordered if merged[d.fingerprint.digest]["inserted"]]
     if new:
-        stubs = [_stub_row(d) for d in new]
-        await conn.execute(INSERT_STUBS, *map(list, zip(*stubs)))
+        await conn.execute(INSERT_STUBS, *map(list, zip(*(stub_row(d) for d in new), strict=True)))
     return len(new), folded
-
-
-def _stub_row(d: PatternDelta) -> tuple:
-    fp = d.fingerprint
-    remedy = remedy_for(fp.error_type)
-    spec = StubSpec(fp.digest, fp.error_type, fp.category, fp.template, remedy.expected_behavior, d.example_request)
-    metadata = {
-        "fingerprint": fp.digest,
-        "error_type": fp.error_type,
-        "template": fp.template,
-        "first_event_id": d.first_event_id,
-        "occurrences_at_creation": d.occurrences,
-        "models_at_creation": d.models,
-        "framework": "vitest",
-    }
-    return (
-        spec.test_name,
-        fp.category,
-        f"Prevent {fp.error_type} ({fp.category}) from recurring: {fp.template}"[:2000],
-        render_vitest(spec),
-        remedy.expected_behavior,
-        "bug",
-        _json(metadata),
-    )

@@ -1,6 +1,5 @@
 """One verdict per failure, and the back-off it starts."""
 
-
 import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError
