@@ -104,7 +104,8 @@ def received_at(record: Record) -> float:
 def accumulate(batch: Batch, record: Record, kind: EventKind, limits: Limits, max_dead_letter_bytes: int) -> Batch:
     calls, rejections = decode(record.value, kind, limits, received_at(record))
     batch.calls.extend(calls)
-    batch.dead_letters.extend(dead_letter(record, r, max_dead_letter_bytes) for r in rejections)
+    if rejections:
+        batch.dead_letters.extend(dead_letter(record, r, max_dead_letter_bytes) for r in rejections)
     batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
     batch.messages += 1
     return batch
