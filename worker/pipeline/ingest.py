@@ -79,6 +79,9 @@ class Ingest(mode.Service):
         self.writing_since = 0.0
         self.broker_reachable = True
         self.events_per_message = FIRST_GUESS_EVENTS_PER_RECORD
+        # records fetched past a full batch, per partition, read first by the next step; dropped whenever
+        # a partition is seeked again (revoked, fenced, settled), since it is then read from the stored offset
+        self.carried: dict[TopicPartition, list] = {}
 
     @property
     def ready(self) -> bool:
@@ -181,6 +184,8 @@ class Ingest(mode.Service):
         assert self.consumer is not None and self.positions is not None
         self.positions.recheck_ahead()
         if self.positions.pending:
+            for tp in self.positions.pending:  # they are seeked to their stored offsets: read from there
+                self.carried.pop(tp, None)
             async with self.lock:
                 self.stats.lost_to_retention += await self.positions.settle(resume=not self.backoff.active)
         if self.backoff.active:
@@ -195,7 +200,12 @@ class Ingest(mode.Service):
         # getmany counts records, a batch counts events: ask for as many records as leave room for the
         # events they are likely to carry, so that FLUSH_MAX_EVENTS bounds a batch with envelopes too
         room = max(1, int((self.settings.flush_max_events - self.batch.items) / self.events_per_message))
-        records = await self.consumer.getmany(timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room)
+        if self.carried:  # what a full batch left over comes first; nothing more is fetched meanwhile
+            records, self.carried = self.carried, {}
+        else:
+            records = await self.consumer.getmany(
+                timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room
+            )
         async with self.lock:
             await self._accumulate_all(records)
             if self.writing is not None and self.writing[1].done():
@@ -230,10 +240,9 @@ class Ingest(mode.Service):
             if message.offset < floor:
                 continue  # already stored
             if self.batch.items >= s.flush_max_events:
-                # full: the rest is fetched again from here, so that a batch holds at most
+                # full: the rest waits for the next batch, so that a batch holds at most
                 # FLUSH_MAX_EVENTS + one envelope, however many events the fetched records carry
-                assert self.consumer is not None
-                self.consumer.seek(tp, message.offset)
+                self.carried[tp] = [m for m in messages if m.offset >= message.offset]
                 return
             batching.accumulate(self.batch, message, kind, self.limits, s.dlq_max_value_bytes)
             if self.batch.items - since_yield >= YIELD_EVERY:
@@ -254,6 +263,8 @@ class Ingest(mode.Service):
                     log.warning("rebalance: %d unwritten events handed back; they will be read again", self.batch.items)
             self.batch = batching.initial(time.monotonic())
             self.backoff.reset()
+            for tp in revoked:
+                self.carried.pop(tp, None)
             self.positions.forget(revoked)
 
     async def _write_behind(self, timeout: float) -> None:
@@ -370,6 +381,7 @@ class Ingest(mode.Service):
         # what was being retried is gone with the batch; the stored offsets are read again and the
         # partitions resume from them (left active, the back-off kept them paused for good)
         self.backoff.reset()
+        self.carried.clear()
         self.positions.reposition_all()
 
     async def _commit_hints(self) -> None:
