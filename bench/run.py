@@ -262,10 +262,51 @@ async def stored_total(conn: asyncpg.Connection, group: str, topics: dict[str, s
     )
 
 
+class CpuUse:
+    """CPU seconds of the consumer, PostgreSQL and the Kafka broker between `start()` and `stop()`:
+    on two shared cores, their sum per event is what bounds any consumer."""
+
+    def __init__(self, consumer: psutil.Process):
+        self.consumer = consumer
+
+    @staticmethod
+    def _spent(process: psutil.Process) -> float:
+        try:
+            times = process.cpu_times()
+            return times.user + times.system
+        except psutil.Error:
+            return 0.0
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        parts: dict[str, dict[int, float]] = {"consumer": {self.consumer.pid: self._spent(self.consumer)}}
+        parts["postgres"], parts["kafka"] = {}, {}
+        for p in psutil.process_iter(["name", "cmdline"]):
+            name, cmdline = p.info["name"] or "", " ".join(p.info["cmdline"] or ())
+            if name.startswith("postgres"):
+                parts["postgres"][p.pid] = self._spent(p)
+            elif name == "java" and "kafka" in cmdline:
+                parts["kafka"][p.pid] = self._spent(p)
+        return parts
+
+    def start(self) -> None:
+        self.before = self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        after = self._snapshot()
+        return {part: sum(t - self.before[part].get(pid, 0.0) for pid, t in after[part].items()) for part in after}
+
+
 async def run_worker(
-    base: Settings, topics: dict[str, str], messages: int, events: int, log: Path, profile: Path | None = None
+    base: Settings,
+    topics: dict[str, str],
+    messages: int,
+    events: int,
+    log: Path,
+    profile: Path | None = None,
+    cpu: dict | None = None,
 ) -> tuple[float, int]:
-    """(events/s, peak RSS bytes) of a worker draining the topics into a fresh database."""
+    """(events/s, peak RSS bytes) of a worker draining the topics into a fresh database; fills `cpu`
+    with the CPU seconds of the worker, PostgreSQL and Kafka over the run."""
     db = Database(base.database_url)
     dsn = await db.fresh()
     group = f"bench-{uuid.uuid4().hex[:8]}"
@@ -298,11 +339,14 @@ async def run_worker(
             if profile
             else None
         )
-        started, peak = time.perf_counter(), 0
+        started, peak, use = time.perf_counter(), 0, CpuUse(process)
+        use.start()
         while await stored_total(conn, group, topics) < messages:
             peak = max(peak, process.memory_info().rss)
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - started
+        if cpu is not None:
+            cpu.update(use.stop())
         counted = await conn.fetchval("SELECT sum(total_calls) FROM model_performance")
         assert counted == events, f"exactness check failed: {counted} counted, {events} produced"
         if spy:
@@ -409,6 +453,7 @@ async def main() -> None:
         data[name] = (topics, messages)
 
     figures: dict[str, list[float]] = {}
+    cpu_use: dict[str, list[dict[str, float]]] = {}  # CPU seconds per run, by process group
 
     def note(key: str, value: float) -> None:
         figures.setdefault(key, []).append(value)
@@ -423,12 +468,19 @@ async def main() -> None:
             print(f"  {label_of(scenario, envelope)}: bare consumer, worker, minimal exact consumer", flush=True)
             note("limit_" + name, await bare_limit(bootstrap, list(topics.values()), args.events))
             profile = args.profile.with_suffix(f".{name}.txt") if args.profile and i == 0 and envelope == 1 else None
-            rate, _ = await run_worker(base, topics, messages, args.events, logs / f"worker-{name}-{i}.log", profile)
+            cpu: dict[str, float] = {}
+            log = logs / f"worker-{name}-{i}.log"
+            rate, _ = await run_worker(base, topics, messages, args.events, log, profile, cpu)
             note("worker_" + name, rate)
+            if profile is None:
+                cpu_use.setdefault("worker_" + name, []).append(cpu)
             dsn = await db.fresh()
+            use = CpuUse(psutil.Process())
+            use.start()
             try:
                 note("minimal_" + name, await minimal.run(bootstrap, dsn, topics, messages, args.events))
             finally:
+                cpu_use.setdefault("minimal_" + name, []).append(use.stop())
                 await db.drop(dsn)
         print("  the worker's two halves alone, PostgreSQL's ceiling, the per-event baseline", flush=True)
         for name in ("live1", "backlog1"):
@@ -524,6 +576,14 @@ async def main() -> None:
     for row in table:
         print("| " + " | ".join(row) + " |")
     print("\nall runs:", {k: [round(x) for x in v] for k, v in figures.items()})
+    print("\nCPU per 1,000 events (ms, medians over runs without the profiler): consumer + PostgreSQL + Kafka = total")
+    for key, runs in cpu_use.items():
+        parts = {part: statistics.median(r[part] for r in runs) * 1000 / (args.events / 1000) for part in runs[0]}
+        total = sum(parts.values())
+        print(
+            f"  {key:<22} {parts['consumer']:6.1f} + {parts['postgres']:6.1f} + {parts['kafka']:6.1f} = {total:6.1f}"
+            f"  (two cores allow at most {2_000_000 / total:,.0f} events/s)"
+        )
     if args.profile:
         for name in ("live1", "backlog1"):
             path = args.profile.with_suffix(f".{name}.txt")

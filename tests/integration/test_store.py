@@ -145,9 +145,9 @@ async def test_pruning_forgets_only_old_event_ids(migrated):
     assert [r[0] for r in await migrated.fetch("SELECT event_id FROM seen_events")] == [new]
 
 
-async def test_pods_adding_to_the_same_latency_series_at_once_give_the_exact_percentiles(migrated):
-    """The percentile rows are locked, merged by the worker and set: concurrent flushes of other
-    partitions into the same minutes must neither lose a histogram nor deadlock."""
+async def test_pods_adding_to_the_same_minutes_at_once_give_the_exact_totals_and_percentiles(migrated):
+    """Minute rows and percentile rows are locked, merged by the worker and set: concurrent flushes
+    of other partitions into the same minutes must neither lose a histogram nor deadlock."""
     rng = random.Random(5)
     parts = [("calls", p) for p in range(4)]
     batches = [
@@ -156,23 +156,32 @@ async def test_pods_adding_to_the_same_latency_series_at_once_give_the_exact_per
     async with migrated.acquire() as conn:
         await stored_offsets(conn, GROUP, parts)
 
-    async def pod(part, calls):
+    async def pod(part, calls, expected, next_offset):
         async with migrated.acquire() as conn:
             await write_flush(
                 conn,
                 flush_plan.plan(calls, now=1_790_000_000.0),
                 group=GROUP,
-                expected={part: UNSTORED},
-                next_offsets={part: 300},
+                expected={part: expected},
+                next_offsets={part: next_offset},
                 dead_letters=0,
             )
 
-    await asyncio.gather(*(pod(part, calls) for part, calls in zip(parts, batches, strict=True)))
+    # two rounds: the first mostly creates the rows (racing to insert), the second adds to stored ones
+    await asyncio.gather(*(pod(part, calls[:150], UNSTORED, 150) for part, calls in zip(parts, batches, strict=True)))
+    await asyncio.gather(*(pod(part, calls[150:], 150, 300) for part, calls in zip(parts, batches, strict=True)))
     everything = [c for calls in batches for c in calls]
     for minute in (1_790_000_000 // 60 * 60, 1_790_000_000 // 60 * 60 + 60):
         in_minute = [c.latency_ms for c in everything if c.occurred_at // 60 * 60 == minute]
         if not in_minute:
             continue
+        row = await migrated.fetchrow(
+            "SELECT total_calls, hist_quantile(latency_histogram, 0.5) AS p50 FROM model_performance_minutes "
+            "WHERE minute = to_timestamp($1)",
+            float(minute),
+        )  # the minute rows: merged by the worker where stored, upserted where new, by four pods at once
+        assert row["total_calls"] == len(in_minute)
+        assert row["p50"] == pytest.approx(histogram.quantile(histogram.from_values(in_minute), 0.5))
         for name, q in (("latency_p50_ms", 0.5), ("latency_p99_ms", 0.99)):
             value = await migrated.fetchval(
                 "SELECT metric_value FROM performance_metrics WHERE metric_name = $1 AND series_key = 'layer=all' "
