@@ -96,8 +96,10 @@ async def _write(pool: asyncpg.Pool, calls: list, offsets: dict[tuple[str, int],
         await conn.execute(OFFSETS, [t for t, _ in parts], [p for _, p in parts], [offsets[k] for k in parts])
 
 
-async def run(bootstrap: str, dsn: str, topics: dict[str, str], messages: int, events: int) -> float:
-    """Events/s from the first fetch to the last commit of `messages` messages; checks exactness."""
+async def run(bootstrap: str, dsn: str, topics: dict[str, str], messages: int, events: int, when_done=None) -> float:
+    """Events/s from the first fetch to the last commit of `messages` messages; checks exactness.
+    `when_done` is called after the last write, while the connections are still open (so that their
+    server processes can still be measured)."""
     pool = await asyncpg.create_pool(dsn, min_size=2, max_size=2)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=4_194_304
@@ -148,6 +150,8 @@ async def run(bootstrap: str, dsn: str, topics: dict[str, str], messages: int, e
         async with pool.acquire() as conn:
             counted = await conn.fetchval("SELECT sum(calls) FROM minimal_models")
         assert counted == events, f"minimal consumer: {counted} counted, {events} produced"
+        if when_done is not None:
+            when_done()
         return events / seconds
     finally:
         await consumer.stop()

@@ -477,10 +477,10 @@ async def main() -> None:
             dsn = await db.fresh()
             use = CpuUse(psutil.Process())
             use.start()
+            done = lambda use=use, name=name: cpu_use.setdefault("minimal_" + name, []).append(use.stop())
             try:
-                note("minimal_" + name, await minimal.run(bootstrap, dsn, topics, messages, args.events))
+                note("minimal_" + name, await minimal.run(bootstrap, dsn, topics, messages, args.events, done))
             finally:
-                cpu_use.setdefault("minimal_" + name, []).append(use.stop())
                 await db.drop(dsn)
         print("  the worker's two halves alone, PostgreSQL's ceiling, the per-event baseline", flush=True)
         for name in ("live1", "backlog1"):
