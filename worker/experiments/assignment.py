@@ -1,22 +1,21 @@
 """Which arm of an experiment a request belongs to: a pure function of the experiment and the request.
 
 Every router (Python, TypeScript, several pods) must put the same request in the same arm without
-talking to each other, so the arm comes from a hash: the first 8 bytes of
-SHA-256(experiment_id + "\\n" + unit), read as a big-endian integer and divided by 2**64, is a
-uniform point in [0, 1); the arms own consecutive ranges of it in the order they are defined,
-each as wide as its share. `unit` is the request id, or a session key when one session should see
-one arm. SHA-256 is in every standard library, so no client needs a dependency for it.
+talking to each other, so the arm comes from the routers' own hash (`hash_unit`, and `hashUnit` in
+the TypeScript client) of experiment_id + "\\n" + unit: a uniform point in [0, 1); the arms own
+consecutive ranges of it in the order they are defined, each as wide as its share. `unit` is the
+request id, or a session key when one session should see one arm.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+
+from worker.routing.table import hash_unit
 
 
 def point(experiment_id: str, unit: str) -> float:
-    digest = hashlib.sha256(f"{experiment_id}\n{unit}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return hash_unit(f"{experiment_id}\n{unit}")
 
 
 def arm_of(experiment_id: str, unit: str, shares: Sequence[tuple[str, float]]) -> str:
