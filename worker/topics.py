@@ -12,9 +12,15 @@ from worker.kafka_client import client_options
 from worker.settings import Settings
 
 
+async def refresh_metadata(consumer: AIOKafkaConsumer) -> bool:
+    """Ask the broker for the metadata of the consumer's topics now; False when it did not answer.
+    aiokafka has no public call for it: this is the one place that reaches into its client."""
+    return bool(await consumer._client.force_metadata_update())
+
+
 async def partitions_of(consumer: AIOKafkaConsumer, topics: list[str] | tuple[str, ...]) -> list[TopicPartition]:
     """Every partition of `topics`, in order; a fresh client knows no topic until it asks the broker."""
-    await consumer._client.force_metadata_update()
+    await refresh_metadata(consumer)
     return [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
 
 

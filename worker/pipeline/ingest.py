@@ -30,6 +30,7 @@ from worker.pipeline.retry import Backoff, Verdict, classify
 from worker.pipeline.stats import IngestStats
 from worker.settings import Settings
 from worker.store.flush import FlushOutcome, refused_calls, write_flush
+from worker.topics import refresh_metadata
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +79,10 @@ class Ingest(mode.Service):
         self.consuming = False  # the consumer joined its group and the consume loop runs
         self.writing_since = 0.0
         self.broker_reachable = True
-        self.events_per_message = FIRST_GUESS_EVENTS_PER_RECORD
-        # records fetched past a full batch, per partition, read first by the next step; dropped whenever
-        # a partition is seeked again (revoked, fenced, settled), since it is then read from the stored offset
+        self.events_per_record = FIRST_GUESS_EVENTS_PER_RECORD
+        # records fetched past a full batch, per partition, read first by the next step; dropped when the
+        # partition goes pending (it is then seeked to its stored offset), and skipped like any record
+        # of a partition without an expected offset (revoked)
         self.carried: dict[TopicPartition, list] = {}
 
     @property
@@ -170,8 +172,7 @@ class Ingest(mode.Service):
             if self.consumer is None:
                 continue
             try:  # metadata of the subscribed topics only: the whole cluster's can be large (0.3 s to decode here)
-                update = self.consumer._client.force_metadata_update()  # aiokafka has no public call for it
-                reachable = bool(await asyncio.wait_for(update, BROKER_PROBE_S))
+                reachable = await asyncio.wait_for(refresh_metadata(self.consumer), BROKER_PROBE_S)
             except Exception:  # noqa: BLE001 - any failure means: not answering
                 reachable = False
             if reachable != self.broker_reachable:
@@ -184,7 +185,7 @@ class Ingest(mode.Service):
         assert self.consumer is not None and self.positions is not None
         self.positions.recheck_ahead()
         if self.positions.pending:
-            for tp in self.positions.pending:  # they are seeked to their stored offsets: read from there
+            for tp in self.positions.pending:  # assigned, fenced or held: seeked to the stored offset, read from there
                 self.carried.pop(tp, None)
             async with self.lock:
                 self.stats.lost_to_retention += await self.positions.settle(resume=not self.backoff.active)
@@ -199,10 +200,10 @@ class Ingest(mode.Service):
             return
         # getmany counts records, a batch counts events: ask for as many records as leave room for the
         # events they are likely to carry, so that FLUSH_MAX_EVENTS bounds a batch with envelopes too
-        room = max(1, int((self.settings.flush_max_events - self.batch.items) / self.events_per_message))
         if self.carried:  # what a full batch left over comes first; nothing more is fetched meanwhile
             records, self.carried = self.carried, {}
         else:
+            room = max(1, int((self.settings.flush_max_events - self.batch.items) / self.events_per_record))
             records = await self.consumer.getmany(
                 timeout_ms=min(200, self.settings.flush_interval_ms), max_records=room
             )
@@ -221,7 +222,7 @@ class Ingest(mode.Service):
             await self._accumulate(tp, partition_records)
         read = self.batch.messages - messages
         if read > 0:  # a moving average of the events per record, for the next fetch's size
-            self.events_per_message = (self.events_per_message + max(1.0, (self.batch.items - items) / read)) / 2
+            self.events_per_record = (self.events_per_record + max(1.0, (self.batch.items - items) / read)) / 2
 
     async def _accumulate(self, tp: TopicPartition, messages) -> None:
         """Decode into the open batch, letting the loop breathe every YIELD_EVERY events (health checks,
@@ -263,8 +264,6 @@ class Ingest(mode.Service):
                     log.warning("rebalance: %d unwritten events handed back; they will be read again", self.batch.items)
             self.batch = batching.initial(time.monotonic())
             self.backoff.reset()
-            for tp in revoked:
-                self.carried.pop(tp, None)
             self.positions.forget(revoked)
 
     async def _write_behind(self, timeout: float) -> None:
@@ -381,7 +380,6 @@ class Ingest(mode.Service):
         # what was being retried is gone with the batch; the stored offsets are read again and the
         # partitions resume from them (left active, the back-off kept them paused for good)
         self.backoff.reset()
-        self.carried.clear()
         self.positions.reposition_all()
 
     async def _commit_hints(self) -> None:
