@@ -110,7 +110,7 @@ def aggregate(calls: Iterable[Call], recent_from: float = float("-inf")) -> Delt
                 finest, (int(at // HEALTH_BUCKET_S) * HEALTH_BUCKET_S, call.model_id, call.task_type, call.layer)
             )
         else:
-            tally = _tally(by_minute, (int(at // 60) * 60, call.model_id, call.task_type, call.layer))
+            tally = _tally(by_minute, (minute_of(at), call.model_id, call.task_type, call.layer))
         tally.add(call, histogram.bucket_of(call.latency_ms))
     deltas = Deltas(by_health=finest)  # health per (model, task type): the finest key itself
     for (second, model_id, task_type, layer), tally in finest.items():
