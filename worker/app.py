@@ -168,6 +168,11 @@ def create_app(settings: Settings) -> faust.App:
         if runtime.routing is not None and runtime.routing.producer is not None:
             await _logged(runtime.routing.recompute(), "routing recompute")
 
+    @app.timer(settings.experiments_interval_s, on_leader=True)
+    async def run_experiments() -> None:
+        if runtime.routing is not None and runtime.routing.producer is not None:
+            await _logged(runtime.routing.experiments.tick(), "experiments")
+
     @app.timer(settings.degradation_check_s, on_leader=True)
     async def watch_for_degradation() -> None:
         if runtime.routing is not None and runtime.routing.producer is not None:

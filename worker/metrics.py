@@ -71,6 +71,23 @@ CONSUMER_LAG = Gauge(
 HEURISTICS_PUBLISHED = Counter(
     "telemetry_heuristics_published_total", "Routing heuristic versions published.", registry=REGISTRY
 )
+EXPERIMENT_ARM_CALLS = Gauge(
+    "telemetry_experiment_arm_calls",
+    "Calls counted per arm of each running experiment (at most 50 running, 10 arms each).",
+    ["experiment_id", "arm"],
+    registry=REGISTRY,
+)
+EXPERIMENTS_ENDED = Counter(
+    "telemetry_experiments_ended_total",
+    "Experiments that ended by themselves: completed (a winner, or the maximum duration) or stopped.",
+    ["status"],
+    registry=REGISTRY,
+)
+EXPERIMENT_CALLS_IGNORED = Counter(
+    "telemetry_experiment_calls_ignored_total",
+    "Calls tagged with an experiment arm that is not running; counted everywhere but in an arm.",
+    registry=REGISTRY,
+)
 ROUTING_ALERTS = Counter(
     "telemetry_routing_alerts_total",
     "Breaker transitions published as alerts: model_degraded, model_probing, model_recovered.",

@@ -203,7 +203,10 @@ class RoutingSettings(BaseSettings):
     routing_weights: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='Per task type scoring overrides, JSON: {"chat": {"latency": 0.3}}. '
-        "Keys: latency, cost, latency_ref_ms, cost_ref_usd.",
+        "Keys: latency, cost, latency_ref_ms, cost_ref_usd. Weights promoted from an experiment win over these.",
+    )
+    experiments_interval_s: float = Field(
+        10.0, gt=0, description="How often running experiments are evaluated (guardrails, winner, duration)."
     )
     routing_catalogue: list[ModelDeclaration] = Field(
         default_factory=list,

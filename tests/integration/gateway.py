@@ -1,6 +1,7 @@
 """A gateway that obeys the published rules: each request is routed by the router client
-(RoutingTable.route with the request id and the models it can reach), the simulated model
-answers, and the call is reported to Kafka as a call-completed or call-failed event."""
+(RoutingTable.pick with the request id and the models it can reach), the simulated model
+answers, and the call is reported to Kafka as a call-completed or call-failed event, with the
+experiment and arm the router put it in."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class ObeyingGateway:
     rate: float = 100.0  # requests per second
     seed: int = 5
     calls: list[tuple[float, str, str, bool]] = field(default_factory=list)  # (monotonic t, task, model, ok)
+    tagged: Counter = field(default_factory=Counter)  # (experiment_id, arm) -> calls sent with that tag
 
     async def run(self, stop: asyncio.Event) -> None:
         rng = random.Random(self.seed)
@@ -46,7 +48,8 @@ class ObeyingGateway:
     async def _one(self, producer: AIOKafkaProducer, rng: random.Random, tick: float) -> None:
         task = rng.choice(self.task_types)
         request_id = f"req_{uuid.UUID(int=rng.getrandbits(128))}"
-        model = self.table.route(task, key=request_id, candidates=list(self.models))
+        route = self.table.pick(task, key=request_id, candidates=list(self.models))
+        model = route.model
         if model is None:  # no rule yet, or none of its models may be used: the gateway's own default
             rule = self.table.choose(task)
             model = rng.choice(sorted(m for m in self.models if rule is None or m not in rule.excluded))
@@ -61,7 +64,10 @@ class ObeyingGateway:
             "task_type": task,
             "latency_ms": round(rng.uniform(400, 600), 1),
             "cost_usd": 0.001,
+            **route.event_fields(),
         }
+        if route.experiment_id is not None:
+            self.tagged[(route.experiment_id, route.arm)] += 1
         if not ok:
             event |= {
                 "error_type": "api",

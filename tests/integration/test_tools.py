@@ -58,6 +58,21 @@ VALID = {
         "taskTypes": ["chat", "extraction"],
         "provider": "openai",
     },
+    "create_experiment": {
+        "experimentId": "tools-exp",
+        "name": "fixed model against the learned rule",
+        "taskTypes": ["coding"],
+        "arms": [
+            {"name": "control", "share": 0.5, "strategy": {"kind": "learned"}},
+            {"name": "fixed", "share": 0.5, "strategy": {"kind": "model", "model": "gpt-5-mini", "layer": "fast"}},
+        ],
+        "primaryMetric": "success_rate",
+        "guardrails": [{"metric": "failure_rate", "above": 0.5}],
+    },
+    "get_experiment": {"experimentId": "tools-exp"},
+    "list_experiments": {"status": "running"},
+    "stop_experiment": {"experimentId": "tools-exp", "reason": "enough"},
+    "promote_experiment": {"experimentId": "tools-exp", "arm": "fixed"},
 }
 INVALID = {  # one wrong field each, and the field the answer must name
     "analyze_metrics": ({"taskType": 7}, "taskType"),
@@ -70,8 +85,13 @@ INVALID = {  # one wrong field each, and the field the answer must name
     "update_routing_heuristic": ({"pattern": "(a)\\1", "preferredLayer": "deep"}, "pattern"),
     "generate_regression_test": ({**VALID["generate_regression_test"], "testName": "no spaces allowed"}, "testName"),
     "declare_model": ({"modelId": "m", "layer": "medium"}, "layer"),
+    "create_experiment": ({**VALID["create_experiment"], "experimentId": "no spaces"}, "experimentId"),
+    "get_experiment": ({"experimentId": ""}, "experimentId"),
+    "list_experiments": ({"status": "paused"}, "status"),
+    "stop_experiment": ({"experimentId": "x", "reason": "r" * 501}, "reason"),
+    "promote_experiment": ({"experimentId": "x", "arm": "no spaces"}, "arm"),
 }
-GET_TOOLS = {"get_routing_heuristics", "get_bug_patterns", "get_regression_tests"}
+GET_TOOLS = {"get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "get_experiment", "list_experiments"}
 
 
 async def call(http, port, name, args, headers=AUTH):

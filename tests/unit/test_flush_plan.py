@@ -46,3 +46,23 @@ def test_failures_become_pattern_deltas_and_per_model_counts():
     plan = flush_plan.plan([failed, failed._replace(event_id="d"), call("b", model="x"), call("c", model="y")], NOW)
     assert plan.per_model() == {"x": (3, 1), "y": (1, 1)}
     assert [d.occurrences for d in plan.patterns.values()] == [2]
+
+
+def test_tagged_calls_add_to_their_running_arm_once_and_other_tags_only_to_the_aggregates():
+    def tagged(event_id: str, arm: str, ok: bool = True, experiment: str = "exp-1") -> Call:
+        return call(event_id, ok=ok)._replace(experiment_id=experiment, arm=arm)
+
+    items = [tagged("a", "x"), tagged("b", "x", ok=False), tagged("a", "x"), tagged("c", "y"), tagged("d", "z")]
+    items += [tagged("e", "x", experiment="finished"), call("f")]
+    plan = flush_plan.plan(items, NOW)
+    fresh = plan.fresh({"a", "b", "c", "d", "e", "f"})  # "a" is twice in the batch
+    assert fresh.experiment_ids() == ["exp-1", "finished"]
+    rows, ignored = fresh.arm_rows({"exp-1": frozenset({"x", "y"})})
+    experiment_ids, arms, calls, successes = rows[:4]
+    assert list(zip(experiment_ids, arms, calls, successes, strict=True)) == [
+        ("exp-1", "x", 2, 1),
+        ("exp-1", "y", 1, 1),
+    ]
+    assert ignored == 2  # arm z is not the experiment's, and "finished" is not running
+    assert fresh.model_rows[2] == [6]  # every call still counts in the aggregates
+    assert orjson.loads(rows[8][0]) and rows[4][0] == 0.02  # the latency histogram and the cost sum

@@ -67,6 +67,8 @@ MUTATIONS = {
     "request_id": TEXTS,
     "provider": TEXTS,
     "routing_rule_id": TEXTS,
+    "experiment_id": TEXTS,
+    "arm": TEXTS,
 }
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from worker.calls import histogram
 from worker.calls.decode import Call
+from worker.experiments.tally import ArmTally
 
 ALL_LAYERS = "all"
 
@@ -62,6 +63,7 @@ ModelKey = tuple[str, str]  # model_id, task_type
 MinuteKey = tuple[int, str, str, str]  # minute (epoch s), model_id, task_type, layer
 LayerMinuteKey = tuple[int, str]  # minute (epoch s), layer or "all"
 HealthKey = tuple[int, str, str, str]  # 1-second bucket (epoch s), model_id, task_type, layer
+ArmKey = tuple[str, str]  # experiment_id, arm
 
 HEALTH_BUCKET_S = 1
 # How old (by the flush's clock) a call may be and still get a health bucket. The fast path reads the
@@ -76,6 +78,7 @@ class Deltas:
     by_minute: dict[MinuteKey, Tally] = field(default_factory=dict)
     by_layer_minute: dict[LayerMinuteKey, Tally] = field(default_factory=dict)
     by_health: dict[HealthKey, Tally] = field(default_factory=dict)
+    by_arm: dict[ArmKey, ArmTally] = field(default_factory=dict)  # calls an experiment's router tagged
 
     @property
     def calls(self) -> int:
@@ -103,7 +106,13 @@ def aggregate(calls: Iterable[Call], recent_from: float = float("-inf")) -> Delt
     """
     finest: dict[tuple[int, str, str, str], Tally] = {}
     by_minute: dict[MinuteKey, Tally] = {}
+    by_arm: dict[ArmKey, ArmTally] = {}
     for call in calls:
+        if call.arm is not None and call.experiment_id is not None:
+            arm = by_arm.get((call.experiment_id, call.arm))
+            if arm is None:
+                arm = by_arm[(call.experiment_id, call.arm)] = ArmTally()
+            arm.add(call.ok, call.latency_ms, call.cost_usd)
         at = call.occurred_at
         if at >= recent_from:
             tally = _tally(
@@ -112,7 +121,7 @@ def aggregate(calls: Iterable[Call], recent_from: float = float("-inf")) -> Delt
         else:
             tally = _tally(by_minute, (minute_of(at), call.model_id, call.task_type, call.layer))
         tally.add(call, histogram.bucket_of(call.latency_ms))
-    deltas = Deltas(by_health=finest)  # health per (model, task type): the finest key itself
+    deltas = Deltas(by_health=finest, by_arm=by_arm)  # health per (model, task type): the finest key itself
     for (second, model_id, task_type, layer), tally in finest.items():
         _tally(by_minute, (minute_of(second), model_id, task_type, layer)).merge(tally)
     deltas.by_minute = by_minute

@@ -46,6 +46,8 @@ class Call(NamedTuple):
     input_tokens: int
     output_tokens: int
     failure: CallFailed | None = None
+    experiment_id: str | None = None  # with `arm`: the experiment arm that routed the call
+    arm: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ def to_call(event: CallEvent) -> Call:
         event.input_tokens,
         event.output_tokens,
         event if isinstance(event, CallFailed) else None,
+        event.experiment_id,
+        event.arm,
     )
 
 
@@ -108,6 +112,9 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
                 float(e.cost_usd),
                 e.input_tokens,
                 e.output_tokens,
+                None,
+                e.experiment_id,
+                e.arm,
             )
         )
     return calls

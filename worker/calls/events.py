@@ -75,6 +75,12 @@ class CallEvent(BaseModel):
     output_tokens: Tokens = 0
     cost_usd: CostUsd = 0.0
     routing_rule_id: Annotated[Text, Field(max_length=200)] | None = None
+    experiment_id: Annotated[Text, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="The experiment the router put this request in (with `arm`); v1 producers omit it."
+    )
+    arm: Annotated[Text, Field(min_length=1, max_length=50)] | None = Field(
+        None, description="The experiment's arm that routed this request."
+    )
 
 
 class CallCompleted(CallEvent):

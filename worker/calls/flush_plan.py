@@ -63,6 +63,12 @@ class FlushPlan:
     def latency_updates(self, stored: dict[tuple[int, str], histogram.Histogram]) -> list[list]:
         return rows.latency_updates(self.deltas, stored)
 
+    def experiment_ids(self) -> list[str]:
+        return sorted({experiment_id for experiment_id, _ in self.deltas.by_arm})
+
+    def arm_rows(self, running: dict[str, frozenset[str]]) -> tuple[list[list], int]:
+        return rows.arm_rows(self.deltas, running)
+
     def per_model(self) -> dict[str, tuple[int, int]]:
         """model_id -> (calls, successes) this plan writes: the worker's own per-model counters."""
         totals: dict[str, tuple[int, int]] = {}

@@ -6,7 +6,7 @@ pods that upsert the same keys then lock them in the same order and cannot deadl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -58,6 +58,20 @@ def health_rows(deltas: Deltas) -> list[list[Any]]:
         for (bucket, m, task, layer), t in sorted(deltas.by_health.items())
     )
     return columns(rows, 7)
+
+
+def arm_rows(deltas: Deltas, running: Mapping[str, frozenset[str]]) -> tuple[list[list[Any]], int]:
+    """experiment_arms sums of the arms of `running` experiments (experiment_id -> its arms), and how
+    many tagged calls named no running experiment's arm (a finished experiment, a typo, a stranger):
+    those count everywhere else, but create no experiment row."""
+    kept, ignored = [], 0
+    for (experiment_id, arm), t in sorted(deltas.by_arm.items()):
+        if arm not in running.get(experiment_id, ()):
+            ignored += t.calls
+            continue
+        sums = (t.calls, t.successes, t.cost_sum, t.cost_squares, t.utility_sum, t.utility_squares)
+        kept.append((experiment_id, arm, *sums, _hist_json(t.latency)))
+    return columns(kept, 9), ignored
 
 
 def series_rows(deltas: Deltas, worker_counts: dict[str, int], worker_minute: int, group: str) -> list[list[Any]]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from worker.calls.events import CallCompleted, CallEvent, CallFailed
+from worker.experiments.contract import Experiment
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -45,11 +46,15 @@ def message_schema(model: type[CallEvent], description: str) -> dict:
 OUTPUTS: dict[str, tuple[type[BaseModel], str]] = {
     "routing-heuristic.v1.schema.json": (RoutingHeuristic, "A routing rule (topic gateway.routing.heuristics)."),
     "routing-alert.v1.schema.json": (RoutingAlert, "A model degraded or recovered (topic gateway.routing.alerts)."),
+    "routing-experiment.v1.schema.json": (
+        Experiment,
+        "An experiment on routing strategies (topic gateway.routing.heuristics, key experiment:<id>).",
+    ),
 }
 
 
 def output_schema(model: type[BaseModel], description: str) -> dict:
-    schema = model.model_json_schema(mode="serialization")
+    schema = model.model_json_schema(mode="serialization", by_alias=False)  # the records' own field names
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": f"urn:gateway-telemetry:{model.__name__}:v1",

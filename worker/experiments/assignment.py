@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.routing.table import hash_unit
+from worker.routing.draw import hash_unit
 
 
 def point(experiment_id: str, unit: str) -> float:

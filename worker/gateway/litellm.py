@@ -25,7 +25,7 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
-from worker.routing.table import EXPLORE_SHARE, RoutingTable, choose_model, hash_unit
+from worker.routing.table import EXPLORE_SHARE, RoutingTable, hash_unit
 from worker.throttle import Throttle
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,10 @@ class TelemetryLogger(CustomLogger):
             "cost_usd": float(slo.get("response_cost") or kwargs.get("response_cost") or 0.0),
             "request_id": str(metadata.get("request_id") or slo.get("id") or "")[:200] or None,
         }
-        rule = (signals.get(SIGNAL) or {}).get("rule") if isinstance(signals, Mapping) else None
-        if rule:
-            fields["routing_rule_id"] = str(rule)
+        ours = (signals.get(SIGNAL) or {}) if isinstance(signals, Mapping) else {}
+        for field, signal in (("routing_rule_id", "rule"), ("experiment_id", "experiment_id"), ("arm", "arm")):
+            if ours.get(signal):
+                fields[field] = str(ours[signal])
         return fields
 
     def _emit(self, build, **fields: Any) -> None:
@@ -152,7 +153,9 @@ class HeuristicsRoutingPlugin:
     split follows `weights`, never a model in `excluded`, and candidates the rule does not mention
     get `explore_share`. The draw is SHA-256 of the request id (`metadata["request_id"]`) and the
     attempt, so a retry moves on to another model instead of the one that just failed. With no
-    rule, the candidates are left as they are (LiteLLM's own strategy decides).
+    rule, the candidates are left as they are (LiteLLM's own strategy decides). A running
+    experiment puts the request in an arm by `metadata["session_id"]` (the key is configurable)
+    or else the request id, and the callback reports its experiment_id and arm.
     """
 
     def __init__(
@@ -162,23 +165,36 @@ class HeuristicsRoutingPlugin:
         task_type_key: str = "task_type",
         default_task_type: str = "default",
         explore_share: float = EXPLORE_SHARE,
+        session_key: str = "session_id",
     ):
         self.table, self.task_type_key, self.default_task_type = table, task_type_key, default_task_type
-        self.explore_share = explore_share
+        self.explore_share, self.session_key = explore_share, session_key
 
     async def run(self, context):
         metadata = context.metadata
         task = task_type_of(metadata, self.task_type_key, self.default_task_type)
-        rule = self.table.choose(task, _prompt(context.structured_messages))
-        if rule is None:
-            return context
         tried = metadata.setdefault(TRIED, [])
         fresh = [m for m in context.candidate_models if m not in tried] or list(context.candidate_models)
         request_id = metadata.get("request_id")
         u = hash_unit(f"{request_id}:{len(tried)}") if request_id else random.random()
-        model = choose_model(rule, u, list(dict.fromkeys(fresh)), self.explore_share)
-        if model is not None:
-            tried.append(model)
-            context.candidate_models = [m for m in context.candidate_models if m == model]
-        context.signals[SIGNAL] = {"rule": f"{rule.heuristic_id}@v{rule.version}", "model": model}
+        route = self.table.pick(
+            task,
+            _prompt(context.structured_messages),
+            key=str(request_id) if request_id else None,
+            unit=metadata.get(self.session_key) or None,
+            candidates=list(dict.fromkeys(fresh)),
+            u=u,
+            explore_share=self.explore_share,
+        )
+        if route.rule_id is None:  # no rule applies: LiteLLM's own strategy decides
+            return context
+        if route.model is not None:
+            tried.append(route.model)
+            context.candidate_models = [m for m in context.candidate_models if m == route.model]
+        context.signals[SIGNAL] = {
+            "rule": route.rule_id,
+            "model": route.model,
+            "experiment_id": route.experiment_id,
+            "arm": route.arm,
+        }
         return context

@@ -8,7 +8,8 @@ the broker goes away.
     table = RoutingTable()
     subscriber = HeuristicsSubscriber("127.0.0.1:9092", table, on_change=print)
     await subscriber.start()
-    model = table.route("coding", "implement a sorting algorithm", key=request_id, candidates=my_models)
+    route = table.pick("coding", "implement a sorting algorithm", key=request_id, candidates=my_models)
+    route.model, route.event_fields()  # the model, and what the call's events carry (experiments included)
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from worker.experiments.contract import Experiment
 from worker.routing.contract import RoutingHeuristic
-from worker.routing.table import RoutingTable, choose_model, hash_unit
+from worker.routing.table import Route, RoutingTable, choose_model, hash_unit
 
-__all__ = ["HeuristicsSubscriber", "RoutingTable", "choose_model", "hash_unit"]
+__all__ = ["HeuristicsSubscriber", "Route", "RoutingTable", "choose_model", "hash_unit"]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class HeuristicsSubscriber:
         table: RoutingTable,
         *,
         topic: str = "gateway.routing.heuristics",
-        on_change: Callable[[RoutingHeuristic], None] | None = None,
+        on_change: Callable[[RoutingHeuristic | Experiment], None] | None = None,
     ):
         self.bootstrap_servers = bootstrap_servers
         self.table = table

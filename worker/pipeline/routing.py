@@ -27,11 +27,13 @@ from aiokafka.admin import NewTopic
 
 from worker import metrics
 from worker.kafka_client import client_options
+from worker.pipeline.experiments import ExperimentRunner
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
 from worker.routing.engine import Engine, affected_tasks
 from worker.routing.evidence import ANY_TASK
 from worker.routing.scoring import Weights
 from worker.settings import Settings
+from worker.store import experiments as experiment_store
 from worker.store import routing as store
 from worker.throttle import Throttle
 from worker.topics import create_missing
@@ -42,7 +44,9 @@ HEALTH_SPAN_S = 60  # the longest detection window
 
 
 def topic_key(record: dict) -> bytes:
-    return (record["task_type"] if record["task_type"] else f"rule:{record['heuristic_id'].split(':', 1)[1]}").encode()
+    """A learned rule is keyed by its task type, a manual one (even one limited to a task type) by its id."""
+    kind, _, ident = record["heuristic_id"].partition(":")
+    return (record["task_type"] if kind == "learned" else f"rule:{ident}").encode()
 
 
 class RoutingPublisher(mode.Service):
@@ -57,6 +61,8 @@ class RoutingPublisher(mode.Service):
         self.catalogue_seen: tuple | None = None
         self.published = 0
         self.breadth_warning = Throttle(600.0)
+        self.promoted_weights: dict[str, dict] = {}  # task type (or "*") -> weights promoted from an experiment
+        self.experiments = ExperimentRunner(self)
 
     async def on_start(self) -> None:
         await self._ensure_topics()
@@ -87,6 +93,9 @@ class RoutingPublisher(mode.Service):
         )
 
     def weights_for(self, task_type: str) -> Weights:
+        promoted = self.promoted_weights.get(task_type) or self.promoted_weights.get("*")
+        if promoted is not None:
+            return Weights(**promoted)
         return replace(Weights(), **self.settings.routing_weights.get(task_type, {}))
 
     async def recompute(self, reason: str = "period") -> int:
@@ -106,6 +115,7 @@ class RoutingPublisher(mode.Service):
         breakers = await store.breakers(conn)
         catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s)
         previous = await store.learned_records(conn)
+        self.promoted_weights = await experiment_store.weights(conn)
         # off the event loop: the web server, the heartbeats and ingestion keep answering meanwhile
         decisions = await asyncio.to_thread(self.engine.recompute, now, minutes, breakers, catalogue, previous, only)
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)

@@ -39,6 +39,7 @@ class IngestStats:
         metrics.EVENTS_DUPLICATE.inc(outcome.duplicates)
         metrics.NEW_BUG_PATTERNS.inc(outcome.new_patterns)
         metrics.PATTERNS_FOLDED.inc(outcome.folded_failures)
+        metrics.EXPERIMENT_CALLS_IGNORED.inc(outcome.arm_calls_ignored)
         for model_id, (calls, successes) in outcome.per_model.items():
             label = metrics.model_label(model_id)
             metrics.CALLS.labels(label, "success").inc(successes)

@@ -36,7 +36,9 @@ class RoutingHeuristic(BaseModel):
 
     schema_version: Literal[1] = 1
     heuristic_id: str = Field(description="learned:<task_type> or manual:<id>")
-    task_type: str | None = Field(description="The task type a learned rule decides; null: a manual rule for any.")
+    task_type: str | None = Field(
+        description="The task type a learned rule decides, or a manual rule is limited to; null: a manual rule for any."
+    )
     pattern: str | None = Field(
         description="RE2 regex a manual rule matches against the request; null for learned rules."
     )
@@ -89,11 +91,12 @@ class RoutingHeuristic(BaseModel):
         priority: int,
         active: bool,
         reasoning: str,
+        task_type: str | None = None,
     ) -> RoutingHeuristic:
-        """The one constructor of a manual rule's record."""
+        """The one constructor of a manual rule's record (`task_type`: only for that task type)."""
         return cls(
             heuristic_id=f"manual:{rule_id}",
-            task_type=None,
+            task_type=task_type,
             pattern=pattern,
             preferred_layer=Layer(layer),
             preferred_model=model,

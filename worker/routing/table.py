@@ -15,14 +15,17 @@ all obey the rules through this one file. The TypeScript client mirrors it:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import orjson
 
+from worker.experiments.assignment import arm_of
+from worker.experiments.contract import ArmState, Experiment
 from worker.routing.contract import RoutingHeuristic
+from worker.routing.draw import hash_unit
 from worker.routing.manual_rules import InvalidPattern, matches
 
 log = logging.getLogger(__name__)
@@ -31,9 +34,24 @@ EXPLORE_SHARE = 0.01  # per unmentioned candidate
 MAX_EXPLORE_TOTAL = 0.05
 
 
-def hash_unit(key: str) -> float:
-    """A number in [0, 1) from the first 8 bytes of SHA-256(key), big-endian."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2.0**64
+EXPERIMENT_PREFIX = "experiment:"
+
+__all__ = ["Route", "RoutingTable", "choose_model", "hash_unit"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a router decided for one request, and what its call events should carry."""
+
+    model: str | None  # None: no rule applies, or none of its models may be used
+    rule_id: str | None = None  # "learned:coding@v3", "manual:7@v1", "experiment:<id>:<arm>"
+    experiment_id: str | None = None
+    arm: str | None = None
+
+    def event_fields(self) -> dict[str, str]:
+        """`routing_rule_id`, `experiment_id` and `arm` for the call events (only those set)."""
+        fields = {"routing_rule_id": self.rule_id, "experiment_id": self.experiment_id, "arm": self.arm}
+        return {k: v for k, v in fields.items() if v is not None}
 
 
 def choose_model(
@@ -75,9 +93,12 @@ class RoutingTable:
 
     def __init__(self) -> None:
         self.rules: dict[str, RoutingHeuristic] = {}
+        self.experiments: dict[str, Experiment] = {}
 
-    def apply(self, key: str, value: bytes | None) -> RoutingHeuristic | None:
-        """Take one topic record; returns the rule when it changed the table."""
+    def apply(self, key: str, value: bytes | None) -> RoutingHeuristic | Experiment | None:
+        """Take one topic record; returns the rule (or experiment) when it changed the table."""
+        if key.startswith(EXPERIMENT_PREFIX):
+            return self._apply_experiment(key, value)
         if value is None:  # tombstone: the rule is gone
             self.rules.pop(key, None)
             return None
@@ -87,6 +108,22 @@ class RoutingTable:
             return None
         self.rules[key] = rule
         return rule
+
+    def _apply_experiment(self, key: str, value: bytes | None) -> Experiment | None:
+        if value is None:
+            self.experiments.pop(key, None)
+            return None
+        exp = Experiment.model_validate(orjson.loads(value))
+        known = self.experiments.get(key)
+        if known is not None and known.version >= exp.version:
+            return None
+        self.experiments[key] = exp
+        return exp
+
+    def experiment_for(self, task_type: str) -> Experiment | None:
+        """The running experiment covering `task_type` (the worker lets at most one cover a task type)."""
+        covering = [e for e in self.experiments.values() if e.covers(task_type)]
+        return min(covering, key=lambda e: e.experiment_id, default=None)
 
     def choose(self, task_type: str, text: str = "") -> RoutingHeuristic | None:
         """The rule that applies to a request of `task_type` whose prompt is `text`."""
@@ -112,7 +149,75 @@ class RoutingTable:
 
         `key` (a request id) makes the choice deterministic; without it the draw is random.
         """
+        return self.pick(task_type, text, key=key, candidates=candidates).model
+
+    def pick(
+        self,
+        task_type: str,
+        text: str = "",
+        *,
+        key: str | None = None,
+        candidates: Sequence[str] | None = None,
+        unit: str | None = None,
+        u: float | None = None,
+        explore_share: float = EXPLORE_SHARE,
+    ) -> Route:
+        """The model for one request and what its events carry, experiments included.
+
+        A running experiment covering the task type puts the request in an arm from `unit` (a
+        session key) or else `key` (the request id); without either, the request stays out of it.
+        A stopped arm's requests, and a fixed model the router cannot reach, route as usual and
+        untagged. `u` overrides the model draw (a retry's), which is otherwise hash_unit(key).
+        """
+        draw = u if u is not None else (hash_unit(key) if key is not None else random.random())
+        exp = self.experiment_for(task_type) if (unit or key) is not None else None
+        if exp is not None:
+            name = arm_of(exp.experiment_id, str(unit or key), [(a.name, a.share) for a in exp.arms])
+            arm = exp.arm(name)
+            if arm is not None and arm.stopped is None:
+                route = self._arm_route(exp, arm, task_type, text, draw, candidates, explore_share)
+                if route is not None:
+                    return route
+        return self._learned(task_type, text, draw, candidates, explore_share)
+
+    def _learned(
+        self, task_type: str, text: str, draw: float, candidates: Sequence[str] | None, explore_share: float
+    ) -> Route:
         rule = self.choose(task_type, text)
         if rule is None:
-            return None
-        return choose_model(rule, hash_unit(key) if key is not None else random.random(), candidates)
+            return Route(None)
+        return Route(choose_model(rule, draw, candidates, explore_share), f"{rule.heuristic_id}@v{rule.version}")
+
+    def _arm_route(
+        self,
+        exp: Experiment,
+        arm: ArmState,
+        task_type: str,
+        text: str,
+        draw: float,
+        candidates: Sequence[str] | None,
+        explore_share: float,
+    ) -> Route | None:
+        tag = {"experiment_id": exp.experiment_id, "arm": arm.name}
+        s = arm.strategy
+        fixed = (
+            s.model if s.kind == "model" or (s.kind == "manual" and s.pattern and _matches(s.pattern, text)) else None
+        )
+        if fixed is not None:
+            if candidates is not None and fixed not in candidates:
+                return None  # the router cannot reach it: route as usual, outside the experiment
+            return Route(fixed, f"experiment:{exp.experiment_id}:{arm.name}", **tag)
+        rule = arm.routes.get(task_type) if s.kind == "weights" else None
+        if rule is not None:
+            return Route(
+                choose_model(rule, draw, candidates, explore_share), f"{rule.heuristic_id}@v{rule.version}", **tag
+            )
+        learned = self._learned(task_type, text, draw, candidates, explore_share)
+        return Route(learned.model, learned.rule_id, **tag)
+
+
+def _matches(pattern: str, text: str) -> bool:
+    try:
+        return matches(pattern, text)
+    except InvalidPattern:
+        return False

@@ -97,6 +97,26 @@ FROM unnest($1::text[], $2::float8[], $3::text[], $4::float8[], $5::jsonb[]) AS 
 WHERE p.metric_name = u.n AND p.recorded_at = to_timestamp(u.w) AND p.series_key = u.k AND p.series_key IS NOT NULL"""
 
 
+RUNNING_ARMS = (
+    "SELECT experiment_id, arms FROM experiments WHERE status = 'running' AND experiment_id = ANY($1::text[])"
+)
+
+UPSERT_ARMS = """
+INSERT INTO experiment_arms AS t
+    (experiment_id, arm, calls, successes, cost_sum, cost_squares, utility_sum, utility_squares, latency_histogram)
+SELECT * FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::float8[], $6::float8[], $7::float8[],
+                     $8::float8[], $9::jsonb[])
+ON CONFLICT (experiment_id, arm) DO UPDATE SET
+    calls = t.calls + EXCLUDED.calls,
+    successes = t.successes + EXCLUDED.successes,
+    cost_sum = t.cost_sum + EXCLUDED.cost_sum,
+    cost_squares = t.cost_squares + EXCLUDED.cost_squares,
+    utility_sum = t.utility_sum + EXCLUDED.utility_sum,
+    utility_squares = t.utility_squares + EXCLUDED.utility_squares,
+    latency_histogram = hist_merge(t.latency_histogram, EXCLUDED.latency_histogram),
+    updated_at = now()"""
+
+
 class OffsetFenced(RuntimeError):
     """Another consumer stored offsets for these partitions since we read them: our batch is stale."""
 
@@ -113,6 +133,7 @@ class FlushOutcome:
     new_patterns: int = 0
     folded_failures: int = 0  # failures of new fingerprints past PATTERNS_MAX_NEW_PER_HOUR, in the overflow pattern
     per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
+    arm_calls_ignored: int = 0  # tagged with an experiment arm that is not running (counted everywhere else)
 
 
 async def write_flush(
@@ -140,7 +161,12 @@ async def write_flush(
                 plan = await asyncio.to_thread(plan.fresh, fresh_ids)
         if plan.metrics or plan.bug_reports:  # tool commands: rare, and only on their topic
             await write_commands(conn, plan.metrics, plan.bug_reports)
-        new_patterns = folded = 0
+        new_patterns = folded = ignored = 0
+        if plan.deltas.by_arm:  # only while experiments run, and only for their tagged calls
+            running = {r[0]: frozenset(r[1]) for r in await conn.fetch(RUNNING_ARMS, plan.experiment_ids())}
+            arm_rows, ignored = plan.arm_rows(running)
+            if arm_rows[0]:
+                await conn.execute(UPSERT_ARMS, *arm_rows)
         if plan.calls:
             await conn.execute(UPSERT_MODELS, *plan.model_rows)
             await conn.execute(UPSERT_MINUTES, *plan.minute_rows)
@@ -165,6 +191,7 @@ async def write_flush(
         new_patterns=new_patterns,
         folded_failures=folded,
         per_model=plan.per_model(),
+        arm_calls_ignored=ignored,
     )
 
 

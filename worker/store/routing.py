@@ -308,8 +308,8 @@ async def mark_published(conn: asyncpg.Connection, rule_id: int, version: int, p
 
 INSERT_MANUAL = """
 INSERT INTO routing_rules (source, pattern, preferred_layer, preferred_model, priority, active, metadata, version,
-    reasoning)
-VALUES ('manual', $1, $2, $3, $4, $5, $6, 1, $7) RETURNING id, version"""
+    reasoning, task_type)
+VALUES ('manual', $1, $2, $3, $4, $5, $6, 1, $7, $8) RETURNING id, version"""
 
 UPDATE_MANUAL = """
 UPDATE routing_rules SET pattern = $2, preferred_layer = $3, preferred_model = $4, priority = $5, active = $6,
@@ -318,11 +318,19 @@ WHERE id = $1 AND source = 'manual' RETURNING id, version"""
 
 
 def manual_record(
-    rule_id: int, version: int, pattern: str, layer: str, model: str | None, priority: int, active: bool, reasoning: str
+    rule_id: int,
+    version: int,
+    pattern: str,
+    layer: str,
+    model: str | None,
+    priority: int,
+    active: bool,
+    reasoning: str,
+    task_type: str | None = None,
 ) -> dict:
-    return RoutingHeuristic.manual(rule_id, version, pattern, layer, model, priority, active, reasoning).model_dump(
-        mode="json"
-    )
+    return RoutingHeuristic.manual(
+        rule_id, version, pattern, layer, model, priority, active, reasoning, task_type
+    ).model_dump(mode="json")
 
 
 async def save_manual_rule(
@@ -336,17 +344,22 @@ async def save_manual_rule(
     reasoning: str,
     metadata: dict,
     rule_id: int | None = None,
+    task_type: str | None = None,
 ) -> dict:
-    """Create (or, with rule_id, change) a manual rule; the pattern must already be validated."""
+    """Create (or, with rule_id, change) a manual rule; the pattern must already be validated.
+    `task_type` (new rules only): the rule applies to that task type alone."""
     meta = orjson.dumps(metadata).decode()
     async with conn.transaction():
         if rule_id is None:
-            row = await conn.fetchrow(INSERT_MANUAL, pattern, layer, model, priority, active, meta, reasoning)
+            row = await conn.fetchrow(
+                INSERT_MANUAL, pattern, layer, model, priority, active, meta, reasoning, task_type
+            )
         else:
             row = await conn.fetchrow(UPDATE_MANUAL, rule_id, pattern, layer, model, priority, active, meta, reasoning)
             if row is None:
                 raise LookupError(f"no manual routing rule with id {rule_id}")
-        record = manual_record(row["id"], row["version"], pattern, layer, model, priority, active, reasoning)
+            task_type = await conn.fetchval("SELECT task_type FROM routing_rules WHERE id = $1", rule_id)
+        record = manual_record(row["id"], row["version"], pattern, layer, model, priority, active, reasoning, task_type)
         heuristic = orjson.dumps(record).decode()
         await conn.execute("UPDATE routing_rules SET heuristic = $2 WHERE id = $1", row["id"], heuristic)
         await conn.execute(RECORD_VERSION, row["id"], row["version"], heuristic)

@@ -14,6 +14,10 @@ from worker.tools.responses import (
     Accepted,
     Analysis,
     BugPatternsPage,
+    ExperimentCreated,
+    ExperimentPromoted,
+    ExperimentsPage,
+    ExperimentView,
     ModelDeclared,
     RegressionTestsPage,
     RoutingHeuristicsPage,
@@ -32,8 +36,13 @@ RESULTS: dict[str, type[BaseModel]] = {
     "update_routing_heuristic": RoutingHeuristic,
     "generate_regression_test": TestSaved,
     "declare_model": ModelDeclared,
+    "get_experiment": ExperimentView,
+    "list_experiments": ExperimentsPage,
+    "create_experiment": ExperimentCreated,
+    "stop_experiment": ExperimentView,
+    "promote_experiment": ExperimentPromoted,
 }
-GET_TOOLS = ("get_routing_heuristics", "get_bug_patterns", "get_regression_tests")
+GET_TOOLS = ("get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "get_experiment", "list_experiments")
 REF = "#/components/schemas/{model}"
 
 

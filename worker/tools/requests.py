@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 from worker.calls.commands import Category, MetricName, MetricValue, PatternText, Prose, Severity, Unit
 from worker.calls.decode import scan
 from worker.calls.events import CostUsd, Layer, Millis, ModelId, TaskType, Tokens
+from worker.experiments.contract import ArmName, ExperimentSpec, Slug, Status
 from worker.routing.manual_rules import InvalidPattern, compile_pattern
 
 MAX_PAGE = 500
@@ -167,11 +168,47 @@ class DeclareModel(ToolRequest):
     provider: Annotated[str, Field(min_length=1, max_length=100)] | None = None
 
 
+class CreateExperiment(ExperimentSpec):
+    """Start an experiment on routing strategies: routers split its task types' traffic over the arms,
+    and it ends by itself (a clear winner, a guardrail, its maximum duration). Published to the
+    routers within EXPERIMENTS_INTERVAL_S; the same definition again is answered with the stored one."""
+
+
+class GetExperiment(ToolRequest):
+    """An experiment with its arms' estimates and always-valid intervals, and every comparison of arms."""
+
+    experiment_id: Slug
+
+
+class ListExperiments(Page):
+    """Experiments, newest first, optionally of one status."""
+
+    status: Status | None = None
+
+
+class StopExperiment(ToolRequest):
+    """Stop a running experiment: routers stop splitting its traffic; nothing is promoted."""
+
+    experiment_id: Slug
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class PromoteExperiment(ToolRequest):
+    """Make an arm's strategy the routing for the experiment's task types (default: the winner): a
+    fixed model or a manual rule becomes a manual rule per task type, a `weights` arm's weights
+    replace the scoring weights; the experiment ends."""
+
+    experiment_id: Slug
+    arm: ArmName | None = Field(None, description="The arm to promote; default: the experiment's winner.")
+
+
 READS: dict[str, type[BaseModel]] = {
     "analyze_metrics": AnalyzeMetrics,
     "get_routing_heuristics": GetRoutingHeuristics,
     "get_bug_patterns": GetBugPatterns,
     "get_regression_tests": GetRegressionTests,
+    "get_experiment": GetExperiment,
+    "list_experiments": ListExperiments,
 }
 WRITES: dict[str, type[BaseModel]] = {
     "record_metric": RecordMetric,
@@ -180,6 +217,9 @@ WRITES: dict[str, type[BaseModel]] = {
     "generate_regression_test": GenerateRegressionTest,
     "update_model_performance": UpdateModelPerformance,
     "declare_model": DeclareModel,
+    "create_experiment": CreateExperiment,
+    "stop_experiment": StopExperiment,
+    "promote_experiment": PromoteExperiment,
 }
 THROUGH_KAFKA = frozenset({"record_metric", "record_bug_pattern", "update_model_performance"})
 """Writes that change aggregates: answered 202, applied by the ingest pipeline's next flush."""

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from worker.experiments.contract import Experiment
 from worker.routing.contract import RoutingHeuristic
 
 T = TypeVar("T")
@@ -146,3 +147,50 @@ class ModelDeclared(ToolResponse):
     task_types: list[str] | None = Field(description="null: every task type.")
     provider: str | None
     declared_at: dt.datetime
+
+
+class ArmEstimate(ToolResponse):
+    arm: str
+    calls: int
+    value: float | None = Field(description="The primary metric's estimate.")
+    low: float | None = Field(description="Always-valid 95 % interval; null: unbounded (too few calls).")
+    high: float | None
+    success_rate: float | None = Field(description="0-1.")
+    p95_latency_ms: float | None
+    cost_per_call: float | None
+    utility: float | None
+    stopped: str | None
+
+
+class ArmComparison(ToolResponse):
+    arm: str
+    against: str
+    estimate: float = Field(description="arm's primary metric minus against's.")
+    low: float | None = Field(description="Always-valid interval (Bonferroni over the pairs); null: unbounded.")
+    high: float | None
+    better: bool = Field(description="Declared better, in the metric's direction.")
+    worse: bool
+
+
+class ExperimentView(ToolResponse):
+    experiment: Experiment
+    estimates: list[ArmEstimate]
+    comparisons: list[ArmComparison]
+    method: str
+
+
+class ExperimentCreated(ToolResponse):
+    experiment: Experiment
+    created: bool = Field(description="False: the same definition was already stored (a retried call).")
+
+
+class ExperimentsPage(PageOf[Experiment]):
+    """Experiments, newest first."""
+
+
+class ExperimentPromoted(ToolResponse):
+    experiment: Experiment
+    arm: str
+    rules: list[RoutingHeuristic] = Field(description="Manual rules the promotion created.")
+    weights: dict[str, float] | None = Field(description="Scoring weights the promotion set, if any.")
+    note: str

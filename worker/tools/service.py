@@ -9,21 +9,44 @@ written directly: their version or name makes the write idempotent, and the call
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from worker.calls import commands
+from worker.experiments.contract import Experiment
+from worker.experiments.evaluate import evaluate, finite
+from worker.experiments.sequential import ALPHA
 from worker.kafka_client import client_options
 from worker.reporting.report import build_report
+from worker.routing.contract import RoutingHeuristic
 from worker.settings import Settings
+from worker.store import experiments as experiment_store
 from worker.store import routing as routing_store
 from worker.store import tools as store
 from worker.store.db import create_pool
 from worker.tools import requests as rq
 from worker.tools.analysis import analyse
-from worker.tools.responses import Accepted, Analysis, ModelDeclared, PageOf, TestSaved
+from worker.tools.responses import (
+    Accepted,
+    Analysis,
+    ArmComparison,
+    ArmEstimate,
+    ExperimentCreated,
+    ExperimentPromoted,
+    ExperimentView,
+    ModelDeclared,
+    PageOf,
+    TestSaved,
+)
+
+METHOD = (
+    "mSPRT confidence sequences (Johari et al., KDD 2017; quantiles: Howard and Ramdas, Bernoulli 2022), "
+    f"valid at every look at alpha {ALPHA:g}, Bonferroni over the pairs of running arms"
+)
+PROMOTED_PRIORITY = 200  # above manual rules' default (100): the experiment's evidence is the newest word
 
 SEND_TIMEOUT_S = 10.0
 COMMAND_MAX_BYTES = 512 * 1024  # well under the broker's message limit: a command is refused, never retried in vain
@@ -212,3 +235,125 @@ class ToolService:
                 metadata=r.metadata,
             )
         return TestSaved(id=test_id, test_name=r.test_name, created=created)
+
+    async def _experiment(self, conn: asyncpg.Connection, experiment_id: str) -> Experiment:
+        exp = await experiment_store.get(conn, experiment_id)
+        if exp is None:
+            raise FieldProblem("experimentId", f"no experiment {experiment_id!r}")
+        return exp
+
+    async def _view(self, conn: asyncpg.Connection, exp: Experiment) -> ExperimentView:
+        tallies = (await experiment_store.tallies(conn, [exp.experiment_id])).get(exp.experiment_id, {})
+        now = dt.datetime.fromtimestamp(await routing_store.db_now(conn), dt.UTC)
+        ev = evaluate(exp, tallies, now)  # the estimates as of now; the leader alone moves the state
+        return ExperimentView(
+            experiment=exp,
+            estimates=[
+                ArmEstimate(
+                    arm=a.arm,
+                    calls=a.calls,
+                    value=a.value,
+                    low=finite(a.low),
+                    high=finite(a.high),
+                    success_rate=a.success_rate,
+                    p95_latency_ms=a.p95_latency_ms,
+                    cost_per_call=a.cost_per_call,
+                    utility=a.utility,
+                    stopped=a.stopped,
+                )
+                for a in ev.arms
+            ],
+            comparisons=[
+                ArmComparison(
+                    arm=c.arm,
+                    against=c.against,
+                    estimate=c.estimate,
+                    low=finite(c.low),
+                    high=finite(c.high),
+                    better=c.better,
+                    worse=c.worse,
+                )
+                for c in ev.comparisons
+            ],
+            method=METHOD,
+        )
+
+    async def create_experiment(self, r: rq.CreateExperiment) -> ExperimentCreated:
+        spec = rq.ExperimentSpec.model_validate(r.model_dump())
+        async with self.pool.acquire() as conn:
+            now = dt.datetime.fromtimestamp(await routing_store.db_now(conn), dt.UTC)
+            try:
+                stored, created = await experiment_store.create(conn, spec, Experiment.start(spec, now))
+            except (ValueError, experiment_store.TooManyRunning) as error:
+                raise FieldProblem("experimentId", str(error)) from None
+        return ExperimentCreated(experiment=stored, created=created)
+
+    async def get_experiment(self, r: rq.GetExperiment) -> ExperimentView:
+        async with self.pool.acquire() as conn:
+            return await self._view(conn, await self._experiment(conn, r.experiment_id))
+
+    async def list_experiments(self, r: rq.ListExperiments) -> PageOf:
+        return await self._page(experiment_store.page, r.status, r)
+
+    async def stop_experiment(self, r: rq.StopExperiment) -> ExperimentView:
+        async with self.pool.acquire() as conn:
+            exp = await self._experiment(conn, r.experiment_id)
+            if exp.status == "running":
+                stopped = exp.changed(
+                    status="stopped", reason=f"stopped by an operator: {r.reason or 'no reason given'}"
+                )
+                if not await experiment_store.save(conn, exp.version, stopped):
+                    raise FieldProblem("experimentId", "the experiment changed meanwhile; read it and retry")
+                exp = stopped
+            return await self._view(conn, exp)
+
+    async def promote_experiment(self, r: rq.PromoteExperiment) -> ExperimentPromoted:
+        async with self.pool.acquire() as conn, conn.transaction():
+            exp = await self._experiment(conn, r.experiment_id)
+            name = r.arm or exp.winner
+            if exp.status == "promoted":
+                if name not in (None, exp.promoted):
+                    raise FieldProblem("arm", f"the experiment already promoted {exp.promoted!r}")
+                return ExperimentPromoted(
+                    experiment=exp, arm=exp.promoted or "", rules=[], weights=None, note="already promoted"
+                )
+            if name is None:
+                raise FieldProblem("arm", f"the experiment has no winner ({exp.reason}); name the arm to promote")
+            arm = exp.arm(name)
+            if arm is None:
+                raise FieldProblem("arm", f"no arm {name!r}; arms: {', '.join(a.name for a in exp.arms)}")
+            strategy = arm.strategy
+            scope: list[str | None] = [*exp.task_types] if exp.task_types else [None]
+            rules, weights, source = [], None, f"experiment {exp.experiment_id}, arm {name}"
+            if strategy.kind in ("model", "manual"):
+                for task_type in scope:
+                    rules.append(
+                        await routing_store.save_manual_rule(
+                            conn,
+                            pattern=strategy.pattern or ".*",
+                            layer=strategy.layer.value if strategy.layer else "balanced",
+                            model=strategy.model,
+                            priority=PROMOTED_PRIORITY,
+                            active=True,
+                            reasoning=f"promoted from {source}",
+                            metadata={"experiment": exp.experiment_id, "arm": name},
+                            task_type=task_type,
+                        )
+                    )
+                note = f"{len(rules)} manual rule(s) now route {strategy.model} at priority {PROMOTED_PRIORITY}"
+            elif strategy.kind == "weights" and strategy.weights is not None:
+                weights = strategy.weights.model_dump()
+                await experiment_store.save_weights(conn, exp.task_types or ["*"], weights, source)
+                note = "the learned rules use these weights from the next recompute (HEURISTICS_INTERVAL_S)"
+            else:
+                note = "the learned rule already routes these task types: nothing to change"
+            promoted = exp.changed(status="promoted", promoted=name, reason=f"promoted {name}: {note}")
+            if not await experiment_store.save(conn, exp.version, promoted):
+                raise FieldProblem("experimentId", "the experiment changed meanwhile; retry")
+        return ExperimentPromoted(
+            experiment=promoted,
+            arm=name,
+            rules=[RoutingHeuristic.model_validate(x) for x in rules],
+            weights=weights,
+            note=note,
+        )

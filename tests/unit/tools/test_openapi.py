@@ -12,7 +12,7 @@ def test_every_tool_has_one_operation_with_its_answers():
     assert spec["openapi"].startswith("3.1")
     for name in {**READS, **WRITES}:
         ((method, operation),) = spec["paths"][f"/tools/{name}"].items()
-        assert method == ("get" if name.startswith("get_") else "post") and operation["operationId"] == name
+        assert method == ("get" if name.startswith(("get_", "list_")) else "post") and operation["operationId"] == name
         success = "202" if name in THROUGH_KAFKA else "200"
         assert set(operation["responses"]) == {success, "401", "422", "503"} | ({"403"} if name in WRITES else set())
 

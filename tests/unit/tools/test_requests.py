@@ -83,7 +83,7 @@ def test_query_strings_are_read_as_text_and_bounded():
             GetRoutingHeuristics.model_validate(bad)
 
 
-def test_the_gateway_tool_names_are_all_served_and_the_catalogue_tool_beside_them():
+def test_the_gateway_tool_names_are_all_served_and_the_catalogue_and_experiment_tools_beside_them():
     assert set(READS) | set(WRITES) == {
         "analyze_metrics",
         "get_routing_heuristics",
@@ -95,4 +95,9 @@ def test_the_gateway_tool_names_are_all_served_and_the_catalogue_tool_beside_the
         "generate_regression_test",
         "update_model_performance",
         "declare_model",
+        "create_experiment",
+        "get_experiment",
+        "list_experiments",
+        "stop_experiment",
+        "promote_experiment",
     }

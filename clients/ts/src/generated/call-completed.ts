@@ -5,8 +5,16 @@
  * A gateway call that succeeded (topic gateway.calls.completed). The value is one event object or a batch envelope: an array of them, each judged on its own. Unknown fields are allowed and ignored.
  */
 export type CallCompletedMessageV1 = CallCompleted | [CallCompleted, ...CallCompleted[]];
+/**
+ * The experiment's arm that routed this request.
+ */
+export type Arm = string | null;
 export type CostUsd = number;
 export type EventId = string;
+/**
+ * The experiment the router put this request in (with `arm`); v1 producers omit it.
+ */
+export type ExperimentId = string | null;
 export type InputTokens = number;
 export type LatencyMs = number;
 export type Layer = "fast" | "balanced" | "deep";
@@ -24,8 +32,10 @@ export type TtftMs = number | null;
  * A model call that returned a usable answer: a success.
  */
 export interface CallCompleted {
+  arm?: Arm;
   cost_usd?: CostUsd;
   event_id: EventId;
+  experiment_id?: ExperimentId;
   input_tokens?: InputTokens;
   latency_ms: LatencyMs;
   layer: Layer;

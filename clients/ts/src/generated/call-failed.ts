@@ -5,11 +5,19 @@
  * A gateway call that failed (topic gateway.calls.failed). The value is one event object or a batch envelope: an array of them, each judged on its own. Unknown fields are allowed and ignored.
  */
 export type CallFailedMessageV1 = CallFailed | [CallFailed, ...CallFailed[]];
+/**
+ * The experiment's arm that routed this request.
+ */
+export type Arm = string | null;
 export type Category = string | null;
 export type CostUsd = number;
 export type ErrorMessage = string;
 export type ErrorType = string;
 export type EventId = string;
+/**
+ * The experiment the router put this request in (with `arm`); v1 producers omit it.
+ */
+export type ExperimentId = string | null;
 export type HttpStatus = number | null;
 export type InputTokens = number;
 export type LatencyMs = number;
@@ -32,11 +40,13 @@ export type TtftMs = number | null;
  * A model call that failed: counted as a call that did not succeed.
  */
 export interface CallFailed {
+  arm?: Arm;
   category?: Category;
   cost_usd?: CostUsd;
   error_message: ErrorMessage;
   error_type: ErrorType;
   event_id: EventId;
+  experiment_id?: ExperimentId;
   http_status?: HttpStatus;
   input_tokens?: InputTokens;
   latency_ms: LatencyMs;

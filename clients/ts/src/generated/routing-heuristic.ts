@@ -34,7 +34,7 @@ export type Priority = number;
 export type Reasoning = string;
 export type SchemaVersion = 1;
 /**
- * The task type a learned rule decides; null: a manual rule for any.
+ * The task type a learned rule decides, or a manual rule is limited to; null: a manual rule for any.
  */
 export type TaskType = string | null;
 /**

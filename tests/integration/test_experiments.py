@@ -1,0 +1,108 @@
+"""An experiment on real Kafka and PostgreSQL, from its definition to its promotion, with a gateway
+whose router obeys the published experiment: a guardrail stops the bad arm at once, the winner is
+declared by the always-valid intervals, and its promotion becomes the routing rule."""
+
+import asyncio
+
+import aiohttp
+
+from tests.integration.gateway import ObeyingGateway
+from tests.integration.harness import wait_drained
+from tests.integration.test_routing import wait_for
+from tests.integration.test_tools import call
+from worker.gateway.router import HeuristicsSubscriber, RoutingTable
+from worker.simulation.producer import ensure_topics
+
+MODELS = {"model-a": ("fast", 0.85), "model-b": ("fast", 0.96), "model-c": ("fast", 0.30)}
+DEFINITION = {
+    "experimentId": "fixed-models",
+    "name": "three fixed models for coding",
+    "taskTypes": ["coding"],
+    "arms": [
+        {"name": "a", "share": 0.4, "strategy": {"kind": "model", "model": "model-a", "layer": "fast"}},
+        {"name": "b", "share": 0.4, "strategy": {"kind": "model", "model": "model-b", "layer": "fast"}},
+        {"name": "c", "share": 0.2, "strategy": {"kind": "model", "model": "model-c", "layer": "fast"}},
+    ],
+    "primaryMetric": "success_rate",
+    "guardrails": [{"metric": "failure_rate", "above": 0.5}],
+}
+
+
+async def test_an_experiment_from_definition_to_promotion_with_a_router_that_obeys_it(settings, workers, pool):
+    await ensure_topics(settings, partitions=2)
+    worker = workers(tools_token="t", experiments_interval_s=1.0, heuristics_interval_s=2.0)
+    await worker.wait_ready()
+    port = worker.settings.web_port
+    table = RoutingTable()
+    subscriber = HeuristicsSubscriber(settings.kafka_bootstrap_servers, table, topic=settings.topic_heuristics)
+    await subscriber.start()
+    gateway = ObeyingGateway(settings, table, MODELS, task_types=("coding",), rate=150)
+    stop = asyncio.Event()
+    running = asyncio.create_task(gateway.run(stop))
+    headers = {"Authorization": "Bearer t"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, created = await call(http, port, "create_experiment", DEFINITION, headers=headers)
+            assert status == 200 and created["created"] and created["experiment"]["status"] == "running", created
+            status, again = await call(http, port, "create_experiment", DEFINITION, headers=headers)
+            assert status == 200 and not again["created"]  # a retried definition is the same experiment
+            clash = {**DEFINITION, "experimentId": "another", "taskTypes": ["coding", "chat"]}
+            status, body = await call(http, port, "create_experiment", clash, headers=headers)
+            assert status == 422 and "same task types" in body["message"]
+
+            await wait_for(lambda: "experiment:fixed-models" in table.experiments, 30, "the router to get the record")
+
+            async def view():
+                return (await call(http, port, "get_experiment", {"experimentId": "fixed-models"}, headers))[1]
+
+            async def arm_c_stopped():
+                v = await view()
+                return v if v["experiment"]["arms"][2]["stopped"] else None
+
+            stopped = await wait_for(arm_c_stopped, 90, "the guardrail to stop arm c")
+            assert stopped["experiment"]["arms"][2]["stopped"].startswith("guardrail: failure_rate")
+            await wait_for(
+                lambda: table.experiments["experiment:fixed-models"].arms[2].stopped, 30, "routers to stop arm c"
+            )
+
+            async def ended():
+                v = await view()
+                return v if v["experiment"]["status"] != "running" else None
+
+            done = await wait_for(ended, 180, "the experiment to end")
+            exp = done["experiment"]
+            assert exp["status"] == "completed" and exp["winner"] == "b", exp["reason"]
+            (b_over_a,) = [c for c in done["comparisons"] if {c["arm"], c["against"]} == {"a", "b"}]
+            assert b_over_a["low"] is not None and (b_over_a["better"] if b_over_a["arm"] == "b" else b_over_a["worse"])
+            estimates = {e["arm"]: e for e in done["estimates"]}
+            assert estimates["b"]["successRate"] > estimates["a"]["successRate"]
+
+            # the winner, in one command, becomes the rule the router follows for the task type
+            status, promoted = await call(http, port, "promote_experiment", {"experimentId": "fixed-models"}, headers)
+            assert status == 200 and promoted["arm"] == "b", promoted
+            (rule,) = promoted["rules"]
+            assert rule["task_type"] == "coding" and rule["preferred_model"] == "model-b"
+            await wait_for(
+                lambda: table.experiments["experiment:fixed-models"].status == "promoted", 30, "the promoted record"
+            )
+            await wait_for(
+                lambda: all(
+                    table.route("coding", key=f"r{i}", candidates=list(MODELS)) == "model-b" for i in range(50)
+                ),
+                30,
+                "the router to follow the promoted rule",
+            )
+            status, again = await call(http, port, "promote_experiment", {"experimentId": "fixed-models"}, headers)
+            assert status == 200 and again["note"] == "already promoted"
+    finally:
+        stop.set()
+        await running
+        await subscriber.stop()
+    await wait_drained(settings, pool, workers=[worker])
+    # arm c was stopped while the experiment ran: every call the router tagged c is in its row, once
+    counted = await pool.fetchval(
+        "SELECT calls FROM experiment_arms WHERE experiment_id = 'fixed-models' AND arm = 'c'"
+    )
+    assert counted == gateway.tagged[("fixed-models", "c")] > 0
+    after = [m for t, task, m, _ in gateway.calls[-100:]]
+    assert set(after) == {"model-b"}  # after the promotion, the router sends coding to the winner

@@ -1,0 +1,118 @@
+"""Runs the experiments on the group leader: every EXPERIMENTS_INTERVAL_S, each running experiment
+is evaluated (worker/experiments/evaluate.py) on its arms' sums, a `weights` arm gets its own learned
+rule per task type, and every version not yet published goes to the heuristics topic.
+
+Like the rules, a record is published from PostgreSQL's versions, so a tick that dies half-way is
+completed by the next one on any leader; a version is saved only over the one it was computed
+from, so an operator's stop or promotion in between is never overwritten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import asyncpg
+import orjson
+
+from worker import metrics
+from worker.experiments.contract import Experiment, topic_key
+from worker.experiments.evaluate import evaluate
+from worker.routing.contract import RoutingHeuristic
+from worker.routing.engine import Engine
+from worker.routing.scoring import Weights
+from worker.store import experiments as store
+from worker.store import routing as routing_store
+
+if TYPE_CHECKING:
+    from worker.pipeline.routing import RoutingPublisher
+
+log = logging.getLogger(__name__)
+
+
+class ExperimentRunner:
+    def __init__(self, publisher: RoutingPublisher):
+        self.publisher = publisher
+        self.settings = publisher.settings
+        self.shown: set[tuple[str, str]] = set()  # (experiment, arm) label pairs on /metrics
+
+    async def tick(self) -> None:
+        p = self.publisher
+        async with p.lock, p.pool.acquire() as conn:
+            now = await routing_store.db_now(conn)
+            running = await store.running(conn)
+            tallies = await store.tallies(conn, [e.experiment_id for e in running]) if running else {}
+            for exp in running:
+                routed = await self._routes(conn, exp, now)
+                evaluation = await asyncio.to_thread(
+                    evaluate, routed, tallies.get(exp.experiment_id, {}), dt.datetime.fromtimestamp(now, dt.UTC)
+                )
+                new = evaluation.experiment
+                if new is not exp and await store.save(conn, exp.version, new):
+                    log.info("experiment %s v%d: %s (%s)", new.experiment_id, new.version, new.status, new.reason)
+                    if new.status != "running":
+                        metrics.EXPERIMENTS_ENDED.labels(new.status).inc()
+                for arm in evaluation.arms:
+                    metrics.EXPERIMENT_ARM_CALLS.labels(exp.experiment_id, arm.arm).set(arm.calls)
+            self._forget_labels({(e.experiment_id, a.name) for e in running for a in e.arms})
+            await self.publish_pending(conn)
+
+    def _forget_labels(self, current: set[tuple[str, str]]) -> None:
+        for gone in self.shown - current:
+            metrics.EXPERIMENT_ARM_CALLS.remove(*gone)
+        self.shown = current
+
+    async def _routes(self, conn: asyncpg.Connection, exp: Experiment, now: float) -> Experiment:
+        """The experiment with each `weights` arm's own learned rules, recomputed like the main ones."""
+        weighted = [a for a in exp.arms if a.strategy.kind == "weights" and a.stopped is None]
+        if not weighted:
+            return exp
+        s, p = self.settings, self.publisher
+        minutes = await routing_store.minute_rows(
+            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
+        )
+        breakers = await routing_store.breakers(conn)
+        catalogue = await routing_store.catalogue(conn, s.heuristics_catalogue_seen_s)
+        computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
+        arms, changed = list(exp.arms), False
+        for i, arm in enumerate(arms):
+            if arm not in weighted or arm.strategy.weights is None:
+                continue
+            engine = Engine(p.engine.policy, p.engine.rules, _constant(Weights(**arm.strategy.weights.model_dump())))
+            previous = {t: r.model_dump(mode="json") for t, r in arm.routes.items()}
+            decisions = await asyncio.to_thread(
+                engine.recompute, now, minutes, breakers, catalogue, previous, exp.task_types
+            )
+            if not decisions:
+                continue
+            routes = dict(arm.routes)
+            for task, decision in decisions.items():
+                version = routes[task].version + 1 if task in routes else 1
+                record = RoutingHeuristic.learned(decision, version, s.heuristics_window_s, computed_at)
+                routes[task] = record.model_copy(
+                    update={"heuristic_id": f"experiment:{exp.experiment_id}:{arm.name}:{task}"}
+                )
+            arms[i], changed = arm.model_copy(update={"routes": routes}), True
+        return exp.changed(arms=arms) if changed else exp
+
+    async def publish_pending(self, conn: asyncpg.Connection) -> None:
+        producer = self.publisher._started_producer()
+        for row in await store.unpublished(conn):
+            try:
+                await producer.send_and_wait(
+                    self.settings.topic_heuristics,
+                    key=topic_key(row["experiment_id"]).encode(),
+                    value=orjson.dumps(orjson.loads(row["record"])),
+                    headers=[("publisher", self.publisher.worker_id.encode())],
+                )
+            except Exception as error:  # noqa: BLE001 - one record must never hold back the others
+                log.warning("could not publish experiment %s v%d (%s); the next tick retries", *row[:2], error)
+                continue
+            await store.mark_published(conn, row["experiment_id"], row["version"])
+
+
+def _constant(weights: Weights) -> Callable[[str], Weights]:
+    return lambda _task_type: weights
