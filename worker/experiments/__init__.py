@@ -1,0 +1,1 @@
+"""Experiments on routing strategies: definitions, arm assignment, always-valid evaluation."""

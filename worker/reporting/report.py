@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import asyncio
+import datetime as dt
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
+from worker.costs.projection import HISTORY_HOURS, CostProjection, hourly, project
+from worker.costs.savings import Savings, Usage, counterfactual
+from worker.experiments.contract import Experiment
+from worker.experiments.evaluate import Evaluation, evaluate
+from worker.store import experiments as experiment_reads
 from worker.store import reports as reads
+from worker.store import routing as routing_reads
 from worker.store.reports import MAX_MODEL_ROWS, MAX_MODELS_PER_TASK
 
 if TYPE_CHECKING:
@@ -51,9 +59,25 @@ class Report:
     routing_heuristics: int
     recent_bugs: list[RecentBug]
     models_left_out: int = 0  # past the per-task or total bound: the least called
+    forecasts: list[CostProjection] = field(default_factory=list)
+    savings: Savings | None = None
+    experiments: list[Evaluation] = field(default_factory=list)  # the latest few, with their estimates
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        plain = asdict(replace(self, experiments=[]))
+        plain["savings"] = plain["savings"] and {
+            **plain["savings"],
+            "saved_usd": self.savings and self.savings.saved_usd,
+        }
+        plain["experiments"] = [
+            {
+                "experiment": ev.experiment.model_dump(mode="json"),
+                "arms": [asdict(a) for a in ev.arms],
+                "comparisons": [asdict(c) for c in ev.comparisons],
+            }
+            for ev in self.experiments
+        ]
+        return plain
 
 
 async def build_report(
@@ -80,7 +104,48 @@ async def build_report(
         )
         for r in await reads.recent_bugs(conn)
     ]
-    return Report(models, **dict(summary), recent_bugs=bugs, models_left_out=left_out)
+    forecasts, savings = await costs(conn, task_type)
+    return Report(
+        models,
+        **dict(summary),
+        recent_bugs=bugs,
+        models_left_out=left_out,
+        forecasts=forecasts,
+        savings=savings,
+        experiments=await experiments(conn),
+    )
+
+
+REPORTED_EXPERIMENTS = 10
+
+
+async def costs(conn: asyncpg.Connection, task_type: str | None) -> tuple[list[CostProjection], Savings | None]:
+    """Next day's and month's cost per model and task type, and the last 24 hours' counterfactual."""
+    until = await reads.hour_now(conn)
+    series: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for r in await reads.hourly_costs(conn, task_type, HISTORY_HOURS):
+        series.setdefault((r["model_id"], r["task_type"]), []).append((r["hour"], r["cost"]))
+
+    def fit() -> list[CostProjection]:  # 18 fits per series and horizon: off the event loop
+        return [project(m, t, hourly(points, until)) for (m, t), points in sorted(series.items())]
+
+    forecasts = await asyncio.to_thread(fit)
+    usage = [
+        Usage(r["task_type"], r["model_id"], r["calls"], r["successes"], r["cost"])
+        for r in await reads.last_day_usage(conn, task_type)
+    ]
+    rules = await routing_reads.learned_records(conn)
+    return forecasts, (counterfactual(usage, rules) if usage else None)
+
+
+async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
+    records, _ = await experiment_reads.page(conn, None, REPORTED_EXPERIMENTS, 0)
+    if not records:
+        return []
+    exps = [Experiment.model_validate(r) for r in records]
+    tallies = await experiment_reads.tallies(conn, [e.experiment_id for e in exps])
+    now = dt.datetime.now(dt.UTC)
+    return [evaluate(e, tallies.get(e.experiment_id, {}), now) for e in exps]
 
 
 def _ms(value: float | None) -> str:
@@ -129,3 +194,62 @@ def render(report: Report, console: Console) -> None:
         console.print("Recent bugs:")
         for bug in report.recent_bugs:
             console.print(f"  [{bug.severity}] {bug.pattern} ({bug.occurrences:,}x)", markup=False, highlight=False)
+    render_costs(report, console)
+    render_experiments(report, console)
+
+
+def _usd(value: float) -> str:
+    return f"${value:,.4f}"
+
+
+def render_costs(report: Report, console: Console) -> None:
+    if report.forecasts:
+        table = Table(title="Cost forecast (additive Holt-Winters, 95 % interval)", title_justify="left")
+        for name in ("model", "task type", "last 24 h", "next 24 h", "next 30 days", "history h"):
+            table.add_column(name, justify="left" if name in ("model", "task type") else "right")
+        for f in report.forecasts:
+            day, month = f.next_day, f.next_month
+            table.add_row(
+                f.model_id,
+                f.task_type,
+                _usd(f.last_day_usd),
+                f"{_usd(day.total)} ({_usd(day.low)}-{_usd(day.high)})" if day else "too little history",
+                f"{_usd(month.total)} ({_usd(month.low)}-{_usd(month.high)})" if month else "-",
+                f"{f.history_hours:,}",
+            )
+        console.print(table)
+    s = report.savings
+    if s is not None:
+        console.print(
+            f"Last {s.hours} h under the current learned rules: {_usd(s.counterfactual_cost_usd)} instead of "
+            f"{_usd(s.actual_cost_usd)} ({'saving' if s.saved_usd >= 0 else 'costing'} {_usd(abs(s.saved_usd))}), "
+            f"success {s.counterfactual_success_rate:.2%} instead of {s.actual_success_rate:.2%}, over {s.calls:,} calls",
+            highlight=False,
+        )
+
+
+def render_experiments(report: Report, console: Console) -> None:
+    for ev in report.experiments:
+        e = ev.experiment
+        outcome = f", winner {e.winner}" if e.winner else ""
+        promoted = f", promoted {e.promoted}" if e.promoted else ""
+        table = Table(
+            title=f"Experiment {e.experiment_id} ({e.status}{outcome}{promoted}): {e.primary_metric}",
+            title_justify="left",
+        )
+        for name in ("arm", "calls", e.primary_metric, "interval", "success", "p95 ms", "cost/call", "stopped"):
+            table.add_column(name, justify="left" if name in ("arm", "stopped") else "right")
+        for a in ev.arms:
+            table.add_row(
+                a.arm,
+                f"{a.calls:,}",
+                "-" if a.value is None else f"{a.value:.4g}",
+                f"{a.low:.4g} .. {a.high:.4g}",
+                "-" if a.success_rate is None else f"{a.success_rate:.2%}",
+                _ms(a.p95_latency_ms),
+                "-" if a.cost_per_call is None else f"{a.cost_per_call:.6f}",
+                a.stopped or "",
+            )
+        console.print(table)
+        if e.reason:
+            console.print(f"  {e.reason}", markup=False, highlight=False)

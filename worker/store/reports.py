@@ -46,6 +46,44 @@ SELECT coalesce('learned:' || task_type, 'manual:' || id) AS rule, version, publ
 FROM routing_rules WHERE heuristic IS NOT NULL ORDER BY source, task_type, id"""
 
 
+# Forecast series: the `$2` costliest (model, task type) pairs of the last week, their hourly costs
+# over the last `$3` complete hours (the index on (model_id, task_type, minute) serves each pair).
+HOURLY_COSTS = """
+WITH top AS (
+    SELECT model_id, task_type FROM model_performance_minutes
+    WHERE minute >= now() - interval '7 days' AND ($1::text IS NULL OR task_type = $1)
+    GROUP BY model_id, task_type HAVING sum(cost_sum_usd) > 0
+    ORDER BY sum(cost_sum_usd) DESC, model_id, task_type LIMIT $2)
+SELECT m.model_id, m.task_type, extract(epoch FROM date_trunc('hour', m.minute))::float8 AS hour,
+       sum(m.cost_sum_usd) AS cost
+FROM model_performance_minutes m JOIN top USING (model_id, task_type)
+WHERE m.minute >= date_trunc('hour', now()) - make_interval(hours => $3) AND m.minute < date_trunc('hour', now())
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+FORECAST_MAX_SERIES = 20
+
+LAST_DAY_USAGE = """
+SELECT task_type, model_id, sum(total_calls)::int8 AS calls, sum(success_count)::int8 AS successes,
+       sum(cost_sum_usd) AS cost
+FROM model_performance_minutes
+WHERE minute >= now() - interval '24 hours' AND ($1::text IS NULL OR task_type = $1)
+GROUP BY task_type, model_id ORDER BY sum(total_calls) DESC, task_type, model_id LIMIT $2"""
+USAGE_MAX_ROWS = 10_000
+
+HOUR_NOW = "SELECT extract(epoch FROM date_trunc('hour', now()))::float8"
+
+
+async def hourly_costs(conn: asyncpg.Connection, task_type: str | None, hours: int) -> list[asyncpg.Record]:
+    return await conn.fetch(HOURLY_COSTS, task_type, FORECAST_MAX_SERIES, hours)
+
+
+async def hour_now(conn: asyncpg.Connection) -> float:
+    return await conn.fetchval(HOUR_NOW)
+
+
+async def last_day_usage(conn: asyncpg.Connection, task_type: str | None) -> list[asyncpg.Record]:
+    return await conn.fetch(LAST_DAY_USAGE, task_type, USAGE_MAX_ROWS)
+
+
 async def model_rows(conn: asyncpg.Connection, task_type: str | None, per_task: int, rows: int) -> list[asyncpg.Record]:
     return await conn.fetch(MODELS, task_type, per_task, rows)
 

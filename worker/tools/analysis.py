@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from worker.costs.forecast import Forecast
 from worker.reporting.report import Report
-from worker.tools.responses import Analysis, ImprovementReport, ModelRanking, RecentBug, TopModel
+from worker.tools.responses import (
+    Analysis,
+    CostForecast,
+    ImprovementReport,
+    ModelRanking,
+    Projected,
+    RecentBug,
+    Savings,
+    TaskSavings,
+    TopModel,
+)
 
 TOP_MODELS = 5
 
@@ -43,16 +54,53 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
                 for b in report.recent_bugs
             ],
         )
+    forecasts = [
+        CostForecast(
+            model_id=f.model_id,
+            task_type=f.task_type,
+            history_hours=f.history_hours,
+            last_day_usd=f.last_day_usd,
+            next_day=_projected(f.next_day),
+            next_month=_projected(f.next_month),
+        )
+        for f in report.forecasts
+    ]
+    s = report.savings
+    savings = (
+        None
+        if s is None
+        else Savings(
+            hours=s.hours,
+            calls=s.calls,
+            actual_cost_usd=s.actual_cost_usd,
+            counterfactual_cost_usd=s.counterfactual_cost_usd,
+            saved_usd=s.saved_usd,
+            actual_success_rate=s.actual_success_rate,
+            counterfactual_success_rate=s.counterfactual_success_rate,
+            tasks=[TaskSavings.model_validate(t, from_attributes=True) for t in s.tasks],
+        )
+    )
     return Analysis(
         task_type=task_type,
         rankings=rankings,
         report=summary,
         models_left_out=report.models_left_out,
-        text=as_text(rankings, summary),
+        forecasts=forecasts,
+        savings=savings,
+        text=as_text(rankings, summary, forecasts, savings),
     )
 
 
-def as_text(rankings: dict[str, list[ModelRanking]], summary: ImprovementReport | None) -> str:
+def _projected(f: Forecast | None) -> Projected | None:
+    return None if f is None else Projected(total=f.total, low=f.low, high=f.high, seasonal=f.seasonal)
+
+
+def as_text(
+    rankings: dict[str, list[ModelRanking]],
+    summary: ImprovementReport | None,
+    forecasts: list[CostForecast] | None = None,
+    savings: Savings | None = None,
+) -> str:
     """The gateway's plain-text layout, for an assistant reading the MCP answer."""
     lines = ["Model Performance Analysis:", ""]
     if not rankings:
@@ -80,4 +128,17 @@ def as_text(rankings: dict[str, list[ModelRanking]], summary: ImprovementReport 
         if summary.recent_bugs:
             lines += ["", "Recent Bugs:"]
             lines += [f"  [{b.severity}] {b.pattern} ({b.occurrences}x)" for b in summary.recent_bugs]
+    if forecasts:
+        lines += ["", "Cost Forecast (95% interval):"]
+        for f in forecasts:
+            day = f"${f.next_day.total:.4f} (${f.next_day.low:.4f}-${f.next_day.high:.4f})" if f.next_day else "n/a"
+            month = f"${f.next_month.total:.2f}" if f.next_month else "n/a"
+            lines.append(f"  {f.model_id} ({f.task_type}): next 24h {day}, next 30d {month}")
+    if savings is not None:
+        lines += [
+            "",
+            f"Counterfactual (last {savings.hours}h under the current rules): "
+            f"${savings.counterfactual_cost_usd:.4f} instead of ${savings.actual_cost_usd:.4f}, "
+            f"success {savings.counterfactual_success_rate:.2%} instead of {savings.actual_success_rate:.2%}",
+        ]
     return "\n".join(lines).rstrip() + "\n"

@@ -55,6 +55,45 @@ class ImprovementReport(ToolResponse):
     recent_bugs: list[RecentBug]
 
 
+class Projected(ToolResponse):
+    total: float = Field(description="USD over the horizon.")
+    low: float = Field(description="95 % prediction interval of the total.")
+    high: float
+    seasonal: bool = Field(description="Weekly season fitted (two weeks of history or more).")
+
+
+class CostForecast(ToolResponse):
+    model_id: str
+    task_type: str
+    history_hours: int
+    last_day_usd: float
+    next_day: Projected | None = Field(description="Null: too little history (under 12 hours).")
+    next_month: Projected | None
+
+
+class TaskSavings(ToolResponse):
+    task_type: str
+    calls: int
+    actual_cost_usd: float
+    counterfactual_cost_usd: float
+    actual_success_rate: float
+    counterfactual_success_rate: float
+    rule: str | None = Field(description="The learned rule re-spent over; null: no rule, counted as it was.")
+
+
+class Savings(ToolResponse):
+    """The last 24 hours had every call followed its task type's current learned rule."""
+
+    hours: int
+    calls: int
+    actual_cost_usd: float
+    counterfactual_cost_usd: float
+    saved_usd: float = Field(description="Actual minus counterfactual: negative when the rules cost more.")
+    actual_success_rate: float = Field(description="0-1.")
+    counterfactual_success_rate: float
+    tasks: list[TaskSavings]
+
+
 class Analysis(ToolResponse):
     task_type: str | None
     rankings: dict[str, list[ModelRanking]] = Field(description="Per task type, best first.")
@@ -64,6 +103,10 @@ class Analysis(ToolResponse):
         ge=0,
         description="Models past maxModels per task type (or 2,000 rows in all), the least called: not in rankings.",
     )
+    forecasts: list[CostForecast] = Field(
+        default_factory=list, description="Next day's and month's cost of the 20 costliest (model, task type) pairs."
+    )
+    savings: Savings | None = None
     text: str = Field(description="The same analysis as readable text, in the gateway's format.")
 
 

@@ -3,7 +3,7 @@
 import math
 import random
 
-from worker.experiments.forecast import forecast
+from worker.costs.forecast import forecast
 
 
 def series(rng: random.Random, days: int, trend: float, noise: float) -> list[float]:

@@ -1,0 +1,122 @@
+"""Experiments' rows on a real PostgreSQL: arm sums added exactly once by the flush, and the report's
+cost forecast and counterfactual savings computed from real minute rows."""
+
+import datetime as dt
+import math
+import uuid
+
+import orjson
+import pytest
+
+from tests.integration.test_store import GROUP, TP, call, flush
+from worker.experiments.contract import Experiment, ExperimentSpec
+from worker.reporting.report import build_report
+from worker.store import experiments as store
+from worker.store.migrate import migrate
+from worker.store.offsets import UNSTORED, stored_offsets
+
+SPEC = ExperimentSpec.model_validate(
+    {
+        "experimentId": "exp-store",
+        "name": "n",
+        "taskTypes": ["coding"],
+        "arms": [
+            {"name": "x", "share": 0.5, "strategy": {"kind": "learned"}},
+            {"name": "y", "share": 0.5, "strategy": {"kind": "model", "model": "m-y", "layer": "fast"}},
+        ],
+    }
+)
+
+
+@pytest.fixture
+async def migrated(pool):
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    return pool
+
+
+def tagged(arm, event_id=None, ok=True, experiment="exp-store"):
+    return call(event_id, ok=ok)._replace(experiment_id=experiment, arm=arm)
+
+
+async def test_arm_sums_count_each_call_once_and_only_for_a_running_experiment(migrated):
+    async with migrated.acquire() as conn:
+        exp = Experiment.start(SPEC, dt.datetime.now(dt.UTC))
+        assert (await store.create(conn, SPEC, exp))[1]
+        assert not (await store.create(conn, SPEC, exp))[1]  # the same definition: the stored one
+        with pytest.raises(ValueError, match="another definition"):
+            await store.create(conn, SPEC.model_copy(update={"name": "other"}), exp)
+        await stored_offsets(conn, GROUP, [TP])
+        same = str(uuid.uuid4())
+        first = await flush(
+            conn, [tagged("x", same), tagged("x", same), tagged("y", ok=False), tagged("zz")], UNSTORED, 4
+        )
+        await flush(conn, [tagged("x", same), tagged("y"), tagged("x", experiment="nope")], 4, 7)  # `same` re-sent
+        rows = {r["arm"]: r for r in await conn.fetch("SELECT * FROM experiment_arms ORDER BY arm")}
+        assert {a: (r["calls"], r["successes"]) for a, r in rows.items()} == {"x": (1, 1), "y": (2, 1)}
+        assert first.arm_calls_ignored == 1  # arm zz is not the experiment's
+        assert sum(orjson.loads(rows["y"]["latency_histogram"]).values()) == 2
+        tallies = (await store.tallies(conn, ["exp-store"]))["exp-store"]
+        assert tallies["y"].calls == 2 and math.isclose(tallies["y"].cost_sum, 1.0)
+        # once it has ended, tagged calls count everywhere but in its arms
+        assert await store.save(conn, 1, exp.changed(status="completed"))
+        assert not await store.save(conn, 1, exp.changed(status="stopped"))  # a stale version is refused
+        ended = await flush(conn, [tagged("x")], 7, 8)
+        assert ended.arm_calls_ignored == 1 and ended.counted == 1
+        assert await conn.fetchval("SELECT calls FROM experiment_arms WHERE arm = 'x'") == 1
+
+
+async def test_the_report_forecasts_a_seasonal_cost_and_prices_the_last_day_under_the_rules(migrated):
+    async with migrated.acquire() as conn:
+        now_hour = await conn.fetchval("SELECT date_trunc('hour', now())")
+        hours = 5 * 7 * 24
+        rows = []
+        for h in range(hours, 0, -1):  # five weeks of hourly costs: weekday 2x, a daily wave
+            at = now_hour - dt.timedelta(hours=h)
+            base = 1.0 if at.weekday() < 5 else 0.5
+            cost = base * (1.5 + math.sin(2 * math.pi * at.hour / 24))
+            rows.append((at, "dear", "coding", "deep", 100, 90, 1000.0, cost, 0, 0, "{}"))
+        rows.append((now_hour - dt.timedelta(hours=2), "cheap", "coding", "fast", 100, 80, 500.0, 0.1, 0, 0, "{}"))
+        await conn.copy_records_to_table(
+            "model_performance_minutes",
+            records=rows,
+            columns=[
+                "minute",
+                "model_id",
+                "task_type",
+                "layer",
+                "total_calls",
+                "success_count",
+                "latency_sum_ms",
+                "cost_sum_usd",
+                "input_tokens",
+                "output_tokens",
+                "latency_histogram",
+            ],
+        )
+        rule = {"heuristic_id": "learned:coding", "version": 3, "weights": {"cheap": 1.0}, "excluded": {}}
+        await conn.execute(
+            "INSERT INTO routing_rules (source, task_type, preferred_layer, heuristic, version) "
+            "VALUES ('learned', 'coding', 'fast', $1, 3)",
+            orjson.dumps(rule).decode(),
+        )
+        report = await build_report(conn)
+    (dear,) = [f for f in report.forecasts if f.model_id == "dear"]
+    assert dear.history_hours == hours and dear.next_day is not None and dear.next_day.seasonal
+    truth = sum(
+        (1.0 if (now_hour + dt.timedelta(hours=h)).weekday() < 5 else 0.5)
+        * (1.5 + math.sin(2 * math.pi * (now_hour + dt.timedelta(hours=h)).hour / 24))
+        for h in range(24)
+    )
+    assert dear.next_day.low <= truth <= dear.next_day.high, (dear.next_day, truth)
+    assert dear.next_month is not None and dear.next_month.total > 0
+    (cheap,) = [f for f in report.forecasts if f.model_id == "cheap"]
+    assert cheap.next_day is None  # two hours of history: nothing to say
+    # the last 24 h (the hour that began 24 h before this hour is just outside): 23 hours of dear's 100 calls
+    # and cheap's 100; the rule sends all to cheap ($0.001 per call, 80 %)
+    s = report.savings
+    last_day = sum(r[7] for r in rows if r[0] > now_hour - dt.timedelta(hours=24))
+    assert s is not None and s.calls == 23 * 100 + 100
+    assert math.isclose(s.actual_cost_usd, last_day, rel_tol=1e-9)
+    assert math.isclose(s.counterfactual_cost_usd, 2400 * 0.001, rel_tol=1e-9)
+    assert math.isclose(s.counterfactual_success_rate, 0.8) and s.saved_usd > 0
