@@ -281,6 +281,57 @@ def _cmd_offsets(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+EXPERIMENT_TOOLS = {
+    "create": "create_experiment",
+    "list": "list_experiments",
+    "show": "get_experiment",
+    "stop": "stop_experiment",
+    "promote": "promote_experiment",
+}
+
+
+async def _experiment(settings: Settings, name: str, arguments: bytes):
+    from worker.tools.invoke import invoke
+    from worker.tools.service import ToolService
+
+    service = await ToolService.connect(settings)
+    try:
+        return await invoke(service, name, arguments)
+    finally:
+        await service.close()
+
+
+def _cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
+    """The experiment tools, from a shell: the same validation, answers and errors as over HTTP."""
+    command = args.experiment_command
+    if command == "create":
+        try:
+            body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        except OSError as error:
+            err.print(f"[red]error:[/red] cannot read {args.file}: {error}")
+            return 2
+    else:
+        fields = {
+            "list": {"status": args.status} if getattr(args, "status", None) else {},
+            "show": {"experimentId": getattr(args, "experiment_id", None)},
+            "stop": {"experimentId": getattr(args, "experiment_id", None), "reason": getattr(args, "reason", "")},
+            "promote": {"experimentId": getattr(args, "experiment_id", None)}
+            | ({"arm": args.arm} if getattr(args, "arm", None) else {}),
+        }[command]
+        body = json.dumps(fields).encode()
+    outcome = asyncio.run(_experiment(settings, EXPERIMENT_TOOLS[command], body))
+    if outcome.status >= 400:
+        err.print(f"[red]rejected:[/red] {outcome.body.get('message')}", markup=True, highlight=False)
+        for d in outcome.body.get("detail") or []:
+            if f"{d['field']}: {d['reason']}" != outcome.body.get("message"):
+                err.print(f"  {d['field']}: {d['reason']}", markup=False, highlight=False)
+        return 2
+    console.print_json(json.dumps(outcome.body))
+    if command in ("create", "stop", "promote"):
+        console.print("saved; the group leader publishes it within EXPERIMENTS_INTERVAL_S")
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     from worker.calls import schemas
 
@@ -407,6 +458,24 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-comparisons", action="store_true", help="only the learned router")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_routing_eval)
+    exp = sub.add_parser("experiment", help="experiments on routing strategies: create, list, show, stop, promote")
+    exp_sub = exp.add_subparsers(dest="experiment_command", required=True)
+    create = exp_sub.add_parser("create", help="start an experiment from a JSON definition (create_experiment's body)")
+    create.add_argument("file", help="the definition's file, or - for stdin")
+    exp_list = exp_sub.add_parser("list", help="experiments, newest first")
+    exp_list.add_argument("--status", choices=["running", "completed", "stopped", "promoted"])
+    for verb, text in (
+        ("show", "an experiment with its estimates and always-valid intervals"),
+        ("stop", "stop a running experiment (nothing is promoted)"),
+        ("promote", "make an arm's strategy the routing (default: the winner)"),
+    ):
+        one = exp_sub.add_parser(verb, help=text)
+        one.add_argument("experiment_id")
+        if verb == "stop":
+            one.add_argument("--reason", default="")
+        if verb == "promote":
+            one.add_argument("--arm", help="the arm to promote (default: the experiment's winner)")
+    exp.set_defaults(func=_cmd_experiment)
     c = sub.add_parser("schemas", help="write the wire contract's JSON Schema files")
     c.add_argument("--out", default="schemas")
     c.add_argument("--check", action="store_true", help="fail if the files differ from the models")

@@ -2,12 +2,17 @@
 cost forecast and counterfactual savings computed from real minute rows."""
 
 import datetime as dt
+import json
 import math
+import os
+import subprocess
+import sys
 import uuid
 
 import orjson
 import pytest
 
+from tests.integration.harness import settings_env
 from tests.integration.test_store import GROUP, TP, call, flush
 from worker.experiments.contract import Experiment, ExperimentSpec
 from worker.reporting.report import build_report
@@ -120,3 +125,30 @@ async def test_the_report_forecasts_a_seasonal_cost_and_prices_the_last_day_unde
     assert math.isclose(s.actual_cost_usd, last_day, rel_tol=1e-9)
     assert math.isclose(s.counterfactual_cost_usd, 2400 * 0.001, rel_tol=1e-9)
     assert math.isclose(s.counterfactual_success_rate, 0.8) and s.saved_usd > 0
+
+
+def test_the_cli_defines_shows_stops_and_promotes_like_the_tools(settings, tmp_path):
+    env = {**os.environ, **settings_env(settings)}
+    cli = [sys.executable, "-m", "worker.cli"]
+    subprocess.run([*cli, "migrate"], env=env, check=True, capture_output=True)
+
+    def run(*args, stdin=None):
+        done = subprocess.run([*cli, "experiment", *args], env=env, input=stdin, capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+
+    definition = tmp_path / "experiment.json"
+    definition.write_text(json.dumps(SPEC.model_dump(mode="json", by_alias=True)))
+    code, out, _ = run("create", str(definition))
+    assert code == 0 and '"created": true' in out
+    code, _, error = run("create", "-", stdin=json.dumps({**SPEC.model_dump(by_alias=True), "arms": []}))
+    assert code == 2 and "arms" in error  # refused with the field, as over HTTP
+    code, out, _ = run("list", "--status", "running")
+    assert code == 0 and '"exp-store"' in out
+    code, out, _ = run("show", "exp-store")
+    assert code == 0 and '"estimates"' in out and "mSPRT" in out
+    code, _, error = run("promote", "exp-store")
+    assert code == 2 and "no winner" in error
+    code, out, _ = run("stop", "exp-store", "--reason", "done")
+    assert code == 0 and "stopped by an operator: done" in out
+    code, out, _ = run("promote", "exp-store", "--arm", "y")
+    assert code == 0 and '"preferred_model": "m-y"' in out and '"task_type": "coding"' in out
