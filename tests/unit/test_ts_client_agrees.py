@@ -103,3 +103,83 @@ def test_a_secret_redacted_in_python_is_redacted_in_typescript_too():
         py = redact_text(text)
         for secret in [*SECRETS, "wJalrXUtnFEMI", "hunter2", "pa55word", "abcdefghijklmnop1234"]:
             assert secret not in py and secret not in ts, (text, py, ts)
+
+
+PICK = CHOOSE.parent / "pick.mjs"
+
+
+def test_same_experiment_records_and_request_ids_give_the_same_arm_model_and_tags_in_both_languages():
+    """The experiment's assignment (hashUnit of experiment id and unit) and each arm's strategy."""
+    from worker.experiments.contract import Experiment, ExperimentSpec
+
+    spec = ExperimentSpec.model_validate(
+        {
+            "experimentId": "exp-ts",
+            "name": "parity",
+            "taskTypes": ["coding", "chat"],
+            "arms": [
+                {"name": "control", "share": 0.4, "strategy": {"kind": "learned"}},
+                {"name": "fixed", "share": 0.2, "strategy": {"kind": "model", "model": "o3", "layer": "deep"}},
+                {
+                    "name": "sql",
+                    "share": 0.2,
+                    "strategy": {"kind": "manual", "model": "gpt-4o", "layer": "balanced", "pattern": "(?i)sql"},
+                },
+                {"name": "light", "share": 0.1, "strategy": {"kind": "weights", "weights": {"latency": 0.5}}},
+                {"name": "gone", "share": 0.1, "strategy": {"kind": "model", "model": "x", "layer": "fast"}},
+            ],
+        }
+    )
+    exp = Experiment.start(spec, learned().computed_at)
+    own = learned(weights={"mistral-large": 0.6, "o3": 0.4}).model_copy(
+        update={"heuristic_id": "experiment:exp-ts:light:coding"}
+    )
+    arms = [*exp.arms[:3], exp.arms[3].model_copy(update={"routes": {"coding": own}})]
+    arms.append(exp.arms[4].model_copy(update={"stopped": "guardrail: failure_rate"}))
+    exp = exp.changed(arms=arms)
+    records = [
+        ["coding", learned(task="coding", weights={"gpt-4o": 0.5, "claude-sonnet-4": 0.5}).model_dump(mode="json")],
+        ["chat", learned(task="chat", weights={"llama-3.1-8b-instant": 1.0}).model_dump(mode="json")],
+        ["experiment:exp-ts", exp.model_dump(mode="json")],
+    ]
+    rng = random.Random(9)
+    models = ["gpt-4o", "claude-sonnet-4", "o3", "mistral-large", "llama-3.1-8b-instant"]
+    cases = [
+        {
+            "task": rng.choice(["coding", "chat", "analysis"]),
+            "text": rng.choice(["", "write an SQL join", "hello"]),
+            "key": f"req_{rng.getrandbits(64):016x}",
+            "unit": rng.choice([None, None, f"session-{rng.randrange(50)}"]),
+            "candidates": rng.choice([None, models, models[:2]]),
+        }
+        for _ in range(3000)
+    ]
+    table = RoutingTable()
+    for key, record in records:
+        table.apply(key, orjson.dumps(record))
+    python = []
+    for c in cases:
+        route = table.pick(c["task"], c["text"], key=c["key"], unit=c["unit"], candidates=c["candidates"])
+        python.append([route.model, route.event_fields()])
+    arms_seen = {fields.get("arm") for _, fields in python}
+    assert {"control", "fixed", "sql", "light", None} <= arms_seen and "gone" not in arms_seen
+    node = shutil.which("node")
+    assert node, "node is needed for the TypeScript client's tests: apt-get install nodejs npm"
+    done = subprocess.run(
+        [node, str(PICK)],
+        input=json.dumps({"records": records, "cases": cases}),
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    typescript = json.loads(done.stdout)
+    assert typescript == python
+    # without a request id or a session key, a request stays out of the experiment (its draw is random)
+    keyless = [{**c, "key": None, "unit": None} for c in cases[:200]]
+    done = subprocess.run(
+        [node, str(PICK)], input=json.dumps({"records": records, "cases": keyless}), text=True, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert all("arm" not in fields for _, fields in json.loads(done.stdout))
+    assert all(table.pick(c["task"], c["text"]).arm is None for c in keyless)

@@ -5,8 +5,9 @@ import addFormatsModule from "ajv-formats";
 import type { CallCompleted } from "./generated/call-completed.js";
 import type { CallFailed } from "./generated/call-failed.js";
 import type { RoutingHeuristic } from "./generated/routing-heuristic.js";
+import type { Experiment } from "./generated/routing-experiment.js";
 
-export type { CallCompleted, CallFailed, RoutingHeuristic };
+export type { CallCompleted, CallFailed, RoutingHeuristic, Experiment };
 export type CallEvent = CallCompleted | CallFailed;
 export type Layer = CallCompleted["layer"];
 
@@ -14,7 +15,7 @@ const require = createRequire(import.meta.url);
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 addFormats(ajv);
-for (const name of ["call-completed", "call-failed", "routing-heuristic", "routing-alert"]) {
+for (const name of ["call-completed", "call-failed", "routing-heuristic", "routing-alert", "routing-experiment"]) {
   ajv.addSchema(require(`../../schemas/${name}.v1.schema.json`));
 }
 
@@ -41,3 +42,4 @@ function validator(ref: string) {
 export const checkCompleted = validator("urn:gateway-telemetry:CallCompleted:v1#/$defs/CallCompleted");
 export const checkFailed = validator("urn:gateway-telemetry:CallFailed:v1#/$defs/CallFailed");
 export const checkHeuristic = validator("urn:gateway-telemetry:RoutingHeuristic:v1");
+export const checkExperiment = validator("urn:gateway-telemetry:Experiment:v1");

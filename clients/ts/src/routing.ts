@@ -3,7 +3,40 @@
 import { createHash } from "node:crypto";
 import { RE2JS } from "re2js";
 import type { RoutingHeuristic } from "./generated/routing-heuristic.js";
-import { checkHeuristic } from "./contract.js";
+import type { Experiment, ArmState } from "./generated/routing-experiment.js";
+import { checkExperiment, checkHeuristic } from "./contract.js";
+
+const EXPERIMENT_PREFIX = "experiment:";
+
+/** What a router decided for one request, and what its call events carry (worker/routing/table.py Route). */
+export interface Route {
+  model: string | null;
+  ruleId: string | null;
+  experimentId: string | null;
+  arm: string | null;
+}
+
+/** `routing_rule_id`, `experiment_id` and `arm` for the call events (only those set). */
+export function eventFields(route: Route): { routing_rule_id?: string; experiment_id?: string; arm?: string } {
+  const out: { routing_rule_id?: string; experiment_id?: string; arm?: string } = {};
+  if (route.ruleId !== null) out.routing_rule_id = route.ruleId;
+  if (route.experimentId !== null) out.experiment_id = route.experimentId;
+  if (route.arm !== null) out.arm = route.arm;
+  return out;
+}
+
+/** The arm whose range holds hashUnit(experimentId + "\n" + unit); shares are normalised (worker/experiments/assignment.py). */
+export function armOf(experimentId: string, unit: string, shares: Array<[string, number]>): string {
+  const total = shares.reduce((a, [, s]) => a + s, 0);
+  if (!shares.length || total <= 0) throw new Error("an experiment needs at least one arm with a positive share");
+  const at = hashUnit(`${experimentId}\n${unit}`) * total;
+  let edge = 0;
+  for (const [name, share] of shares) {
+    edge += share;
+    if (at < edge) return name;
+  }
+  return shares[shares.length - 1][0];
+}
 
 export const EXPLORE_SHARE = 0.01;
 const MAX_EXPLORE_TOTAL = 0.05;
@@ -78,9 +111,22 @@ function matches(pattern: string, text: string): boolean {
 /** The latest version of every rule; manual rules match by RE2 pattern, learned ones by task type. */
 export class RoutingTable {
   readonly rules = new Map<string, RoutingHeuristic>();
+  readonly experiments = new Map<string, Experiment>();
 
-  /** Take one topic record (null value: a tombstone); returns the rule when it changed the table. */
-  apply(key: string, value: Buffer | string | null): RoutingHeuristic | null {
+  /** Take one topic record (null value: a tombstone); returns the rule (or experiment) when it changed the table. */
+  apply(key: string, value: Buffer | string | null): RoutingHeuristic | Experiment | null {
+    if (key.startsWith(EXPERIMENT_PREFIX)) {
+      if (value === null) {
+        this.experiments.delete(key);
+        return null;
+      }
+      const exp = JSON.parse(value.toString()) as Experiment;
+      checkExperiment("routing experiment", exp);
+      const seen = this.experiments.get(key);
+      if (seen && seen.version >= exp.version) return null;
+      this.experiments.set(key, exp);
+      return exp;
+    }
     if (value === null) {
       this.rules.delete(key);
       return null;
@@ -109,8 +155,58 @@ export class RoutingTable {
 
   /** The model for one request; `key` (a request id) makes it deterministic. Null: no rule, or nothing usable. */
   route(taskType: string, text = "", options: { key?: string; candidates?: string[] } = {}): string | null {
+    return this.pick(taskType, text, options).model;
+  }
+
+  /** The running experiment covering `taskType` (the worker lets at most one cover a task type). */
+  experimentFor(taskType: string): Experiment | null {
+    let best: Experiment | null = null;
+    for (const e of this.experiments.values()) {
+      const covers = e.status === "running" && (e.task_types == null || e.task_types.includes(taskType));
+      if (covers && (!best || byCodePoint(e.experiment_id, best.experiment_id) < 0)) best = e;
+    }
+    return best;
+  }
+
+  /** The model for one request and what its events carry, experiments included (RoutingTable.pick in Python). */
+  pick(
+    taskType: string,
+    text = "",
+    options: { key?: string; candidates?: string[]; unit?: string; u?: number; exploreShare?: number } = {},
+  ): Route {
+    const { key, candidates, unit, exploreShare = EXPLORE_SHARE } = options;
+    const draw = options.u ?? (key !== undefined ? hashUnit(key) : Math.random());
+    const who = unit || key;
+    const exp = who !== undefined ? this.experimentFor(taskType) : null;
+    if (exp && who !== undefined) {
+      const name = armOf(exp.experiment_id, who, exp.arms.map((a) => [a.name, a.share] as [string, number]));
+      const arm = exp.arms.find((a) => a.name === name);
+      if (arm && arm.stopped == null) {
+        const route = this.armRoute(exp, arm, taskType, text, draw, candidates, exploreShare);
+        if (route) return route;
+      }
+    }
+    return this.learned(taskType, text, draw, candidates, exploreShare);
+  }
+
+  private learned(taskType: string, text: string, draw: number, candidates: string[] | undefined, exploreShare: number): Route {
     const rule = this.choose(taskType, text);
-    if (!rule) return null;
-    return chooseModel(rule, options.key !== undefined ? hashUnit(options.key) : Math.random(), options.candidates);
+    if (!rule) return { model: null, ruleId: null, experimentId: null, arm: null };
+    return { model: chooseModel(rule, draw, candidates, exploreShare), ruleId: `${rule.heuristic_id}@v${rule.version}`, experimentId: null, arm: null };
+  }
+
+  private armRoute(exp: Experiment, arm: ArmState, taskType: string, text: string, draw: number,
+                   candidates: string[] | undefined, exploreShare: number): Route | null {
+    const tag = { experimentId: exp.experiment_id, arm: arm.name };
+    const s = arm.strategy;
+    const fixed = s.kind === "model" || (s.kind === "manual" && s.pattern && matches(s.pattern, text)) ? s.model ?? null : null;
+    if (fixed !== null) {
+      if (candidates && !candidates.includes(fixed)) return null; // unreachable: as usual, outside the experiment
+      return { model: fixed, ruleId: `experiment:${exp.experiment_id}:${arm.name}`, ...tag };
+    }
+    const rule = s.kind === "weights" ? (arm.routes ?? {})[taskType] : undefined;
+    if (rule) return { model: chooseModel(rule, draw, candidates, exploreShare), ruleId: `${rule.heuristic_id}@v${rule.version}`, ...tag };
+    const learned = this.learned(taskType, text, draw, candidates, exploreShare);
+    return { model: learned.model, ruleId: learned.ruleId, ...tag };
   }
 }

@@ -7,11 +7,12 @@
 import { randomUUID } from "node:crypto";
 import { Kafka, type Consumer, type KafkaConfig, logLevel } from "kafkajs";
 import type { RoutingHeuristic } from "./generated/routing-heuristic.js";
+import type { Experiment } from "./generated/routing-experiment.js";
 import { RoutingTable } from "./routing.js";
 
 export interface SubscriberOptions {
   topic?: string;
-  onChange?: (rule: RoutingHeuristic) => void;
+  onChange?: (record: RoutingHeuristic | Experiment) => void;
   kafka?: Omit<KafkaConfig, "brokers">;
 }
 
