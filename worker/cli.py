@@ -332,6 +332,25 @@ def _cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_experiment_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import track
+
+    from worker.routing_eval import experiments as ev
+
+    scenarios = [s for s in ev.SCENARIOS if args.scenario in (None, s.name)]
+    summaries = []
+    for scenario in scenarios:
+        timelines = [
+            ev.run(scenario, seed)
+            for seed in track(range(1, args.seeds + 1), description=scenario.name, console=err, transient=True)
+        ]
+        summaries.append(ev.summarise(scenario, timelines))
+        if args.out:
+            console.print(f"wrote {ev.plot(timelines[0], Path(args.out))}")
+    console.print(ev.table(summaries))
+    return 0
+
+
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
     from worker.calls import schemas
 
@@ -476,6 +495,11 @@ def parser() -> argparse.ArgumentParser:
         if verb == "promote":
             one.add_argument("--arm", help="the arm to promote (default: the experiment's winner)")
     exp.set_defaults(func=_cmd_experiment)
+    xe = sub.add_parser("experiment-eval", help="experiments in the closed loop on a simulated clock (no services)")
+    xe.add_argument("--scenario", help="one scenario (default: all)")
+    xe.add_argument("--seeds", type=int, default=20)
+    xe.add_argument("--out", help="folder for one PNG per scenario (its first seed)")
+    xe.set_defaults(func=_cmd_experiment_eval)
     c = sub.add_parser("schemas", help="write the wire contract's JSON Schema files")
     c.add_argument("--out", default="schemas")
     c.add_argument("--check", action="store_true", help="fail if the files differ from the models")

@@ -77,6 +77,13 @@ EXPERIMENT_ARM_CALLS = Gauge(
     ["experiment_id", "arm"],
     registry=REGISTRY,
 )
+EXPERIMENT_ARM_METRIC = Gauge(
+    "telemetry_experiment_arm_metric",
+    "Each running arm's primary metric: its estimate and the ends of its always-valid 95 % interval "
+    '(bound="estimate", "low", "high"; an end is absent while unbounded).',
+    ["experiment_id", "arm", "bound"],
+    registry=REGISTRY,
+)
 EXPERIMENTS_ENDED = Counter(
     "telemetry_experiments_ended_total",
     "Experiments that ended by themselves: completed (a winner, or the maximum duration) or stopped.",

@@ -216,7 +216,15 @@ def test_the_dashboard_loads_and_queries_only_exported_metrics():
                 queried.add(name)
                 assert any(name.removesuffix(s) in exported for s in suffixes if name.endswith(s)), name
     titles = " ".join(p["title"].lower() for p in dashboard["panels"])
-    for topic in ("throughput", "lag", "flush latency", "dead letters", "heuristic", "success rate per model"):
+    for topic in (
+        "throughput",
+        "lag",
+        "flush latency",
+        "dead letters",
+        "heuristic",
+        "success rate per model",
+        "experiments",
+    ):
         assert topic in titles
     assert {"telemetry_calls_total", "telemetry_consumer_lag_messages", "telemetry_flush_seconds_bucket"} <= queried
     provisioning = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())

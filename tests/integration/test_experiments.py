@@ -106,3 +106,47 @@ async def test_an_experiment_from_definition_to_promotion_with_a_router_that_obe
     assert counted == gateway.tagged[("fixed-models", "c")] > 0
     after = [m for t, task, m, _ in gateway.calls[-100:]]
     assert set(after) == {"model-b"}  # after the promotion, the router sends coding to the winner
+
+
+async def test_a_weights_arm_gets_its_own_learned_rule_from_the_leader_and_the_router_follows_it(
+    settings, workers, pool
+):
+    await ensure_topics(settings, partitions=1)
+    worker = workers(tools_token="t", experiments_interval_s=1.0, heuristics_interval_s=2.0)
+    await worker.wait_ready()
+    table = RoutingTable()
+    subscriber = HeuristicsSubscriber(settings.kafka_bootstrap_servers, table, topic=settings.topic_heuristics)
+    await subscriber.start()
+    models = {"model-a": ("fast", 0.9), "model-b": ("fast", 0.9)}
+    gateway = ObeyingGateway(settings, table, models, task_types=("coding",), rate=100)
+    stop = asyncio.Event()
+    running = asyncio.create_task(gateway.run(stop))
+    definition = {
+        "experimentId": "latency-weights",
+        "name": "more weight on latency",
+        "taskTypes": ["coding"],
+        "arms": [
+            {"name": "learned", "share": 0.5, "strategy": {"kind": "learned"}},
+            {"name": "fast", "share": 0.5, "strategy": {"kind": "weights", "weights": {"latency": 0.5}}},
+        ],
+    }
+    try:
+        async with aiohttp.ClientSession() as http:
+            status, _ = await call(
+                http, worker.settings.web_port, "create_experiment", definition, {"Authorization": "Bearer t"}
+            )
+            assert status == 200
+
+        def own_rule():
+            exp = table.experiments.get("experiment:latency-weights")
+            return exp.arms[1].routes.get("coding") if exp else None
+
+        rule = await wait_for(own_rule, 60, "the weights arm's own rule")
+        assert rule.heuristic_id == "experiment:latency-weights:fast:coding" and set(rule.weights) <= set(models)
+        route = next(r for i in range(200) if (r := table.pick("coding", key=f"q{i}")).arm == "fast")
+        assert route.rule_id == f"{rule.heuristic_id}@v{rule.version}" and route.model in models
+    finally:
+        stop.set()
+        await running
+        await subscriber.stop()
+    assert gateway.tagged[("latency-weights", "fast")] > 0 and gateway.tagged[("latency-weights", "learned")] > 0

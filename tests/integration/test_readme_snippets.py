@@ -138,3 +138,50 @@ async def test_the_any_producer_snippet_is_counted(settings, workers, pool, monk
         },
     )
     assert await counted(pool, ("gpt-4o",), 1) == 1
+
+
+async def test_the_experiment_snippet_starts_an_experiment_and_tags_the_calls(settings, workers, pool, monkeypatch):
+    import asyncio
+
+    from worker.gateway.emitter import CallEmitter, completed
+
+    worker = workers(tools_token="readme-token", experiments_interval_s=1.0)
+    await worker.wait_ready()
+    monkeypatch.setenv("TOOLS_TOKEN", "readme-token")
+    router = snippet("python-router").replace('"gateway.routing.heuristics"', repr(settings.topic_heuristics))
+    router = router.replace('"127.0.0.1:9092"', repr(settings.kafka_bootstrap_servers))
+    namespace: dict = {}
+    await eval(compile(router, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), namespace)
+    try:
+        await run_snippet(
+            "python-experiment",
+            {"http://127.0.0.1:6066": f"http://127.0.0.1:{worker.settings.web_port}"},
+            namespace,
+        )
+        table = namespace["table"]
+        for _ in range(300):  # the leader publishes it within EXPERIMENTS_INTERVAL_S
+            if table.experiments:
+                break
+            await asyncio.sleep(0.1)
+        picks = [namespace["pick_and_tag"]("coding", "write a parser", f"req-{i}") for i in range(400)]
+    finally:
+        await namespace["subscriber"].stop()
+    arms = {fields["arm"] for _, fields in picks}
+    assert arms == {"learned", "sonnet"}
+    assert {model for model, fields in picks if fields["arm"] == "sonnet"} == {"claude-sonnet-4"}
+    assert all(fields["experiment_id"] == "coding-sonnet-vs-learned" for _, fields in picks)
+    # the fields go with the call's event, and the worker counts the call in its arm
+    emitter = CallEmitter(settings.kafka_bootstrap_servers, topic_completed=settings.topic_calls_completed)
+    await emitter.start()
+    try:
+        for model, fields in picks[:50]:
+            emitter.emit(completed(model_id=model, layer="balanced", task_type="coding", latency_ms=800.0, **fields))
+    finally:
+        await emitter.stop()
+    expected = sum(1 for _, fields in picks[:50] if fields["arm"] == "sonnet")
+    for _ in range(300):
+        found = await pool.fetchval("SELECT calls FROM experiment_arms WHERE arm = 'sonnet'")
+        if found == expected:
+            break
+        await asyncio.sleep(0.1)
+    assert found == expected

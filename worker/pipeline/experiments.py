@@ -10,8 +10,10 @@ from, so an operator's stop or promotion in between is never overwritten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -57,12 +59,18 @@ class ExperimentRunner:
                         metrics.EXPERIMENTS_ENDED.labels(new.status).inc()
                 for arm in evaluation.arms:
                     metrics.EXPERIMENT_ARM_CALLS.labels(exp.experiment_id, arm.arm).set(arm.calls)
+                    for bound, value in (("estimate", arm.value), ("low", arm.low), ("high", arm.high)):
+                        if value is not None and math.isfinite(value):
+                            metrics.EXPERIMENT_ARM_METRIC.labels(exp.experiment_id, arm.arm, bound).set(value)
             self._forget_labels({(e.experiment_id, a.name) for e in running for a in e.arms})
             await self.publish_pending(conn)
 
     def _forget_labels(self, current: set[tuple[str, str]]) -> None:
         for gone in self.shown - current:
             metrics.EXPERIMENT_ARM_CALLS.remove(*gone)
+            for bound in ("estimate", "low", "high"):
+                with contextlib.suppress(KeyError):
+                    metrics.EXPERIMENT_ARM_METRIC.remove(*gone, bound)
         self.shown = current
 
     async def _routes(self, conn: asyncpg.Connection, exp: Experiment, now: float) -> Experiment:
