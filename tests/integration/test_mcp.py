@@ -54,6 +54,17 @@ async def test_the_mcp_client_lists_and_calls_every_kind_of_tool(settings, worke
         invalid = await client.call_tool("record_metric", {"name": "mcp_metric", "value": "3", "unit": "ms"})
         assert invalid.is_error and orjson.loads(invalid.content[0].text)["detail"][0]["field"] == "value"
 
+        arms = [
+            {"name": "a", "share": 0.5, "strategy": {"kind": "learned"}},
+            {"name": "b", "share": 0.5, "strategy": {"kind": "model", "model": "m", "layer": "fast"}},
+        ]
+        created = await client.call_tool("create_experiment", {"experimentId": "mcp-exp", "name": "n", "arms": arms})
+        assert not created.is_error and created.structured_content["experiment"]["status"] == "running"
+        shown = await client.call_tool("get_experiment", {"experimentId": "mcp-exp"})
+        assert not shown.is_error and [e["arm"] for e in shown.structured_content["estimates"]] == ["a", "b"]
+        listed_experiments = await client.call_tool("list_experiments", {"status": "running"})
+        assert [e["experiment_id"] for e in listed_experiments.structured_content["items"]] == ["mcp-exp"]
+
     await wait_drained(settings, pool, workers=[worker])
     rows = await pool.fetch("SELECT metric_value FROM performance_metrics WHERE metric_name = 'mcp_metric'")
     assert [r["metric_value"] for r in rows] == [3.25]

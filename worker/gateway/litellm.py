@@ -186,7 +186,7 @@ class HeuristicsRoutingPlugin:
             u=u,
             explore_share=self.explore_share,
         )
-        if route.rule_id is None:  # no rule applies: LiteLLM's own strategy decides
+        if route.rule_id is None and route.arm is None:  # no rule, no experiment: LiteLLM's own strategy decides
             return context
         if route.model is not None:
             tried.append(route.model)

@@ -29,19 +29,29 @@ test("the README's TypeScript snippet routes by the rules and reports the call",
     schema_version: 1, heuristic_id: "learned:coding", task_type: "coding", pattern: null, preferred_layer: "balanced",
     preferred_model: "claude-sonnet-4", fallback_models: ["gpt-4o"], weights: { "claude-sonnet-4": 1.0 }, priority: 0,
     active: true, version: 1, computed_at: "2026-12-01T00:00:00Z", window_s: 3600, evidence: {}, excluded: {}, probes: {},
-    reasoning: "r" }) }] });
+    reasoning: "r" }) }, { key: "experiment:ts-readme", value: JSON.stringify({
+    schema_version: 1, kind: "experiment", experiment_id: "ts-readme", name: "n", task_types: ["coding"],
+    primary_metric: "success_rate", minimum_effect: null, guardrails: [], unit: "request", status: "running",
+    winner: null, promoted: null, reason: "started", started_at: "2026-12-01T00:00:00Z", ends_at: "2027-12-01T00:00:00Z",
+    version: 1, arms: [
+      { name: "fixed", share: 1, stopped: null, routes: {},
+        strategy: { kind: "model", model: "gpt-4o", layer: "balanced", pattern: null, weights: null } },
+      { name: "learned", share: 1e-12, stopped: null, routes: {},
+        strategy: { kind: "learned", model: null, layer: null, pattern: null, weights: null } }] }) }] });
   await producer.disconnect();
   let code = found[1]
     .replace('"@gateway-telemetry/client"', JSON.stringify(join(here, "..", "dist", "src", "index.js")))
     .replace('["127.0.0.1:9092"]', JSON.stringify(brokers))
     .replace("new CallEmitter(brokers)", `new CallEmitter(brokers, { topicCompleted: ${JSON.stringify(topics.completed)} })`)
     .replace("new HeuristicsSubscriber(brokers, table)", `new HeuristicsSubscriber(brokers, table, { topic: ${JSON.stringify(topics.heuristics)} })`);
-  code = `const prompt = "write a parser"; const requestId = "req-42";\n${code}\nconsole.log(JSON.stringify({ model, stats: emitter.stats }));\n`;
+  code = `const prompt = "write a parser"; const requestId = "req-42";\n${code}\nconsole.log(JSON.stringify({ model, stats: emitter.stats, fields: eventFields(route) }));\n`;
   const file = join(here, `.readme-snippet-${run}.mjs`);
   writeFileSync(file, code);
   try {
     const out = JSON.parse(execFileSync(process.execPath, [file], { encoding: "utf8", timeout: 60_000 }).trim().split("\n").pop());
-    assert.equal(out.model, "claude-sonnet-4");
+    // the experiment's arm (share 1 of 1 + 1e-12) sends the request to its fixed model, and the event carries the arm
+    assert.equal(out.model, "gpt-4o");
+    assert.deepEqual(out.fields, { routing_rule_id: "experiment:ts-readme:fixed", experiment_id: "ts-readme", arm: "fixed" });
     assert.deepEqual(out.stats, { enqueued: 1, sent: 1, dropped: 0, sendErrors: 0 });
     const [offsets] = await admin.fetchTopicOffsets(topics.completed);
     assert.equal(Number(offsets.high), 1);

@@ -110,3 +110,51 @@ async def test_the_plugin_narrows_to_the_chosen_deployment_and_a_retry_moves_on(
         raw_messages=[], structured_messages=[], candidate_models=list(pool), metadata={"task_type": "chat"}
     )
     assert (await plugin.run(untouched)).candidate_models == pool  # no rule: LiteLLM decides
+
+
+async def test_the_plugin_puts_the_request_in_its_experiment_arm_and_the_callback_reports_the_arm():
+    from worker.experiments.contract import Experiment, ExperimentSpec, topic_key
+
+    spec = ExperimentSpec.model_validate(
+        {
+            "experimentId": "litellm-exp",
+            "name": "n",
+            "taskTypes": ["coding"],
+            "arms": [
+                {"name": "learned", "share": 0.5, "strategy": {"kind": "learned"}},
+                {
+                    "name": "mini",
+                    "share": 0.5,
+                    "strategy": {"kind": "model", "model": "openai/gpt-4o-mini", "layer": "fast"},
+                },
+            ],
+        }
+    )
+    table = RoutingTable()
+    table.apply(topic_key("litellm-exp"), Experiment.start(spec, T0).model_dump_json().encode())
+    plugin = HeuristicsRoutingPlugin(table)
+    pool = ["openai/gpt-4o", "openai/gpt-4o-mini"]
+    arms = {}
+    for i in range(40):
+        context = RoutingContext(
+            raw_messages=[],
+            structured_messages=[{"role": "user", "content": "hi"}],
+            candidate_models=list(pool),
+            metadata={"task_type": "coding", "request_id": f"req-{i}"},
+        )
+        narrowed = (await plugin.run(context)).candidate_models
+        signal = context.signals["gateway-telemetry"]
+        arms[signal["arm"]] = narrowed
+        assert signal["experiment_id"] == "litellm-exp"
+        if signal["arm"] == "mini":
+            assert narrowed == ["openai/gpt-4o-mini"] and signal["rule"] == "experiment:litellm-exp:mini"
+        else:  # the learned arm and no learned rule yet: LiteLLM decides, and the call is still the arm's
+            assert narrowed == pool and signal["rule"] is None
+    assert set(arms) == {"learned", "mini"}
+    sink = Collect()
+    logger = TelemetryLogger(sink)
+    call = kwargs(model="openai/gpt-4o-mini")
+    call["litellm_params"]["metadata"]["routing_plugin_signals"] = {"gateway-telemetry": signal}
+    await logger.async_log_success_event(call, None, T0, T0 + dt.timedelta(milliseconds=300))
+    (event,) = sink.events
+    assert (event.experiment_id, event.arm) == ("litellm-exp", signal["arm"])
