@@ -22,6 +22,7 @@ MAX_ARMS = 10
 MAX_GUARDRAILS = 10
 MAX_TASK_TYPES = 100
 MAX_DURATION_S = 90 * 86_400
+MAX_WEIGHTED_TASK_TYPES = 20  # a `weights` arm carries one rule per task type in the record: it must stay small
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 ArmName = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 Metric = Literal["utility", "success_rate", "p95_latency_ms", "cost_per_call"]
@@ -131,6 +132,12 @@ class ExperimentSpec(_Strict):
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError("arm names must be distinct")
+        weighted = any(a.strategy.kind == "weights" for a in self.arms)
+        if weighted and (self.task_types is None or len(self.task_types) > MAX_WEIGHTED_TASK_TYPES):
+            raise ValueError(
+                f"an experiment with a `weights` arm must list its task types (at most {MAX_WEIGHTED_TASK_TYPES}): "
+                "the record carries that arm's own rule for each of them"
+            )
         return self
 
 

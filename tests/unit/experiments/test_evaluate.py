@@ -99,6 +99,9 @@ def test_a_definition_that_cannot_be_run_is_refused_with_the_reason():
         spec(arms=[spec().arms[0].model_dump(), spec().arms[0].model_dump()])
     with pytest.raises(ValidationError, match="needs layer, model"):
         spec(arms=[{"name": "x", "share": 1, "strategy": {"kind": "model"}}, spec().arms[0].model_dump()])
+    weights = {"name": "w", "share": 1, "strategy": {"kind": "weights", "weights": {"latency": 0.5}}}
+    with pytest.raises(ValidationError, match="must list its task types"):
+        spec(task_types=None, arms=[weights, spec().arms[0].model_dump()])
     with pytest.raises(ValidationError, match="RE2"):
         spec(
             arms=[
