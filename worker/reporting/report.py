@@ -203,6 +203,8 @@ def _usd(value: float) -> str:
 
 
 def render_costs(report: Report, console: Console) -> None:
+    if report.models and not report.forecasts:
+        console.print("Cost forecast: no complete hour of costs yet (a forecast needs 12 hours of history)")
     if report.forecasts:
         table = Table(title="Cost forecast (additive Holt-Winters, 95 % interval)", title_justify="left")
         for name in ("model", "task type", "last 24 h", "next 24 h", "next 30 days", "history h"):
