@@ -1,0 +1,29 @@
+"""The functional core stays pure: no module of it imports Kafka, PostgreSQL, Faust or the shell."""
+
+import ast
+from pathlib import Path
+
+WORKER = Path(__file__).resolve().parents[2] / "worker"
+CORE = ("calls", "failures", "routing", "experiments", "costs")
+FORBIDDEN = ("faust", "mode", "aiokafka", "asyncpg", "worker.store", "worker.pipeline", "worker.tools", "worker.app")
+
+
+def imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_core_imports_no_service_client_and_no_shell_module():
+    offences = []
+    for folder in CORE:
+        for path in sorted((WORKER / folder).glob("*.py")):
+            for name in imports(path):
+                if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
+                    offences.append(f"{path.relative_to(WORKER.parent)} imports {name}")
+    assert offences == []
+    assert len(list((WORKER / "experiments").glob("*.py"))) >= 6  # the check reads the files it claims to
