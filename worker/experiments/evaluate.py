@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import math
 from dataclasses import dataclass
 
 from worker.calls import histogram
@@ -162,15 +161,10 @@ def evaluate(exp: Experiment, tallies: dict[str, ArmTally], now: dt.datetime, al
                 low=low,
                 high=high,
                 success_rate=t.successes / t.calls if t.calls else None,
-                p95_latency_ms=interval(t, "p95_latency_ms", DEFAULT_EFFECT["p95_latency_ms"], alpha)[0],
+                p95_latency_ms=histogram.quantile(t.latency, 0.95),
                 cost_per_call=t.cost_sum / t.calls if t.calls else None,
                 utility=t.utility_sum / t.calls if t.calls else None,
                 stopped=arm.stopped,
             )
         )
     return Evaluation(new, estimates, comparisons, changed)
-
-
-def finite(x: float) -> float | None:
-    """Infinite ends (too few calls) as null on the wire."""
-    return x if math.isfinite(x) else None

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from worker.costs.forecast import Forecast
 from worker.reporting.report import Report
 from worker.tools.responses import (
     Analysis,
     CostForecast,
     ImprovementReport,
     ModelRanking,
-    Projected,
     RecentBug,
     Savings,
-    TaskSavings,
     TopModel,
 )
 
@@ -54,32 +51,8 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
                 for b in report.recent_bugs
             ],
         )
-    forecasts = [
-        CostForecast(
-            model_id=f.model_id,
-            task_type=f.task_type,
-            history_hours=f.history_hours,
-            last_day_usd=f.last_day_usd,
-            next_day=_projected(f.next_day),
-            next_month=_projected(f.next_month),
-        )
-        for f in report.forecasts
-    ]
-    s = report.savings
-    savings = (
-        None
-        if s is None
-        else Savings(
-            hours=s.hours,
-            calls=s.calls,
-            actual_cost_usd=s.actual_cost_usd,
-            counterfactual_cost_usd=s.counterfactual_cost_usd,
-            saved_usd=s.saved_usd,
-            actual_success_rate=s.actual_success_rate,
-            counterfactual_success_rate=s.counterfactual_success_rate,
-            tasks=[TaskSavings.model_validate(t, from_attributes=True) for t in s.tasks],
-        )
-    )
+    forecasts = [CostForecast.model_validate(f, from_attributes=True) for f in report.forecasts]
+    savings = None if report.savings is None else Savings.model_validate(report.savings, from_attributes=True)
     return Analysis(
         task_type=task_type,
         rankings=rankings,
@@ -89,10 +62,6 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
         savings=savings,
         text=as_text(rankings, summary, forecasts, savings),
     )
-
-
-def _projected(f: Forecast | None) -> Projected | None:
-    return None if f is None else Projected(total=f.total, low=f.low, high=f.high, seasonal=f.seasonal)
 
 
 def as_text(

@@ -7,15 +7,19 @@ answers against that document.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Generic, TypeVar
+import math
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from worker.experiments.contract import Experiment
 from worker.routing.contract import RoutingHeuristic
 
 T = TypeVar("T")
+
+# an interval's end: infinite while there are too few calls, which JSON cannot carry, so null
+Bound = Annotated[float | None, BeforeValidator(lambda x: x if x is None or math.isfinite(x) else None)]
 
 
 class ToolResponse(BaseModel):
@@ -196,8 +200,8 @@ class ArmEstimate(ToolResponse):
     arm: str
     calls: int
     value: float | None = Field(description="The primary metric's estimate.")
-    low: float | None = Field(description="Always-valid 95 % interval; null: unbounded (too few calls).")
-    high: float | None
+    low: Bound = Field(description="Always-valid 95 % interval; null: unbounded (too few calls).")
+    high: Bound
     success_rate: float | None = Field(description="0-1.")
     p95_latency_ms: float | None
     cost_per_call: float | None
@@ -209,8 +213,8 @@ class ArmComparison(ToolResponse):
     arm: str
     against: str
     estimate: float = Field(description="arm's primary metric minus against's.")
-    low: float | None = Field(description="Always-valid interval (Bonferroni over the pairs); null: unbounded.")
-    high: float | None
+    low: Bound = Field(description="Always-valid interval (Bonferroni over the pairs); null: unbounded.")
+    high: Bound
     better: bool = Field(description="Declared better, in the metric's direction.")
     worse: bool
 

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from worker.calls import commands
 from worker.experiments.contract import Experiment
-from worker.experiments.evaluate import evaluate, finite
+from worker.experiments.evaluate import evaluate
 from worker.experiments.sequential import ALPHA
 from worker.kafka_client import client_options
 from worker.reporting.report import build_report
@@ -248,33 +248,8 @@ class ToolService:
         ev = evaluate(exp, tallies, now)  # the estimates as of now; the leader alone moves the state
         return ExperimentView(
             experiment=exp,
-            estimates=[
-                ArmEstimate(
-                    arm=a.arm,
-                    calls=a.calls,
-                    value=a.value,
-                    low=finite(a.low),
-                    high=finite(a.high),
-                    success_rate=a.success_rate,
-                    p95_latency_ms=a.p95_latency_ms,
-                    cost_per_call=a.cost_per_call,
-                    utility=a.utility,
-                    stopped=a.stopped,
-                )
-                for a in ev.arms
-            ],
-            comparisons=[
-                ArmComparison(
-                    arm=c.arm,
-                    against=c.against,
-                    estimate=c.estimate,
-                    low=finite(c.low),
-                    high=finite(c.high),
-                    better=c.better,
-                    worse=c.worse,
-                )
-                for c in ev.comparisons
-            ],
+            estimates=[ArmEstimate.model_validate(a, from_attributes=True) for a in ev.arms],
+            comparisons=[ArmComparison.model_validate(c, from_attributes=True) for c in ev.comparisons],
             method=METHOD,
         )
 
