@@ -107,19 +107,10 @@ class ExperimentRunner:
         return exp.changed(arms=arms) if changed else exp
 
     async def publish_pending(self, conn: asyncpg.Connection) -> None:
-        producer = self.publisher._started_producer()
         for row in await store.unpublished(conn):
-            try:
-                await producer.send_and_wait(
-                    self.settings.topic_heuristics,
-                    key=topic_key(row["experiment_id"]).encode(),
-                    value=orjson.dumps(orjson.loads(row["record"])),
-                    headers=[("publisher", self.publisher.worker_id.encode())],
-                )
-            except Exception as error:  # noqa: BLE001 - one record must never hold back the others
-                log.warning("could not publish experiment %s v%d (%s); the next tick retries", *row[:2], error)
-                continue
-            await store.mark_published(conn, row["experiment_id"], row["version"])
+            key, what = topic_key(row["experiment_id"]), f"experiment {row['experiment_id']} v{row['version']}"
+            if await self.publisher.publish(key.encode(), orjson.loads(row["record"]), what):
+                await store.mark_published(conn, row["experiment_id"], row["version"])
 
 
 def _constant(weights: Weights) -> Callable[[str], Weights]:

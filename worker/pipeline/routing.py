@@ -195,24 +195,25 @@ class RoutingPublisher(mode.Service):
             raise RuntimeError("the routing publisher has not started")
         return self.producer
 
+    async def publish(self, key: bytes, record: dict, what: str) -> bool:
+        """Send one record to the heuristics topic (rules and experiments alike); False when it could
+        not be sent, logged: one record must never hold back the others, and the next tick retries."""
+        try:
+            await self._started_producer().send_and_wait(
+                self.settings.topic_heuristics,
+                key=key,
+                value=orjson.dumps(record),
+                headers=[("publisher", self.worker_id.encode())],
+            )
+        except Exception as error:  # noqa: BLE001
+            log.warning("could not publish %s (%s: %s); the next tick retries", what, type(error).__name__, error)
+            return False
+        return True
+
     async def _publish_pending(self, conn: asyncpg.Connection) -> None:
         for row in await store.unpublished(conn):
             record = orjson.loads(row["heuristic"])
-            try:
-                await self._started_producer().send_and_wait(
-                    self.settings.topic_heuristics,
-                    key=topic_key(record),
-                    value=orjson.dumps(record),
-                    headers=[("publisher", self.worker_id.encode())],
-                )
-            except Exception as error:  # noqa: BLE001 - one record must never hold back the others
-                log.warning(
-                    "could not publish %s v%d (%s: %s); the next tick retries",
-                    record.get("heuristic_id"),
-                    row["version"],
-                    type(error).__name__,
-                    error,
-                )
+            if not await self.publish(topic_key(record), record, f"{record.get('heuristic_id')} v{row['version']}"):
                 continue
             await store.mark_published(conn, row["id"], row["version"], self.worker_id)
             self.published += 1
