@@ -50,11 +50,13 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _report(settings: Settings, task_type: str | None):
-    from worker.reporting.report import build_report
+    from dataclasses import replace
+
+    from worker.reporting.report import build_report, experiments
     from worker.store.db import connect
 
     async with connect(settings.database_url) as conn:
-        return await build_report(conn, task_type)
+        return replace(await build_report(conn, task_type), experiments=await experiments(conn))
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:

@@ -61,7 +61,7 @@ class Report:
     models_left_out: int = 0  # past the per-task or total bound: the least called
     forecasts: list[CostProjection] = field(default_factory=list)
     savings: Savings | None = None
-    experiments: list[Evaluation] = field(default_factory=list)  # the latest few, with their estimates
+    experiments: list[Evaluation] = field(default_factory=list)  # the latest few (the printed report only)
 
     def as_dict(self) -> dict:
         plain = asdict(replace(self, experiments=[]))
@@ -107,12 +107,13 @@ async def build_report(
     forecasts, savings = await costs(conn, task_type)
     return Report(
         models,
-        **dict(summary),
+        regression_tests=summary["regression_tests"],
+        bug_patterns=summary["bug_patterns"],
+        routing_heuristics=summary["routing_heuristics"],
         recent_bugs=bugs,
         models_left_out=left_out,
         forecasts=forecasts,
         savings=savings,
-        experiments=await experiments(conn),
     )
 
 
@@ -139,12 +140,13 @@ async def costs(conn: asyncpg.Connection, task_type: str | None) -> tuple[list[C
 
 
 async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
+    """The latest experiments with their estimates, for the printed report (analyze_metrics has none)."""
     records, _ = await experiment_reads.page(conn, None, REPORTED_EXPERIMENTS, 0)
     if not records:
         return []
     exps = [Experiment.model_validate(r) for r in records]
     tallies = await experiment_reads.tallies(conn, [e.experiment_id for e in exps])
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.fromtimestamp(await routing_reads.db_now(conn), dt.UTC)
     return [evaluate(e, tallies.get(e.experiment_id, {}), now) for e in exps]
 
 
