@@ -19,6 +19,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 
@@ -97,28 +98,11 @@ class RoutingTable:
 
     def apply(self, key: str, value: bytes | None) -> RoutingHeuristic | Experiment | None:
         """Take one topic record; returns the rule (or experiment) when it changed the table."""
-        if key.startswith(EXPERIMENT_PREFIX):
-            return self._apply_experiment(key, value)
-        if value is None:  # tombstone: the rule is gone
-            self.rules.pop(key, None)
-            return None
-        rule = RoutingHeuristic.model_validate(orjson.loads(value))
-        known = self.rules.get(key)
-        if known is not None and known.version >= rule.version:
-            return None
-        self.rules[key] = rule
-        return rule
-
-    def _apply_experiment(self, key: str, value: bytes | None) -> Experiment | None:
-        if value is None:
-            self.experiments.pop(key, None)
-            return None
-        exp = Experiment.model_validate(orjson.loads(value))
-        known = self.experiments.get(key)
-        if known is not None and known.version >= exp.version:
-            return None
-        self.experiments[key] = exp
-        return exp
+        if key.startswith(EXPERIMENT_PREFIX):  # a None value is a tombstone
+            exp = None if value is None else Experiment.model_validate(orjson.loads(value))
+            return _newest(self.experiments, key, exp)
+        rule = None if value is None else RoutingHeuristic.model_validate(orjson.loads(value))
+        return _newest(self.rules, key, rule)
 
     def experiment_for(self, task_type: str) -> Experiment | None:
         """The running experiment covering `task_type` (the worker lets at most one cover a task type)."""
@@ -214,6 +198,21 @@ class RoutingTable:
             )
         learned = self._learned(task_type, text, draw, candidates, explore_share)
         return Route(learned.model, learned.rule_id, **tag)
+
+
+Versioned = TypeVar("Versioned", RoutingHeuristic, Experiment)
+
+
+def _newest(held: dict[str, Versioned], key: str, record: Versioned | None) -> Versioned | None:
+    """Keep the highest version per key; None (a tombstone) drops the key. The record when it changed."""
+    if record is None:
+        held.pop(key, None)
+        return None
+    known = held.get(key)
+    if known is not None and known.version >= record.version:
+        return None
+    held[key] = record
+    return record
 
 
 def _matches(pattern: str, text: str) -> bool:

@@ -108,6 +108,18 @@ function matches(pattern: string, text: string): boolean {
   return re ? re.matcher(text).find() : false;
 }
 
+/** Keep the highest version per key; null (a tombstone) drops the key. The record when it changed. */
+function newest<T extends { version: number }>(held: Map<string, T>, key: string, record: T | null): T | null {
+  if (record === null) {
+    held.delete(key);
+    return null;
+  }
+  const known = held.get(key);
+  if (known && known.version >= record.version) return null;
+  held.set(key, record);
+  return record;
+}
+
 /** The latest version of every rule; manual rules match by RE2 pattern, learned ones by task type. */
 export class RoutingTable {
   readonly rules = new Map<string, RoutingHeuristic>();
@@ -116,27 +128,13 @@ export class RoutingTable {
   /** Take one topic record (null value: a tombstone); returns the rule (or experiment) when it changed the table. */
   apply(key: string, value: Buffer | string | null): RoutingHeuristic | Experiment | null {
     if (key.startsWith(EXPERIMENT_PREFIX)) {
-      if (value === null) {
-        this.experiments.delete(key);
-        return null;
-      }
-      const exp = JSON.parse(value.toString()) as Experiment;
-      checkExperiment("routing experiment", exp);
-      const seen = this.experiments.get(key);
-      if (seen && seen.version >= exp.version) return null;
-      this.experiments.set(key, exp);
-      return exp;
+      const exp = value === null ? null : (JSON.parse(value.toString()) as Experiment);
+      if (value !== null) checkExperiment("routing experiment", exp);
+      return newest(this.experiments, key, exp);
     }
-    if (value === null) {
-      this.rules.delete(key);
-      return null;
-    }
-    const rule = JSON.parse(value.toString()) as RoutingHeuristic;
-    checkHeuristic("routing heuristic", rule);
-    const known = this.rules.get(key);
-    if (known && known.version >= rule.version) return null;
-    this.rules.set(key, rule);
-    return rule;
+    const rule = value === null ? null : (JSON.parse(value.toString()) as RoutingHeuristic);
+    if (value !== null) checkHeuristic("routing heuristic", rule);
+    return newest(this.rules, key, rule);
   }
 
   choose(taskType: string, text = ""): RoutingHeuristic | null {
