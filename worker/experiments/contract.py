@@ -16,7 +16,7 @@ from pydantic.alias_generators import to_camel
 
 from worker.calls.events import Layer, ModelId, TaskType
 from worker.routing.contract import RoutingHeuristic
-from worker.routing.manual_rules import InvalidPattern, compile_pattern
+from worker.routing.manual_rules import checked
 
 MAX_ARMS = 10
 MAX_GUARDRAILS = 10
@@ -66,10 +66,7 @@ class Strategy(_Strict):
         if pattern is not None:
             if "\x00" in pattern:
                 raise ValueError("contains U+0000, which cannot be stored")
-            try:
-                compile_pattern(pattern)
-            except InvalidPattern as error:
-                raise ValueError(str(error)) from None
+            checked(pattern)
         return pattern
 
     @model_validator(mode="after")

@@ -40,5 +40,14 @@ def compile_pattern(pattern: str):
         ) from None
 
 
+def checked(pattern: str) -> str:
+    """The pattern itself when RE2 runs it; else ValueError with the reason (what a validator raises)."""
+    try:
+        compile_pattern(pattern)
+    except InvalidPattern as error:
+        raise ValueError(str(error)) from None
+    return pattern
+
+
 def matches(pattern: str, text: str) -> bool:
     return compile_pattern(pattern).search(text) is not None

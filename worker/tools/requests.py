@@ -16,7 +16,7 @@ from worker.calls.commands import Category, MetricName, MetricValue, PatternText
 from worker.calls.decode import scan
 from worker.calls.events import CostUsd, Layer, Millis, ModelId, TaskType, Tokens
 from worker.experiments.contract import ArmName, ExperimentSpec, Slug, Status
-from worker.routing.manual_rules import InvalidPattern, compile_pattern
+from worker.routing.manual_rules import checked
 
 MAX_PAGE = 500
 MAX_TEST_CODE = 65_536
@@ -138,11 +138,7 @@ class UpdateRoutingHeuristic(ToolRequest):
     @field_validator("pattern")
     @classmethod
     def _re2(cls, pattern: str) -> str:
-        try:
-            compile_pattern(pattern)
-        except InvalidPattern as error:
-            raise ValueError(str(error)) from None
-        return pattern
+        return checked(pattern)
 
 
 class GenerateRegressionTest(ToolRequest):
