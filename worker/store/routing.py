@@ -309,12 +309,12 @@ async def mark_published(conn: asyncpg.Connection, rule_id: int, version: int, p
 INSERT_MANUAL = """
 INSERT INTO routing_rules (source, pattern, preferred_layer, preferred_model, priority, active, metadata, version,
     reasoning, task_type)
-VALUES ('manual', $1, $2, $3, $4, $5, $6, 1, $7, $8) RETURNING id, version"""
+VALUES ('manual', $1, $2, $3, $4, $5, $6, 1, $7, $8) RETURNING id, version, task_type"""
 
 UPDATE_MANUAL = """
 UPDATE routing_rules SET pattern = $2, preferred_layer = $3, preferred_model = $4, priority = $5, active = $6,
     metadata = $7, reasoning = $8, version = version + 1, updated_at = now()
-WHERE id = $1 AND source = 'manual' RETURNING id, version"""
+WHERE id = $1 AND source = 'manual' RETURNING id, version, task_type"""
 
 
 def manual_record(
@@ -358,8 +358,9 @@ async def save_manual_rule(
             row = await conn.fetchrow(UPDATE_MANUAL, rule_id, pattern, layer, model, priority, active, meta, reasoning)
             if row is None:
                 raise LookupError(f"no manual routing rule with id {rule_id}")
-            task_type = await conn.fetchval("SELECT task_type FROM routing_rules WHERE id = $1", rule_id)
-        record = manual_record(row["id"], row["version"], pattern, layer, model, priority, active, reasoning, task_type)
+        record = manual_record(
+            row["id"], row["version"], pattern, layer, model, priority, active, reasoning, row["task_type"]
+        )
         heuristic = orjson.dumps(record).decode()
         await conn.execute("UPDATE routing_rules SET heuristic = $2 WHERE id = $1", row["id"], heuristic)
         await conn.execute(RECORD_VERSION, row["id"], row["version"], heuristic)
