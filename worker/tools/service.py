@@ -254,11 +254,10 @@ class ToolService:
         )
 
     async def create_experiment(self, r: rq.CreateExperiment) -> ExperimentCreated:
-        spec = rq.ExperimentSpec.model_validate(r.model_dump())
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn:  # the request is the definition (CreateExperiment is an ExperimentSpec)
             now = dt.datetime.fromtimestamp(await routing_store.db_now(conn), dt.UTC)
             try:
-                stored, created = await experiment_store.create(conn, spec, Experiment.start(spec, now))
+                stored, created = await experiment_store.create(conn, r, Experiment.start(r, now))
             except (ValueError, experiment_store.TooManyRunning) as error:
                 raise FieldProblem("experimentId", str(error)) from None
         return ExperimentCreated(experiment=stored, created=created)
