@@ -313,13 +313,14 @@ def _cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
             err.print(f"[red]error:[/red] cannot read {args.file}: {error}")
             return 2
     else:
-        fields = {
-            "list": {"status": args.status} if getattr(args, "status", None) else {},
-            "show": {"experimentId": getattr(args, "experiment_id", None)},
-            "stop": {"experimentId": getattr(args, "experiment_id", None), "reason": getattr(args, "reason", "")},
-            "promote": {"experimentId": getattr(args, "experiment_id", None)}
-            | ({"arm": args.arm} if getattr(args, "arm", None) else {}),
-        }[command]
+        if command == "list":
+            fields = {"status": args.status} if args.status else {}
+        else:
+            fields = {"experimentId": args.experiment_id}
+            if command == "stop":
+                fields["reason"] = args.reason
+            if command == "promote" and args.arm:
+                fields["arm"] = args.arm
         body = json.dumps(fields).encode()
     outcome = asyncio.run(_experiment(settings, EXPERIMENT_TOOLS[command], body))
     if outcome.status >= 400:
