@@ -191,6 +191,12 @@ class Experiment(_Strict):
     def covers(self, task_type: str) -> bool:
         return self.status == "running" and (self.task_types is None or task_type in self.task_types)
 
+    def overlaps(self, other: Experiment) -> bool:
+        """Both could cover one task type: a request must have one arm, so they cannot run at once."""
+        if self.task_types is None or other.task_types is None:
+            return True
+        return bool(set(self.task_types) & set(other.task_types))
+
     def arm(self, name: str) -> ArmState | None:
         return next((a for a in self.arms if a.name == name), None)
 

@@ -64,11 +64,11 @@ async def create(conn: asyncpg.Connection, spec: ExperimentSpec, record: Experim
             if orjson.loads(known["spec"]) != spec.model_dump(mode="json"):
                 raise ValueError(f"experiment {record.experiment_id!r} exists with another definition")
             return _record(known["record"]), False
-        others = [_record(r["record"]) for r in await conn.fetch(RUNNING)]
+        others = await running(conn)
         if len(others) >= MAX_RUNNING:
             raise TooManyRunning(f"{len(others)} experiments are running; at most {MAX_RUNNING} may run at once")
-        for other in others:  # a request must have one arm: two experiments never cover one task type
-            if other.task_types is None or record.task_types is None or set(other.task_types) & set(record.task_types):
+        for other in others:
+            if other.overlaps(record):
                 raise ValueError(f"experiment {other.experiment_id!r} is running on the same task types; stop it first")
         await conn.execute(
             CREATE,
