@@ -127,8 +127,7 @@ def run(scenario: Scenario, seed: int) -> Timeline:
     table.apply(topic_key(exp.experiment_id), exp.model_dump_json().encode())
     tallies = {a.name: ArmTally() for a in exp.arms}
     control = exp.arms[0].name
-    out = Timeline(scenario, seed, calls={a.name: [] for a in exp.arms})
-    out.intervals = {a.name: [] for a in exp.arms[1:]}
+    out = Timeline(scenario, seed, calls={a.name: [] for a in exp.arms}, intervals={a.name: [] for a in exp.arms[1:]})
     pending: list[tuple[float, Experiment]] = []
     candidates = list(scenario.models)
     request = 0
