@@ -19,6 +19,7 @@ from worker.pipeline.ingest import Ingest
 from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
 from worker.store.db import redact_dsn, wait_for_pool
+from worker.store.feedback import expire as expire_feedback
 from worker.store.migrate import migrate
 from worker.store.offsets import prune_seen
 from worker.store.routing import prune_breakers, prune_health
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 300.0
 PROGRESS_LOG_S = 30.0
+OUTBOX_INTERVAL_S = 2.0  # dead letters decided inside a flush reach the topic within about this long
 
 
 class Runtime(mode.Service):
@@ -162,6 +164,27 @@ def create_app(settings: Settings) -> faust.App:
             await prune_breakers(conn, settings.heuristics_window_s)
         if removed:
             log.info("dedupe log: forgot %d event ids older than %d s", removed, settings.dedupe_window_s)
+
+    @app.timer(min(PRUNE_INTERVAL_S, max(1.0, settings.feedback_window_s / 10)), on_leader=True)
+    async def expire_feedback_join() -> None:
+        """Feedback that waited the whole window for its call is dead-lettered; older calls are forgotten."""
+        if runtime.pool is None or runtime.ingest is None:
+            return
+        async with runtime.pool.acquire() as conn:
+            expired, forgotten = await expire_feedback(conn, runtime.ingest.feedback_limits)
+        if expired or forgotten:
+            log.info(
+                "feedback join: %d feedback waited %d s for a call that never came (dead-lettered as "
+                "unknown_call); %d calls past the window forgotten",
+                expired,
+                settings.feedback_window_s,
+                forgotten,
+            )
+
+    @app.timer(OUTBOX_INTERVAL_S)
+    async def send_decided_dead_letters() -> None:
+        if runtime.ingest is not None and runtime.pool is not None:
+            await _logged(runtime.ingest.drain_outbox(), "dead-letter outbox")
 
     @app.timer(settings.heuristics_interval_s, on_leader=True)
     async def recompute_routing() -> None:

@@ -95,6 +95,21 @@ EXPERIMENT_CALLS_IGNORED = Counter(
     "Calls tagged with an experiment arm that is not running; counted everywhere but in an arm.",
     registry=REGISTRY,
 )
+FEEDBACK = Counter(
+    "telemetry_feedback_total",
+    "Feedback on calls by what the flush did with it: applied (set or replaced a score), superseded (older "
+    "than the score that counts), waiting (its call is not known yet), released (its call came), or refused "
+    "(dead-lettered; the reason in the dead letter).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+FEEDBACK_DEAD_LETTERS = Counter(
+    "telemetry_feedback_dead_letters_total",
+    "Feedback dead-lettered after the join, by reason (unknown_call, feedback_flood, feedback_name_limit, "
+    "feedback_pending_full).",
+    ["reason"],
+    registry=REGISTRY,
+)
 ROUTING_ALERTS = Counter(
     "telemetry_routing_alerts_total",
     "Breaker transitions published as alerts: model_degraded, model_probing, model_recovered.",

@@ -45,6 +45,9 @@ class KafkaSettings(BaseSettings):
     # --- topics (wire contract v1)
     topic_calls_completed: str = Field("gateway.calls.completed", description="Input: call-completed events.")
     topic_calls_failed: str = Field("gateway.calls.failed", description="Input: call-failed events.")
+    topic_calls_feedback: str = Field(
+        "gateway.calls.feedback", description="Input: quality feedback on calls (user votes, evals, judges)."
+    )
     topic_heuristics: str = Field("gateway.routing.heuristics", description="Output: routing heuristics (compacted).")
     topic_dlq: str = Field("gateway.telemetry.dlq", description="Output: dead letters, with the reason in headers.")
     topic_alerts: str = Field("gateway.routing.alerts", description="Output: model degraded / recovered alerts.")
@@ -81,6 +84,7 @@ class KafkaSettings(BaseSettings):
         return {
             self.topic_calls_completed: "completed",
             self.topic_calls_failed: "failed",
+            self.topic_calls_feedback: "feedback",
             self.topic_tool_commands: "command",
         }
 
@@ -143,6 +147,28 @@ class PipelineSettings(BaseSettings):
         "further new fingerprints are counted in one overflow pattern (error type pattern_limit_reached).",
     )
 
+    # --- feedback on calls (worker/feedback)
+    feedback_window_s: int = Field(
+        604_800,
+        ge=0,
+        description="How long calls are kept for the feedback join, and how long feedback waits for a call it "
+        "names before it is dead-lettered (unknown_call). 0: no join (every feedback is dead-lettered).",
+    )
+    feedback_max_names: int = Field(
+        20, ge=1, le=1000, description="Distinct feedback names at most; feedback with a further name is dead-lettered."
+    )
+    feedback_max_updates: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Feedback accepted per call, name and source (each replaces the last); more is dead-lettered.",
+    )
+    feedback_pending_max: int = Field(
+        1_000_000,
+        ge=0,
+        description="Feedback waiting for its call at most (PostgreSQL's row estimate); past it, dead-lettered.",
+    )
+
     # --- input limits (beyond these an input goes to the dead-letter topic)
     max_message_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted message value.")
     max_events_per_envelope: int = Field(10_000, ge=1, description="Largest accepted batch envelope.")
@@ -203,7 +229,22 @@ class RoutingSettings(BaseSettings):
     routing_weights: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='Per task type scoring overrides, JSON: {"chat": {"latency": 0.3}}. '
-        "Keys: latency, cost, latency_ref_ms, cost_ref_usd. Weights promoted from an experiment win over these.",
+        "Keys: latency, cost, latency_ref_ms, cost_ref_usd, value_usd (numbers >= 0) and quality_name (the feedback "
+        "name to weigh). Weights promoted from an experiment win over these.",
+    )
+    routing_value_usd: float = Field(
+        0.1,
+        gt=0,
+        le=1_000_000,
+        description="V: what a good answer is worth in USD, in the value objective of task types with "
+        "feedback (value = V x P(good answer) - cost - latency term); per task type: ROUTING_WEIGHTS value_usd.",
+    )
+    routing_quality_prior_calls: float = Field(
+        40.0,
+        ge=0,
+        le=10_000,
+        description="How much feedback the prior of a model's quality on a task type is worth: the prior is what "
+        "the model's feedback on the other task types says.",
     )
     experiments_interval_s: float = Field(
         10.0, gt=0, description="How often running experiments are evaluated (guardrails, winner, duration)."
@@ -250,6 +291,10 @@ class RoutingSettings(BaseSettings):
                     f"ROUTING_WEIGHTS[{task_type!r}]: unknown keys {sorted(unknown)}; known: {sorted(known)}"
                 )
             for key, weight in overrides.items():
+                if key == "quality_name":
+                    if not isinstance(weight, str) or not weight:
+                        raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}]['quality_name'] must be a feedback name")
+                    continue
                 if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
                     raise ValueError(f"ROUTING_WEIGHTS[{task_type!r}][{key!r}] must be a number >= 0, got {weight!r}")
         return value
@@ -265,6 +310,7 @@ class RoutingSettings(BaseSettings):
             smoothing=self.heuristics_smoothing,
             probe_share=self.degradation_probe_share,
             max_models=self.routing_max_models,
+            quality_prior_calls=self.routing_quality_prior_calls,
         )
 
     @property

@@ -97,6 +97,7 @@ def settings(service_urls, database) -> Settings:
         database_url=database,
         topic_calls_completed=f"test.{run}.calls.completed",
         topic_calls_failed=f"test.{run}.calls.failed",
+        topic_calls_feedback=f"test.{run}.calls.feedback",
         topic_heuristics=f"test.{run}.routing.heuristics",
         topic_dlq=f"test.{run}.dlq",
         topic_alerts=f"test.{run}.routing.alerts",

@@ -48,8 +48,8 @@ async def test_totals_are_exact_with_envelopes_resends_and_invalid_input(setting
             t.calls - t.successes for t in tallies
         )
     lags = {k: v for k, v in exported.items() if k.startswith("telemetry_consumer_lag_messages|")}
-    # 2 input topics x 4 partitions and the commands topic, all caught up
-    assert len(lags) == 8 + settings.tool_commands_partitions and set(lags.values()) == {0.0}
+    # 3 input topics (completed, failed, feedback) x 4 partitions and the commands topic, all caught up
+    assert len(lags) == 12 + settings.tool_commands_partitions and set(lags.values()) == {0.0}
     assert worker.terminate() == 0
 
 

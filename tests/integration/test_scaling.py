@@ -43,7 +43,7 @@ async def test_three_workers_one_killed_one_added_over_twelve_partitions(setting
         )
     }
     # every partition owned and written (-1: owned, nothing to write yet: the idle commands topic)
-    assert len(ends) == 24 + settings.tool_commands_partitions
+    assert len(ends) == 36 + settings.tool_commands_partitions  # 3 input topics x 12 partitions
     assert all(stored[tp] == end or (end == 0 and stored[tp] == -1) for tp, end in ends.items())
 
     await asyncio.sleep(4)  # a period or two of heuristics after the group settled

@@ -13,8 +13,7 @@ from typing import Protocol
 
 import orjson
 
-from worker.calls.commands import BugReport, Metric
-from worker.calls.decode import Call, Limits, Rejection, decode
+from worker.calls.decode import Call, Feedback, Item, Limits, Rejection, decode
 from worker.calls.events import EventKind
 from worker.calls.redaction import redact_json_bytes
 
@@ -44,7 +43,7 @@ class DeadLetter:
 class Batch:
     opened_at: float
     messages: int = 0
-    calls: list[Call | Metric | BugReport] = field(default_factory=list)  # tool commands on their topic
+    calls: list[Item] = field(default_factory=list)  # calls, feedback, and tool commands on their topic
     dead_letters: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[PartitionKey, int] = field(default_factory=dict)
     dead_letters_sent: int = 0  # how many are produced already, so a retried flush does not produce them again
@@ -85,9 +84,9 @@ def dead_letter(record: Record, rejection: Rejection, max_value_bytes: int) -> D
     )
 
 
-def refused_letter(call: Call | Metric | BugReport, reason: str) -> DeadLetter:
+def refused_letter(call: Item, reason: str) -> DeadLetter:
     """A valid event the database refused: its source offset is unknown here (-1), its event_id is not."""
-    event = call._asdict() if isinstance(call, Call) else dataclasses.asdict(call)
+    event = call._asdict() if isinstance(call, (Call, Feedback)) else dataclasses.asdict(call)
     failure = event.pop("failure", None)
     if failure is not None:
         event.update(failure.model_dump(mode="json", exclude=set(event)))

@@ -20,8 +20,8 @@ import orjson
 from pydantic import ValidationError
 
 from worker.calls.commands import COMMAND, BugReport, Metric, MetricRecorded, ModelPerformanceReported
-from worker.calls.events import MODEL_OF_KIND, CallEvent, CallFailed, EventKind
-from worker.calls.redaction import redact_identifier
+from worker.calls.events import MODEL_OF_KIND, CallEvent, CallFailed, CallFeedback, EventKind
+from worker.calls.redaction import redact_identifier, redact_text
 from worker.calls.structs import COMPLETED
 
 
@@ -48,6 +48,27 @@ class Call(NamedTuple):
     failure: CallFailed | None = None
     experiment_id: str | None = None  # with `arm`: the experiment arm that routed the call
     arm: str | None = None
+    request_id: str | None = None  # what feedback may name the call by (worker/feedback)
+    routing_rule_id: str | None = None
+
+
+class Feedback(NamedTuple):
+    """A judgement of one call's answer, waiting to be joined to its call (worker/feedback)."""
+
+    event_id: str
+    call_event_id: str | None
+    request_id: str | None
+    name: str
+    source: str
+    score_micro: int  # the score in millionths: sums and replacements stay exact integers
+    occurred_at: float  # epoch seconds: the later feedback for a call, name and source wins
+    comment: str | None = None
+
+
+SCORE_UNIT = 1_000_000
+
+
+Item = Call | Feedback | Metric | BugReport  # what a flush counts once per event_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +97,21 @@ def to_call(event: CallEvent) -> Call:
         event if isinstance(event, CallFailed) else None,
         event.experiment_id,
         event.arm,
+        event.request_id,
+        event.routing_rule_id,
+    )
+
+
+def to_feedback(event: CallFeedback) -> Feedback:
+    return Feedback(
+        str(event.event_id),
+        None if event.call_event_id is None else str(event.call_event_id),
+        event.request_id,
+        redact_identifier(event.name),
+        event.source.value,
+        round(event.score * SCORE_UNIT),
+        event.occurred_at.timestamp(),
+        None if event.comment is None else redact_text(event.comment),
     )
 
 
@@ -115,6 +151,8 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
                 None,
                 e.experiment_id,
                 e.arm,
+                e.request_id,
+                e.routing_rule_id,
             )
         )
     return calls
@@ -143,9 +181,11 @@ def applied(command) -> Call | Metric | BugReport:
     )
 
 
-def _read(element: dict, kind: EventKind) -> Call | Metric | BugReport:
+def _read(element: dict, kind: EventKind) -> Item:
     if kind is EventKind.command:
         return applied(COMMAND.validate_python(element))
+    if kind is EventKind.feedback:
+        return to_feedback(CallFeedback.model_validate(element))
     return to_call(MODEL_OF_KIND[kind].model_validate(element))
 
 
@@ -189,7 +229,7 @@ def _judge(
     index: int | None,
     plain: bool = False,
     received_at: float | None = None,
-) -> Call | Metric | BugReport | Rejection:
+) -> Item | Rejection:
     if not isinstance(element, dict):
         return Rejection("not_an_object", f"expected an event object, got {type(element).__name__}", index, element)
     problem = None if plain else scan(element, limits.max_nesting_depth)
@@ -202,7 +242,7 @@ def _judge(
     except ValidationError as error:
         return Rejection("invalid_event", _explain(error), index, element)
     if (
-        isinstance(item, Call)  # commands are not call events: the gateway's clock does not date them
+        isinstance(item, (Call, Feedback))  # commands are not events: the gateway's clock does not date them
         and received_at is not None
         and item.occurred_at > received_at + limits.max_ahead_s
     ):
@@ -254,7 +294,7 @@ def by_contract(
         return [], [Rejection("empty_envelope", "batch envelope holds no events")]
     if len(parsed) > limits.max_events_per_envelope:
         return [], [Rejection("envelope_too_large", f"{len(parsed)} events > limit {limits.max_events_per_envelope}")]
-    calls: list[Call | Metric | BugReport] = []
+    calls: list[Item] = []
     rejections: list[Rejection] = []
     for index, element in enumerate(parsed):
         outcome = _judge(element, kind, limits, index, plain, received_at)

@@ -14,7 +14,7 @@ import enum
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, model_validator
 
 MAX_LATENCY_MS = 86_400_000
 MAX_TOKENS = 2**31 - 1
@@ -28,11 +28,13 @@ class Layer(str, enum.Enum):
 
 
 class EventKind(str, enum.Enum):
-    """What a topic carries: the two call events, or the tools' commands (worker/calls/commands.py)."""
+    """What a topic carries: the two call events, quality feedback on calls, or the tools' commands
+    (worker/calls/commands.py)."""
 
     completed = "completed"
     failed = "failed"
     command = "command"
+    feedback = "feedback"
 
 
 def _rfc3339_text(value: Any) -> Any:
@@ -102,3 +104,61 @@ MODEL_OF_KIND: dict[EventKind, type[CallEvent]] = {
     EventKind.completed: CallCompleted,
     EventKind.failed: CallFailed,
 }
+
+
+class FeedbackSource(str, enum.Enum):
+    user = "user"
+    eval = "eval"
+    judge = "judge"
+    heuristic = "heuristic"
+    other = "other"
+
+
+MAX_FEEDBACK_COMMENT = 2_000
+
+
+class CallFeedback(BaseModel):
+    """How good one call's answer was (topic gateway.calls.feedback), from a user, an eval or a judge.
+
+    It names its call by the call event's `event_id` or by the call's `request_id`. A later feedback
+    (by `occurred_at`) for the same call, name and source replaces the earlier one in every aggregate.
+    """
+
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["call_event_id"], "properties": {"call_event_id": {"type": "string"}}},
+                {"required": ["request_id"], "properties": {"request_id": {"type": "string"}}},
+            ]
+        },
+    )
+
+    schema_version: Literal[1] = 1
+    event_id: Annotated[uuid.UUID, BeforeValidator(_uuid_text)] = Field(
+        description="This feedback's own id: a re-sent feedback counts once."
+    )
+    call_event_id: Annotated[uuid.UUID, BeforeValidator(_uuid_text)] | None = Field(
+        None, description="The `event_id` of the call event it judges (this or `request_id` is required)."
+    )
+    request_id: Annotated[Text, Field(min_length=1, max_length=200)] | None = Field(
+        None, description="The call's `request_id`: the latest answered call with it is judged."
+    )
+    name: Annotated[Text, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_.:-]+$")] = Field(
+        description="What was judged, e.g. correctness, thumbs, judge (letters, digits, _ . : -)."
+    )
+    score: Annotated[float, Strict(), Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        description="How good, from 0 (bad) to 1 (good); kept to 6 decimals."
+    )
+    source: FeedbackSource
+    occurred_at: Annotated[AwareDatetime, BeforeValidator(_rfc3339_text)]
+    comment: Annotated[Text, Field(max_length=MAX_FEEDBACK_COMMENT)] | None = Field(
+        None, description="Free text, redacted like failure messages before it is stored."
+    )
+
+    @model_validator(mode="after")
+    def _names_a_call(self) -> CallFeedback:
+        if self.call_event_id is None and self.request_id is None:
+            raise ValueError("call_event_id or request_id is required: the feedback must name its call")
+        return self

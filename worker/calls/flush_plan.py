@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from worker.calls import histogram, rows
 from worker.calls.aggregate import HEALTH_RECENT_S, Deltas, aggregate, minute_of
 from worker.calls.commands import BugReport, Metric
-from worker.calls.decode import Call
+from worker.calls.decode import Call, Feedback, Item
 from worker.failures.patterns import PatternDelta, pattern_deltas
-
-Item = Call | Metric | BugReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +24,7 @@ class FlushPlan:
     consumed: int  # items the batch decoded, duplicates included (the events_consumed series)
     now: float  # the flush's clock: health buckets and the worker's own series are dated by it
     calls: list[Call]
+    feedback: list[Feedback]
     metrics: list[Metric]
     bug_reports: list[BugReport]
     deltas: Deltas
@@ -91,6 +90,7 @@ def _planned(items: Sequence[Item], consumed: int, now: float) -> FlushPlan:
         consumed=consumed,
         now=now,
         calls=calls,
+        feedback=[c for c in items if isinstance(c, Feedback)],
         metrics=[c for c in items if isinstance(c, Metric)],
         bug_reports=[c for c in items if isinstance(c, BugReport)],
         deltas=deltas,

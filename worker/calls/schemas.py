@@ -11,20 +11,24 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from worker.calls.events import CallCompleted, CallEvent, CallFailed
+from worker.calls.events import CallCompleted, CallFailed, CallFeedback
 from worker.experiments.contract import Experiment
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 MAX_ENVELOPE = 10_000
 
-FILES: dict[str, tuple[type[CallEvent], str]] = {
+FILES: dict[str, tuple[type[BaseModel], str]] = {
     "call-completed.v1.schema.json": (CallCompleted, "A gateway call that succeeded (topic gateway.calls.completed)."),
     "call-failed.v1.schema.json": (CallFailed, "A gateway call that failed (topic gateway.calls.failed)."),
+    "call-feedback.v1.schema.json": (
+        CallFeedback,
+        "How good a call's answer was, from a user, an eval or a judge (topic gateway.calls.feedback).",
+    ),
 }
 
 
-def message_schema(model: type[CallEvent], description: str) -> dict:
+def message_schema(model: type[BaseModel], description: str) -> dict:
     event = model.model_json_schema(mode="validation")
     defs = event.pop("$defs", {})
     name = model.__name__

@@ -1,6 +1,6 @@
 """Report model calls to Kafka as v1 call events without ever holding up the gateway.
 
-`completed(...)` / `failed(...)` validate the event against the contract models (worker.calls.events)
+`completed(...)` / `failed(...)` / `feedback(...)` validate the event against the contract models (worker.calls.events)
 and raise `EventRejected` with every field and reason: a bad event is refused at the gateway,
 before it reaches Kafka. `emit(event)` only enqueues: the buffer holds `buffer_size` events and a
 background task sends them in batches through an idempotent producer (acks=all). When the buffer
@@ -27,7 +27,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from worker.calls.events import CallCompleted, CallEvent, CallFailed
+from worker.calls.events import CallCompleted, CallEvent, CallFailed, CallFeedback
 from worker.calls.redaction import redact_payload, redact_text
 from worker.throttle import Throttle
 
@@ -81,6 +81,29 @@ def failed(**fields: Any) -> CallFailed:
         raise EventRejected(problem) from None
 
 
+def feedback(**fields: Any) -> CallFeedback:
+    """Feedback on a call's answer (a vote, an eval, a judge), naming the call by `call_event_id` (the call
+    event's `event_id`) or `request_id`; `event_id` and `occurred_at` (now) are filled in when absent and
+    the comment is redacted. A later feedback for the same call, name and source replaces the earlier one."""
+    event = _base(fields)
+    if isinstance(event.get("comment"), str):
+        event["comment"] = redact_text(event["comment"])
+    try:
+        return CallFeedback.model_validate(event)
+    except ValidationError as problem:
+        raise EventRejected(problem) from None
+
+
+Emitted = CallEvent | CallFeedback
+
+
+def _key(event: Emitted) -> bytes:
+    """Calls by model; feedback by its call, so that one call's votes stay in order on one partition."""
+    if isinstance(event, CallFeedback):
+        return str(event.call_event_id or event.request_id).encode()
+    return event.model_id.encode()
+
+
 class CallEmitter:
     def __init__(
         self,
@@ -88,6 +111,7 @@ class CallEmitter:
         *,
         topic_completed: str = "gateway.calls.completed",
         topic_failed: str = "gateway.calls.failed",
+        topic_feedback: str = "gateway.calls.feedback",
         buffer_size: int = 10_000,
         when_full: Literal["drop", "block"] = "drop",
         block_timeout_s: float = 0.05,
@@ -97,10 +121,10 @@ class CallEmitter:
     ):
         if when_full not in ("drop", "block"):
             raise ValueError(f"when_full must be 'drop' or 'block', not {when_full!r}")
-        self.topics = {CallCompleted: topic_completed, CallFailed: topic_failed}
+        self.topics = {CallCompleted: topic_completed, CallFailed: topic_failed, CallFeedback: topic_feedback}
         self.when_full, self.block_timeout_s = when_full, block_timeout_s
         self.max_batch, self.flush_timeout_s = max_batch, flush_timeout_s
-        self.queue: asyncio.Queue[CallEvent] = asyncio.Queue(maxsize=buffer_size)
+        self.queue: asyncio.Queue[Emitted] = asyncio.Queue(maxsize=buffer_size)
         self.stats = EmitterStats()
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
@@ -132,7 +156,7 @@ class CallEmitter:
             self.stats.dropped += self.queue.qsize()
         await self.producer.stop()
 
-    def emit(self, event: CallEvent) -> bool:
+    def emit(self, event: Emitted) -> bool:
         """Enqueue without waiting; False when the buffer is full and the event was dropped."""
         try:
             self.queue.put_nowait(event)
@@ -142,7 +166,7 @@ class CallEmitter:
         self.stats.enqueued += 1
         return True
 
-    async def emit_wait(self, event: CallEvent) -> bool:
+    async def emit_wait(self, event: Emitted) -> bool:
         """With when_full='block': wait up to block_timeout_s for room; else the same as emit()."""
         if self.when_full == "drop":
             return self.emit(event)
@@ -170,9 +194,7 @@ class CallEmitter:
                 batch.append(self.queue.get_nowait())
             try:
                 futures = [
-                    await self.producer.send(
-                        self.topics[type(e)], orjson.dumps(e.model_dump(mode="json")), key=e.model_id.encode()
-                    )
+                    await self.producer.send(self.topics[type(e)], orjson.dumps(e.model_dump(mode="json")), key=_key(e))
                     for e in batch
                 ]
                 results = await asyncio.gather(*futures, return_exceptions=True)

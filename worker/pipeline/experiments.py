@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -82,6 +83,9 @@ class ExperimentRunner:
         minutes = await routing_store.minute_rows(
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
+        quality = await routing_store.quality_rows(
+            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
+        )
         breakers = await routing_store.breakers(conn)
         catalogue = await routing_store.catalogue(conn, s.heuristics_catalogue_seen_s)
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
@@ -89,10 +93,11 @@ class ExperimentRunner:
         for i, arm in enumerate(arms):
             if arm not in weighted or arm.strategy.weights is None:
                 continue
-            engine = Engine(p.engine.policy, p.engine.rules, _constant(Weights(**arm.strategy.weights.model_dump())))
+            weights = replace(Weights(value_usd=s.routing_value_usd), **arm.strategy.weights.model_dump())
+            engine = Engine(p.engine.policy, p.engine.rules, _constant(weights))
             previous = {t: r.model_dump(mode="json") for t, r in arm.routes.items()}
             decisions = await asyncio.to_thread(
-                engine.recompute, now, minutes, breakers, catalogue, previous, exp.task_types
+                engine.recompute, now, minutes, breakers, catalogue, previous, exp.task_types, quality
             )
             if not decisions:
                 continue

@@ -22,13 +22,14 @@ from worker import metrics
 from worker.calls import batch as batching
 from worker.calls import flush_plan
 from worker.calls.dead_letters import headers
-from worker.calls.decode import Limits
+from worker.calls.decode import Limits, Rejection
 from worker.calls.events import EventKind
 from worker.kafka_client import client_options
 from worker.pipeline.positions import Positions
 from worker.pipeline.retry import Backoff, Verdict, classify
 from worker.pipeline.stats import IngestStats
 from worker.settings import Settings
+from worker.store.feedback import FeedbackLimits, drain_outbox
 from worker.store.flush import FlushOutcome, refused_calls, write_flush
 from worker.topics import refresh_metadata
 
@@ -65,6 +66,13 @@ class Ingest(mode.Service):
             settings.max_events_per_envelope,
             settings.max_nesting_depth,
             settings.event_max_ahead_s,
+        )
+        self.feedback_limits = FeedbackLimits(
+            settings.feedback_window_s,
+            settings.feedback_max_names,
+            settings.feedback_max_updates,
+            settings.feedback_pending_max,
+            settings.topic_calls_feedback,
         )
         self.stats = IngestStats()
         self.lock = asyncio.Lock()
@@ -413,6 +421,7 @@ class Ingest(mode.Service):
             dead_letters=len(current.dead_letters),
             pattern_window_s=self.settings.pattern_window_s,
             patterns_max_new_per_hour=self.settings.patterns_max_new_per_hour,
+            feedback=self.feedback_limits,
         )
 
     async def _set_aside_refused(self, error: BaseException, timeout: float) -> bool:
@@ -465,3 +474,33 @@ class Ingest(mode.Service):
         ]
         await asyncio.gather(*sends)
         current.dead_letters_sent = len(current.dead_letters)
+
+    async def drain_outbox(self) -> int:
+        """Produce the dead letters that flushes decided inside their transactions (feedback refused after
+        the join, or never joined); each pod takes rows the others have not locked."""
+        if self.producer is None:
+            return 0
+        producer = self.producer
+
+        async def send(rows) -> None:
+            now = dt.datetime.now(dt.UTC).isoformat()
+            sends = []
+            for row in rows:
+                letter = batching.DeadLetter(
+                    row["source_topic"], -1, -1, None, bytes(row["value"]), Rejection(row["reason"], row["detail"])
+                )
+                sends.append(
+                    await producer.send(
+                        self.settings.topic_dlq,
+                        value=letter.value,
+                        headers=headers(letter, self.settings.consumer_group, now),
+                    )
+                )
+                metrics.FEEDBACK_DEAD_LETTERS.labels(row["reason"]).inc()
+            await asyncio.gather(*sends)
+
+        drained = 0
+        async with self.pool.acquire() as conn:
+            while (sent := await drain_outbox(conn, send)) > 0:
+                drained += sent
+        return drained

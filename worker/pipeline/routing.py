@@ -93,10 +93,11 @@ class RoutingPublisher(mode.Service):
         )
 
     def weights_for(self, task_type: str) -> Weights:
+        base = Weights(value_usd=self.settings.routing_value_usd)
         promoted = self.promoted_weights.get(task_type) or self.promoted_weights.get("*")
         if promoted is not None:
-            return Weights(**promoted)
-        return replace(Weights(), **self.settings.routing_weights.get(task_type, {}))
+            return replace(base, **promoted)
+        return replace(base, **self.settings.routing_weights.get(task_type, {}))
 
     async def recompute(self, reason: str = "period") -> int:
         """Recompute every task type's learned rule; returns how many new versions were stored."""
@@ -111,13 +112,18 @@ class RoutingPublisher(mode.Service):
         minutes = await store.minute_rows(
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
+        quality = await store.quality_rows(
+            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
+        )
         await self._note_breadth(conn, now)
         breakers = await store.breakers(conn)
         catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s)
         previous = await store.learned_records(conn)
         self.promoted_weights = await experiment_store.weights(conn)
         # off the event loop: the web server, the heartbeats and ingestion keep answering meanwhile
-        decisions = await asyncio.to_thread(self.engine.recompute, now, minutes, breakers, catalogue, previous, only)
+        decisions = await asyncio.to_thread(
+            self.engine.recompute, now, minutes, breakers, catalogue, previous, only, quality
+        )
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
         for task_type, decision in sorted(decisions.items()):
             async with conn.transaction():

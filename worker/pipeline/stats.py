@@ -40,6 +40,10 @@ class IngestStats:
         metrics.NEW_BUG_PATTERNS.inc(outcome.new_patterns)
         metrics.PATTERNS_FOLDED.inc(outcome.folded_failures)
         metrics.EXPERIMENT_CALLS_IGNORED.inc(outcome.arm_calls_ignored)
+        joined = outcome.feedback
+        for name in ("applied", "superseded", "waiting", "released"):
+            metrics.FEEDBACK.labels(name).inc(getattr(joined, name))
+        metrics.FEEDBACK.labels("refused").inc(sum((joined.refused or {}).values()))
         for model_id, (calls, successes) in outcome.per_model.items():
             label = metrics.model_label(model_id)
             metrics.CALLS.labels(label, "success").inc(successes)

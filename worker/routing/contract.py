@@ -16,6 +16,18 @@ from worker.calls.events import Layer
 from worker.routing.heuristics import Decision
 
 
+class QualityEvidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The feedback name this task type's rule weighs.")
+    mean: float = Field(ge=0, le=1, description="Posterior mean quality score of the answered calls.")
+    low: float = Field(ge=0, le=1, description="Lower end of its 95 % interval.")
+    high: float = Field(ge=0, le=1, description="Upper end of its 95 % interval.")
+    feedback: int = Field(ge=0, description="Feedback in the evidence window.")
+    effective_feedback: float = Field(ge=0, description="Feedback weighted by the age of the calls it judges.")
+    value_usd: float = Field(ge=0, description="V: what a good answer is worth in this task type's objective.")
+
+
 class ModelEvidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -26,7 +38,8 @@ class ModelEvidence(BaseModel):
     lower_bound: float = Field(ge=0, le=1, description="Wilson 95 % lower bound of the success rate.")
     p95_latency_ms: float = Field(ge=0)
     avg_cost_usd: float = Field(ge=0)
-    score: float
+    score: float = Field(description="The objective: utility without feedback, USD of value per call with it.")
+    quality: QualityEvidence | None = Field(None, description="Feedback on the answers, where the task type has any.")
 
 
 class RoutingHeuristic(BaseModel):

@@ -19,11 +19,13 @@ from worker.routing.degradation import DETECTION_WINDOWS_S, Rules
 from worker.routing.evidence import (
     ANY_TASK,
     MinuteRow,
+    QualityRow,
     SecondRow,
     baselines,
     decayed_evidence,
     health_windows,
     since_window,
+    with_quality,
 )
 from worker.routing.heuristics import Decision, Policy, decide, worth_publishing
 from worker.routing.scoring import Weights
@@ -82,13 +84,24 @@ class Engine:
         catalogue: Mapping[str, Mapping[str, str]],
         previous: Mapping[str, dict | None],
         only: Iterable[str] | None = None,
+        quality: Iterable[QualityRow] = (),
     ) -> dict[str, Decision]:
         """New decisions worth publishing, per task type. `catalogue`: task type (or ANY_TASK) ->
-        model -> layer; `previous`: the current record per task type; `only`: limit to these."""
+        model -> layer; `previous`: the current record per task type; `only`: limit to these;
+        `quality`: feedback rows (a task type with feedback is decided on the value objective)."""
         p = self.policy
         self.baselines = baselines(minutes, now, window_s=p.window_s)
         incidents = {key: span for key, b in breakers.items() if (span := b.incident()) is not None}
         evidence = decayed_evidence(minutes, now, window_s=p.window_s, half_life_s=p.half_life_s, incidents=incidents)
+        evidence = with_quality(
+            evidence,
+            quality,
+            now,
+            window_s=p.window_s,
+            half_life_s=p.half_life_s,
+            names=lambda task: self.weights(task).quality_name,
+            prior_calls=p.quality_prior_calls,
+        )
         tasks = sorted(set(evidence) | {t for t, rec in previous.items() if rec is not None})
         if only is not None:
             wanted = set(only)

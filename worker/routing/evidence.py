@@ -10,11 +10,11 @@ both sides: a row dated in the future (past `FUTURE_TOLERANCE_S`) judges nothing
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 from worker.calls import histogram
-from worker.routing.scoring import Evidence, wilson_lower_bound
+from worker.routing.scoring import Evidence, Quality, wilson_lower_bound
 
 ANY_TASK = "*"  # the scope of a model-wide health window or breaker
 FUTURE_TOLERANCE_S = 5.0  # clock skew between the gateway and the worker that is still believed
@@ -34,6 +34,18 @@ class MinuteRow:
     successes: int
     cost_usd: float
     latency_histogram: histogram.Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class QualityRow:
+    """One row of model_quality_minutes: feedback on the answers of the calls made in that minute."""
+
+    minute: float
+    model_id: str
+    task_type: str
+    name: str
+    count: int
+    score_sum: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +204,57 @@ def since_window(rows: Iterable[SecondRow], model_id: str, scope: str, since: fl
             failures += r.failures
             histogram.add_into(h, r.latency_histogram)
     return Window(now - since, calls, failures, histogram.quantile(h, 0.95))
+
+
+def with_quality(
+    evidence: dict[str, list[Evidence]],
+    rows: Iterable[QualityRow],
+    now: float,
+    *,
+    window_s: float,
+    half_life_s: float,
+    names: Callable[[str], str | None] = lambda task_type: None,
+    prior_calls: float = 10.0,
+) -> dict[str, list[Evidence]]:
+    """Each task type's evidence with the quality of its answers, where the task type has feedback.
+
+    A task type weighs one feedback name: `names(task_type)`, else the name with the most feedback
+    in the window. Scores are weighted by the age of the call they judge, like the calls. Every model
+    of such a task type gets a Quality whose prior is what the model's feedback on the *other* task
+    types says (a Beta worth at most `prior_calls` feedback): a rare task type borrows strength.
+    """
+    sums: dict[tuple[str, str, str], list[float]] = {}  # (task, name, model) -> raw, weighted count, weighted sum
+    for r in rows:
+        if not now - window_s <= r.minute <= now + FUTURE_TOLERANCE_S or r.count <= 0:
+            continue
+        w = decay_weight(now - (r.minute + 30.0), half_life_s)
+        acc = sums.setdefault((r.task_type, r.name, r.model_id), [0.0, 0.0, 0.0])
+        acc[0] += r.count
+        acc[1] += w * r.count
+        acc[2] += w * r.score_sum
+    if not sums:
+        return evidence
+    pooled: dict[tuple[str, str], list[float]] = {}  # (name, model) -> weighted count, weighted sum
+    most: dict[str, dict[str, float]] = {}  # task -> name -> raw feedback
+    for (task, name, model), (raw, count, total) in sums.items():
+        acc = pooled.setdefault((name, model), [0.0, 0.0])
+        acc[0] += count
+        acc[1] += total
+        most.setdefault(task, {})
+        most[task][name] = most[task].get(name, 0.0) + raw
+    out = dict(evidence)
+    for task, models in evidence.items():
+        name = names(task) or (max(sorted(most[task]), key=most[task].__getitem__) if task in most else "")
+        if not name or not any((task, name, e.model_id) in sums for e in models):
+            continue
+        with_q = []
+        for e in models:
+            raw, count, total = sums.get((task, name, e.model_id), (0.0, 0.0, 0.0))
+            all_count, all_total = pooled.get((name, e.model_id), (0.0, 0.0))
+            other_count, other_total = all_count - count, all_total - total
+            strength = min(prior_calls, other_count)
+            mean = other_total / other_count if other_count > 1e-9 else 0.5
+            prior = (1.0 + strength * mean, 1.0 + strength * (1.0 - mean))
+            with_q.append(replace(e, quality=Quality(name, count, total, int(raw), prior)))
+        out[task] = with_q
+    return out

@@ -37,6 +37,7 @@ class Policy:
     smoothing: float = 1.0
     probe_share: float = 0.05
     max_models: int = 100  # per task type: what a stranger's distinct model ids can cost is bounded
+    quality_prior_calls: float = 10.0  # how much feedback the pooled prior of a model's quality is worth
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Decision:
 
 
 def _evidence_row(e: Evidence, w: Weights) -> dict:
-    return {
+    row = {
         "calls": e.raw_calls,
         "effective_calls": round(e.calls, 3),
         "success_rate": round(e.success_rate, 6),
@@ -63,6 +64,28 @@ def _evidence_row(e: Evidence, w: Weights) -> dict:
         "score": round(score(e, w), 6),
         "layer": e.layer,
     }
+    if e.quality is not None:
+        low, high = e.quality.interval()
+        row["quality"] = {
+            "name": e.quality.name,
+            "mean": round(e.quality.mean, 6),
+            "low": round(low, 6),
+            "high": round(high, 6),
+            "feedback": e.quality.raw_count,
+            "effective_feedback": round(e.quality.count, 3),
+            "value_usd": w.value_usd,
+        }
+    return row
+
+
+def _quality_text(e: Evidence, w: Weights) -> str:
+    if e.quality is None:
+        return ""
+    low, high = e.quality.interval()
+    return (
+        f"; {e.quality.name} quality {e.quality.mean:.3f} (95 % {low:.3f}-{high:.3f}, {e.quality.raw_count} feedback), "
+        f"value {score(e, w):+.5f} USD per call at V = ${w.value_usd:g} per good answer"
+    )
 
 
 def _preferred(
@@ -159,6 +182,7 @@ def decide(
             f"(half-life {policy.half_life_s:.0f} s): {preferred.success_rate:.1%} success (lower bound "
             f"{wilson_lower_bound(preferred.successes, preferred.calls):.1%}) over {preferred.calls:.0f} weighted calls, "
             f"p95 {preferred.p95_latency_ms:,.0f} ms, ${preferred.avg_cost_usd:.5f} per call"
+            + _quality_text(preferred, w)
         )
         fallbacks = [e.model_id for e in ranked if e is not preferred]
     else:  # nothing proven may take traffic: explore and probe

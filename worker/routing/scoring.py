@@ -1,12 +1,23 @@
-"""How good a model is for a task type, from its recent calls.
+"""How good a model is for a task type, from its recent calls and the feedback on their answers.
 
-score = quality - latency_weight * p95 / (p95 + latency_ref_ms) - cost_weight * cost / (cost + cost_ref_usd)
+Without feedback on the task type (the success objective):
 
-quality is the Wilson lower bound (95 %) of the success rate, so 3/3 does not beat 970/1000. The
+    score = success - latency_weight * p95 / (p95 + latency_ref_ms) - cost_weight * cost / (cost + cost_ref_usd)
+
+success is the Wilson lower bound (95 %) of the success rate, so 3/3 does not beat 970/1000. The
 latency and cost terms are squashed into [0, 1) and weighted lightly (0.03 and 0.02 by default),
-so together they are worth at most 5 points of success rate: quality first, and among models of
-nearly the same quality, the faster, then the cheaper. Weights and references can be set per task
+so together they are worth at most 5 points of success rate: success first, and among models of
+nearly the same success, the faster, then the cheaper. Weights and references can be set per task
 type (ROUTING_WEIGHTS), e.g. more weight on latency for chat.
+
+With feedback on the task type (the value objective), in USD per call:
+
+    value = V * P(good answer) - cost - V * latency_weight * p95 / (p95 + latency_ref_ms)
+    P(good answer) = success rate * mean quality score of the answered calls
+
+V (`value_usd`, ROUTING_VALUE_USD) is what a good answer is worth. The quality score's posterior is
+a Beta over scores in [0, 1] whose prior pools what every other task type says about the model
+(`quality_prior`), so a rare task type starts from the model's general quality, not from nothing.
 
 Call counts are age-weighted (worker.routing.evidence), so they may be fractional; `raw_calls` is the
 plain count in the window.
@@ -29,6 +40,8 @@ class Weights:
     cost: float = 0.02
     latency_ref_ms: float = 4000.0
     cost_ref_usd: float = 0.01
+    value_usd: float = 0.1  # V: what a good answer is worth, when the task type has feedback
+    quality_name: str | None = None  # the feedback name routing weighs (None: the most given one)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,7 @@ class Evidence:
     p95_latency_ms: float
     avg_cost_usd: float
     raw_calls: int = -1  # -1: same as calls
+    quality: Quality | None = None  # feedback on the answers (None: the task type has none; success objective)
 
     def __post_init__(self) -> None:
         if self.raw_calls < 0:
@@ -48,6 +62,40 @@ class Evidence:
     @property
     def success_rate(self) -> float:
         return self.successes / self.calls if self.calls else 0.0
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Age-weighted feedback scores of one model on one task type, with the prior pooled from the others."""
+
+    name: str
+    count: float  # weighted feedback count
+    total: float  # weighted sum of scores in [0, 1]
+    raw_count: int = 0
+    prior: tuple[float, float] = (1.0, 1.0)  # Beta(a, b) before this task type's own feedback
+
+    @property
+    def posterior(self) -> tuple[float, float]:
+        a, b = self.prior
+        return a + max(0.0, self.total), b + max(0.0, self.count - self.total)
+
+    @property
+    def mean(self) -> float:
+        a, b = self.posterior
+        return a / (a + b)
+
+    def interval(self, z: float = Z_95) -> tuple[float, float]:
+        """A normal approximation of the posterior's 95 % interval, clipped to [0, 1]."""
+        a, b = self.posterior
+        n = a + b
+        sd = math.sqrt(a * b / (n * n * (n + 1)))
+        return max(0.0, self.mean - z * sd), min(1.0, self.mean + z * sd)
+
+
+def value(success: float, quality: float, p95_latency_ms: float, avg_cost_usd: float, w: Weights) -> float:
+    """USD per call: what the answer is worth when it is good, less its cost and latency."""
+    latency = p95_latency_ms / (p95_latency_ms + w.latency_ref_ms) if p95_latency_ms > 0 else 0.0
+    return w.value_usd * (success * quality - w.latency * latency) - avg_cost_usd
 
 
 def wilson_lower_bound(successes: float, calls: float, z: float = Z_95) -> float:
@@ -77,16 +125,35 @@ def utility(quality: float, p95_latency_ms: float, avg_cost_usd: float, w: Weigh
 
 
 def score(e: Evidence, w: Weights) -> float:
-    return utility(wilson_lower_bound(e.successes, e.calls), e.p95_latency_ms, e.avg_cost_usd, w)
+    """The objective at a cautious estimate: the success rate's lower bound (and the quality's mean)."""
+    success = wilson_lower_bound(e.successes, e.calls)
+    if e.quality is not None:
+        return value(success, e.quality.mean, e.p95_latency_ms, e.avg_cost_usd, w)
+    return utility(success, e.p95_latency_ms, e.avg_cost_usd, w)
+
+
+def sampled(evidence: list[Evidence], w: Weights, rng: np.random.Generator, draws: int) -> np.ndarray:
+    """Draws of each model's objective from its posteriors: shape (draws, models).
+
+    Success rates from Beta(successes + 1, failures + 1); with feedback, quality scores from their
+    Beta posteriors too, so a model with little feedback is still explored.
+    """
+    successes = np.array([max(0.0, e.successes) for e in evidence])
+    failures = np.array([max(0.0, e.calls - e.successes) for e in evidence])
+    s = rng.beta(successes + 1.0, failures + 1.0, size=(draws, len(evidence)))
+    if all(e.quality is None for e in evidence):
+        return s - np.array([_penalty(e.p95_latency_ms, e.avg_cost_usd, w) for e in evidence])
+    posteriors = [e.quality.posterior if e.quality is not None else (1.0, 1.0) for e in evidence]
+    q = rng.beta([a for a, _ in posteriors], [b for _, b in posteriors], size=(draws, len(evidence)))
+    fixed = np.array([value(0.0, 0.0, e.p95_latency_ms, e.avg_cost_usd, w) for e in evidence])
+    return w.value_usd * s * q + fixed
 
 
 def probability_better(a: Evidence, b: Evidence, w: Weights, *, draws: int = 4000, seed_text: str = "") -> float:
-    """Posterior probability that `a`'s utility beats `b`'s (Beta posteriors of the success rates)."""
+    """Posterior probability that `a`'s objective beats `b`'s."""
     rng = np.random.Generator(np.random.PCG64(seed_of(seed_text)))
-    sa = rng.beta(max(0.0, a.successes) + 1.0, max(0.0, a.calls - a.successes) + 1.0, draws)
-    sb = rng.beta(max(0.0, b.successes) + 1.0, max(0.0, b.calls - b.successes) + 1.0, draws)
-    margin = _penalty(b.p95_latency_ms, b.avg_cost_usd, w) - _penalty(a.p95_latency_ms, a.avg_cost_usd, w)
-    return float(np.mean(sa + margin > sb))
+    samples = sampled([a, b], w, rng, draws)
+    return float(np.mean(samples[:, 0] > samples[:, 1]))
 
 
 def rounded_split(split: dict[str, float]) -> dict[str, float]:
@@ -114,8 +181,8 @@ def traffic_split(
 ) -> dict[str, float]:
     """Weights that sum to 1: Thompson sampling for the exploit share, plus a bounded exploration share.
 
-    Each draw samples every model's success rate from its Beta(successes + 1, failures + 1) posterior
-    and counts which model's utility is best; a model's exploit weight is its share of wins (numpy,
+    Each draw samples every model's objective from its posteriors (`sampled`) and counts which
+    model's is best; a model's exploit weight is its share of wins (numpy,
     vectorised: O(draws x models)). The exploration share (at most `exploration`) goes only to models
     with fewer than `little_data` (age-weighted) calls, in proportion to 1/sqrt(1 + calls), and to
     `newcomers` (models without any evidence) as if they had 0 calls: a model with little or no
@@ -129,10 +196,7 @@ def traffic_split(
     split: dict[str, float] = {}
     if evidence:
         rng = np.random.Generator(np.random.PCG64(seed_of(seed_text)))
-        successes = np.array([max(0.0, e.successes) for e in evidence])
-        failures = np.array([max(0.0, e.calls - e.successes) for e in evidence])
-        penalty = np.array([_penalty(e.p95_latency_ms, e.avg_cost_usd, w) for e in evidence])
-        samples = rng.beta(successes + 1.0, failures + 1.0, size=(draws, len(evidence))) - penalty
+        samples = sampled(evidence, w, rng, draws)
         wins = np.bincount(np.argmax(samples, axis=1), minlength=len(evidence))
         exploit = 1.0 - exploration
         for e, won in zip(evidence, wins):

@@ -94,8 +94,11 @@ class ObeyingRouter:
         return cat
 
     def _recompute(self, now: float, only=None) -> None:
-        minutes = self.store.minute_rows(now, self.engine.policy.window_s)
-        decisions = self.engine.recompute(now, minutes, self.breakers, self.catalogue(now), self.records, only)
+        window = self.engine.policy.window_s
+        minutes, quality = self.store.minute_rows(now, window), self.store.quality_rows(now, window)
+        decisions = self.engine.recompute(
+            now, minutes, self.breakers, self.catalogue(now), self.records, only, quality=quality
+        )
         for task, d in decisions.items():
             version = (self.records.get(task) or {}).get("version", 0) + 1
             record = RoutingHeuristic.learned(

@@ -1,11 +1,13 @@
-"""An in-memory stand-in for the store: the same aggregation the flush runs (worker.calls.aggregate),
-kept in the shape of model_performance_minutes and model_health, read back as the store reads them."""
+"""An in-memory stand-in for the store: the same aggregation the flush runs (worker.calls.aggregate,
+and worker.feedback.join for feedback), kept in the shape of model_performance_minutes,
+model_health and model_quality_minutes, read back as the store reads them."""
 
 from __future__ import annotations
 
 from worker.calls.aggregate import Tally, aggregate
-from worker.calls.decode import Call
-from worker.routing.evidence import MinuteRow, SecondRow
+from worker.calls.decode import SCORE_UNIT, Call, Feedback
+from worker.feedback import join
+from worker.routing.evidence import MinuteRow, QualityRow, SecondRow
 
 HEALTH_KEEP_S = 120
 
@@ -15,6 +17,8 @@ class SimStore:
         self.minutes: dict[tuple[int, str, str, str], Tally] = {}
         self.seconds: dict[tuple[int, str, str, str], Tally] = {}
         self.seen: dict[str, set[str]] = {}  # task type -> models seen in events
+        self.quality: dict[join.MinuteQualityKey, join.QualityTally] = {}
+        self.scores: dict[join.FeedbackKey, join.Stored] = {}
 
     def flush(self, calls: list[Call]) -> None:
         if not calls:
@@ -29,6 +33,23 @@ class SimStore:
                     found.merge(tally)
         for _, model, task, _ in deltas.by_minute:
             self.seen.setdefault(task, set()).add(model)
+
+    def feedback(self, joined: list[tuple[Feedback, join.CallFacts]], max_updates: int = 100) -> None:
+        """Feedback already joined to its call (the simulation knows the call), applied as the flush applies it."""
+        applied = join.apply(joined, self.scores, max_updates)
+        self.scores.update(applied.stored)
+        for key, tally in applied.deltas.by_minute.items():
+            found = self.quality.setdefault(key, join.QualityTally())
+            found.count += tally.count
+            found.sum_micro += tally.sum_micro
+            found.squares += tally.squares
+
+    def quality_rows(self, now: float, window_s: float) -> list[QualityRow]:
+        return [
+            QualityRow(minute, m, task, name, t.count, t.sum_micro / SCORE_UNIT)
+            for (minute, m, task, _layer, name), t in self.quality.items()
+            if minute >= now - window_s
+        ]
 
     def minute_rows(self, now: float, window_s: float) -> list[MinuteRow]:
         return [
@@ -47,3 +68,4 @@ class SimStore:
     def prune(self, now: float, window_s: float) -> None:
         self.seconds = {k: v for k, v in self.seconds.items() if k[0] >= now - HEALTH_KEEP_S}
         self.minutes = {k: v for k, v in self.minutes.items() if k[0] >= now - window_s - 60}
+        self.quality = {k: v for k, v in self.quality.items() if k[0] >= now - window_s - 60}

@@ -18,7 +18,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from worker.calls.events import EventKind
 from worker.kafka_client import client_options
 from worker.settings import Settings
-from worker.simulation.traffic import MODELS, TASK_TYPES, Degradation, Ledger, ModelProfile, generate
+from worker.simulation.traffic import (
+    FEEDBACK_NAME,
+    MODELS,
+    TASK_TYPES,
+    Degradation,
+    Ledger,
+    ModelProfile,
+    generate,
+    judgements,
+)
 from worker.topics import create_missing
 
 INVALID_SAMPLES = (
@@ -50,11 +59,17 @@ class Result:
     messages: int = 0
     resent: int = 0
     invalid: int = 0  # items that must reach the dead-letter topic
+    feedback: int = 0  # feedback events produced (re-sends not included)
     seconds: float = 0.0
 
 
 async def ensure_topics(settings: Settings, partitions: int) -> None:
-    names = (settings.topic_calls_completed, settings.topic_calls_failed, settings.topic_dlq)
+    names = (
+        settings.topic_calls_completed,
+        settings.topic_calls_failed,
+        settings.topic_calls_feedback,
+        settings.topic_dlq,
+    )
     await create_missing(settings, [NewTopic(name, partitions, settings.topic_replication_factor) for name in names])
 
 
@@ -72,10 +87,19 @@ async def simulate(
     progress: bool = True,
     models: tuple[ModelProfile, ...] = MODELS,
     task_types: tuple[str, ...] = TASK_TYPES,
+    feedback_fraction: float = 0.0,
+    early_feedback_fraction: float = 0.2,
 ) -> Result:
+    """Produce `count` call events (and, for `feedback_fraction` of the answered calls, correctness
+    feedback: some replaced by a later vote, some sent before their call), keeping the ledger."""
     await ensure_topics(settings, partitions)
     rng = random.Random(seed + 1)
-    topics = {EventKind.completed: settings.topic_calls_completed, EventKind.failed: settings.topic_calls_failed}
+    topics = {
+        EventKind.completed: settings.topic_calls_completed,
+        EventKind.failed: settings.topic_calls_failed,
+        EventKind.feedback: settings.topic_calls_feedback,
+    }
+    profiles = {m.model_id: m for m in models}
     producer = AIOKafkaProducer(
         **client_options(settings),
         enable_idempotence=True,
@@ -88,6 +112,7 @@ async def simulate(
     envelopes: dict[EventKind, list[dict]] = {EventKind.completed: [], EventKind.failed: []}
     started = time.monotonic()
     clock = lambda: dt.datetime.now(dt.UTC).isoformat()
+    later = lambda offset_s: (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset_s)).isoformat()
 
     async def send(kind: EventKind, value: bytes) -> None:
         pending.append(await producer.send(topics[kind], value=value))
@@ -122,7 +147,20 @@ async def simulate(
                 result.ledger.add(kind, event)
                 if len(sent_events) < 10_000:  # re-sends are drawn from the first events
                     sent_events.append((kind, event))
+                votes: list[dict] = []
+                if kind is EventKind.completed and feedback_fraction and rng.random() < feedback_fraction:
+                    votes, final = judgements(rng, event, profiles[event["model_id"]], clock=later)
+                    result.ledger.judged(event, FEEDBACK_NAME, final)
+                    result.feedback += len(votes)
+                early = bool(votes) and rng.random() < early_feedback_fraction
+                for vote in votes if early else ():  # before its call: it must wait for it
+                    await send(EventKind.feedback, orjson.dumps(vote))
                 await emit(kind, event)
+                for vote in () if early else votes:
+                    await send(EventKind.feedback, orjson.dumps(vote))
+                if votes and resend_fraction and rng.random() < resend_fraction:
+                    await send(EventKind.feedback, orjson.dumps(rng.choice(votes)))
+                    result.resent += 1
                 if resend_fraction and rng.random() < resend_fraction:
                     await emit(*rng.choice(sent_events))
                     result.resent += 1

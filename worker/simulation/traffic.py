@@ -28,21 +28,45 @@ class ModelProfile:
     usd_per_1k_input: float
     usd_per_1k_output: float
     task_bias: dict[str, float] = field(default_factory=dict)  # success adjustment per task type
+    quality: float = 0.8  # how often an answer is judged correct (the feedback's truth)
 
 
 MODELS = (
     ModelProfile(
-        "gpt-4o-mini", "openai", "fast", 0.955, 650, 0.45, 0.00015, 0.0006, {"coding": -0.05, "analysis": -0.04}
+        "gpt-4o-mini",
+        "openai",
+        "fast",
+        0.955,
+        650,
+        0.45,
+        0.00015,
+        0.0006,
+        {"coding": -0.05, "analysis": -0.04},
+        quality=0.74,
     ),
-    ModelProfile("claude-3-5-haiku", "anthropic", "fast", 0.96, 720, 0.40, 0.0008, 0.004, {"extraction": 0.02}),
     ModelProfile(
-        "llama-3.1-8b-instant", "groq", "fast", 0.92, 280, 0.50, 0.00005, 0.00008, {"coding": -0.10, "analysis": -0.08}
+        "claude-3-5-haiku", "anthropic", "fast", 0.96, 720, 0.40, 0.0008, 0.004, {"extraction": 0.02}, quality=0.78
     ),
-    ModelProfile("gpt-4o", "openai", "balanced", 0.975, 1400, 0.40, 0.0025, 0.01, {"chat": 0.01}),
-    ModelProfile("claude-sonnet-4", "anthropic", "balanced", 0.98, 1850, 0.40, 0.003, 0.015, {"coding": 0.012}),
-    ModelProfile("o3", "openai", "deep", 0.985, 6500, 0.50, 0.002, 0.008, {"analysis": 0.008}),
-    ModelProfile("claude-opus-4", "anthropic", "deep", 0.99, 7800, 0.50, 0.015, 0.075, {"coding": 0.005}),
+    ModelProfile(  # answers fast, rarely fails, and is often wrong: what only feedback shows
+        "llama-3.1-8b-instant",
+        "groq",
+        "fast",
+        0.92,
+        280,
+        0.50,
+        0.00005,
+        0.00008,
+        {"coding": -0.10, "analysis": -0.08},
+        quality=0.45,
+    ),
+    ModelProfile("gpt-4o", "openai", "balanced", 0.975, 1400, 0.40, 0.0025, 0.01, {"chat": 0.01}, quality=0.86),
+    ModelProfile(
+        "claude-sonnet-4", "anthropic", "balanced", 0.98, 1850, 0.40, 0.003, 0.015, {"coding": 0.012}, quality=0.88
+    ),
+    ModelProfile("o3", "openai", "deep", 0.985, 6500, 0.50, 0.002, 0.008, {"analysis": 0.008}, quality=0.9),
+    ModelProfile("claude-opus-4", "anthropic", "deep", 0.99, 7800, 0.50, 0.015, 0.075, {"coding": 0.005}, quality=0.92),
 )
+FEEDBACK_NAME = "correctness"
 
 # error_type: (weight, category, http_status, retryable, message template)
 FAILURES = {
@@ -109,6 +133,8 @@ class Ledger:
 
     by_model_task: dict[tuple[str, str], LedgerEntry] = field(default_factory=dict)
     failures_by_type: dict[str, int] = field(default_factory=dict)
+    # (model, task type, name) -> [feedback count, sum of the scores that count, in millionths]
+    quality: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
 
     def add(self, kind: EventKind, event: dict) -> None:
         t = self.by_model_task.setdefault((event["model_id"], event["task_type"]), LedgerEntry())
@@ -133,7 +159,56 @@ class Ledger:
                 setattr(mine, name, getattr(mine, name) + getattr(tally, name))
         for error_type, count in other.failures_by_type.items():
             self.failures_by_type[error_type] = self.failures_by_type.get(error_type, 0) + count
+        for judged, (n, total) in other.quality.items():
+            mine_q = self.quality.setdefault(judged, [0, 0])
+            mine_q[0] += n
+            mine_q[1] += total
         return self
+
+    def judged(self, call: dict, name: str, score_micro: int) -> None:
+        """A call's final score for `name` (the one that counts after every replacement)."""
+        q = self.quality.setdefault((call["model_id"], call["task_type"], name), [0, 0])
+        q[0] += 1
+        q[1] += score_micro
+
+
+def judgements(
+    rng: random.Random,
+    call: dict,
+    profile: ModelProfile,
+    *,
+    replace_fraction: float = 0.1,
+    clock: Callable[[float], str],
+) -> tuple[list[dict], int]:
+    """Feedback on one answered call: a correctness score drawn from the model's quality, sometimes
+    replaced by a later one (a user changing a vote). Returns the feedback in the order to send it
+    (a replacement may be sent first: the later `occurred_at` must win anyway) and the final score
+    in millionths. `clock(offset_s)` dates each one."""
+    first = 1_000_000 if rng.random() < profile.quality else 0
+    events = [
+        {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "call_event_id": call["event_id"],
+            "name": FEEDBACK_NAME,
+            "score": first / 1_000_000,
+            "source": "eval",
+            "occurred_at": clock(0.0),
+        }
+    ]
+    final = first
+    if rng.random() < replace_fraction:
+        final = rng.choice((0, 250_000, 500_000, 1_000_000))
+        events.append(
+            {
+                **events[0],
+                "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "score": final / 1_000_000,
+                "occurred_at": clock(1.0),
+            }
+        )
+        if rng.random() < 0.5:
+            events.reverse()
+    return events, final
 
 
 def _failure(rng: random.Random, profile: ModelProfile) -> dict:

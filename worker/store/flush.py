@@ -15,10 +15,12 @@ import orjson
 
 from worker.calls import flush_plan, histogram
 from worker.calls.batch import PartitionKey
-from worker.calls.flush_plan import FlushPlan, Item
+from worker.calls.decode import Item
+from worker.calls.flush_plan import FlushPlan
 from worker.calls.rows import PERCENTILES
 from worker.store.bug_patterns import write_patterns
 from worker.store.commands import write_commands
+from worker.store.feedback import FeedbackLimits, FeedbackOutcome, apply_feedback
 
 LOCK_OFFSETS = """
 SELECT topic, partition, next_offset FROM consumer_offsets
@@ -134,6 +136,7 @@ class FlushOutcome:
     folded_failures: int = 0  # failures of new fingerprints past PATTERNS_MAX_NEW_PER_HOUR, in the overflow pattern
     per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
     arm_calls_ignored: int = 0  # tagged with an experiment arm that is not running (counted everywhere else)
+    feedback: FeedbackOutcome = field(default_factory=FeedbackOutcome)
 
 
 async def write_flush(
@@ -146,6 +149,7 @@ async def write_flush(
     dead_letters: int,
     pattern_window_s: float = 900.0,
     patterns_max_new_per_hour: int = 500,
+    feedback: FeedbackLimits = FeedbackLimits(),
 ) -> FlushOutcome:
     """Execute `plan` (worker/calls/flush_plan.py) in one transaction, fenced on `expected`."""
     parts = sorted(next_offsets)
@@ -159,6 +163,9 @@ async def write_flush(
             fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, plan.event_ids)}
             if len(fresh_ids) < plan.counted:  # re-sent events: count the others (rare, so planned again only then)
                 plan = await asyncio.to_thread(plan.fresh, fresh_ids)
+        joined = FeedbackOutcome()
+        if plan.calls or plan.feedback:
+            joined = await apply_feedback(conn, plan.calls, plan.feedback, feedback)
         if plan.metrics or plan.bug_reports:  # tool commands: rare, and only on their topic
             await write_commands(conn, plan.metrics, plan.bug_reports)
         new_patterns = folded = ignored = 0
@@ -192,6 +199,7 @@ async def write_flush(
         folded_failures=folded,
         per_model=plan.per_model(),
         arm_calls_ignored=ignored,
+        feedback=joined,
     )
 
 

@@ -8,7 +8,7 @@ import orjson
 from worker.calls import histogram
 from worker.routing.breaker import Breaker
 from worker.routing.contract import RoutingHeuristic
-from worker.routing.evidence import ANY_TASK, FUTURE_TOLERANCE_S, MinuteRow, SecondRow
+from worker.routing.evidence import ANY_TASK, FUTURE_TOLERANCE_S, MinuteRow, QualityRow, SecondRow
 
 NOW = "SELECT extract(epoch FROM now())::float8"
 
@@ -34,6 +34,17 @@ SELECT extract(epoch FROM minute)::float8 AS minute, model_id, task_type, layer,
        cost_sum_usd, latency_histogram
 FROM model_performance_minutes
 WHERE {_MINUTES} AND (task_type, model_id) IN (SELECT * FROM kept)"""
+)
+
+# feedback on the answers of the same kept models (the names are bounded by FEEDBACK_MAX_NAMES), layers summed
+QUALITY_ROWS = (
+    _KEPT.format(table="model_performance_minutes", window=_MINUTES)
+    + f"""
+SELECT extract(epoch FROM minute)::float8 AS minute, model_id, task_type, name, sum(feedback_count) AS n,
+       sum(score_sum)::float8 AS total
+FROM model_quality_minutes
+WHERE {_MINUTES} AND (task_type, model_id) IN (SELECT * FROM kept)
+GROUP BY minute, model_id, task_type, name"""
 )
 
 SECOND_ROWS = (
@@ -143,6 +154,15 @@ async def minute_rows(
             _hist(r["latency_histogram"]),
         )
         for r in await conn.fetch(MINUTE_ROWS, now, float(window_s), FUTURE_TOLERANCE_S, max_models, max_task_types)
+    ]
+
+
+async def quality_rows(
+    conn: asyncpg.Connection, now: float, window_s: float, max_models: int, max_task_types: int
+) -> list[QualityRow]:
+    return [
+        QualityRow(r["minute"], r["model_id"], r["task_type"], r["name"], int(r["n"]), float(r["total"]))
+        for r in await conn.fetch(QUALITY_ROWS, now, float(window_s), FUTURE_TOLERANCE_S, max_models, max_task_types)
     ]
 
 

@@ -4,10 +4,11 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import type { CallCompleted } from "./generated/call-completed.js";
 import type { CallFailed } from "./generated/call-failed.js";
+import type { CallFeedback } from "./generated/call-feedback.js";
 import type { RoutingHeuristic } from "./generated/routing-heuristic.js";
 import type { Experiment } from "./generated/routing-experiment.js";
 
-export type { CallCompleted, CallFailed, RoutingHeuristic, Experiment };
+export type { CallCompleted, CallFailed, CallFeedback, RoutingHeuristic, Experiment };
 export type CallEvent = CallCompleted | CallFailed;
 export type Layer = CallCompleted["layer"];
 
@@ -15,7 +16,7 @@ const require = createRequire(import.meta.url);
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020;
 const ajv = new Ajv2020({ allErrors: true, strict: false });
 addFormats(ajv);
-for (const name of ["call-completed", "call-failed", "routing-heuristic", "routing-alert", "routing-experiment"]) {
+for (const name of ["call-completed", "call-failed", "call-feedback", "routing-heuristic", "routing-alert", "routing-experiment"]) {
   ajv.addSchema(require(`../../schemas/${name}.v1.schema.json`));
 }
 
@@ -41,5 +42,6 @@ function validator(ref: string) {
 
 export const checkCompleted = validator("urn:gateway-telemetry:CallCompleted:v1#/$defs/CallCompleted");
 export const checkFailed = validator("urn:gateway-telemetry:CallFailed:v1#/$defs/CallFailed");
+export const checkFeedback = validator("urn:gateway-telemetry:CallFeedback:v1#/$defs/CallFeedback");
 export const checkHeuristic = validator("urn:gateway-telemetry:RoutingHeuristic:v1");
 export const checkExperiment = validator("urn:gateway-telemetry:Experiment:v1");

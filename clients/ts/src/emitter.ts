@@ -8,7 +8,8 @@ import { randomUUID } from "node:crypto";
 import { Kafka, type KafkaConfig, type Producer, CompressionTypes, logLevel } from "kafkajs";
 import type { CallCompleted } from "./generated/call-completed.js";
 import type { CallFailed } from "./generated/call-failed.js";
-import { checkCompleted, checkFailed } from "./contract.js";
+import type { CallFeedback } from "./generated/call-feedback.js";
+import { checkCompleted, checkFailed, checkFeedback } from "./contract.js";
 import { redactText } from "./redaction.js";
 
 type Filled<T> = Omit<T, "event_id" | "occurred_at"> & { event_id?: string; occurred_at?: string | Date };
@@ -33,9 +34,22 @@ export function failed(fields: Filled<CallFailed>): CallFailed {
   return event;
 }
 
+/** Feedback on a call's answer (a vote, an eval, a judge), naming the call by `call_event_id` (the call
+ *  event's event_id) or `request_id`; event_id and occurred_at (now) are filled in when absent; the comment
+ *  is redacted. A later feedback for the same call, name and source replaces the earlier one. Throws ContractError. */
+export function feedback(fields: Filled<CallFeedback>): CallFeedback {
+  const event = base<CallFeedback>(fields);
+  if (typeof event.comment === "string") event.comment = redactText(event.comment);
+  checkFeedback("call feedback", event);
+  return event;
+}
+
+type Emitted = CallCompleted | CallFailed | CallFeedback;
+
 export interface EmitterOptions {
   topicCompleted?: string;
   topicFailed?: string;
+  topicFeedback?: string;
   bufferSize?: number;
   whenFull?: "drop" | "block";
   blockTimeoutMs?: number;
@@ -49,7 +63,7 @@ export interface EmitterStats { enqueued: number; sent: number; dropped: number;
 
 export class CallEmitter {
   readonly stats: EmitterStats = { enqueued: 0, sent: 0, dropped: 0, sendErrors: 0 };
-  private readonly buffer: Array<CallCompleted | CallFailed> = [];
+  private readonly buffer: Emitted[] = [];
   private readonly producer: Producer;
   private readonly o: Required<Omit<EmitterOptions, "kafka">>;
   private loop: Promise<void> | null = null;
@@ -59,7 +73,8 @@ export class CallEmitter {
   private lastWarning = 0;
 
   constructor(brokers: string[], options: EmitterOptions = {}) {
-    this.o = { topicCompleted: "gateway.calls.completed", topicFailed: "gateway.calls.failed", bufferSize: 10_000,
+    this.o = { topicCompleted: "gateway.calls.completed", topicFailed: "gateway.calls.failed",
+               topicFeedback: "gateway.calls.feedback", bufferSize: 10_000,
                whenFull: "drop", blockTimeoutMs: 50, maxBatch: 500, lingerMs: 20, flushTimeoutMs: 10_000, ...options };
     if (this.o.whenFull !== "drop" && this.o.whenFull !== "block") throw new Error(`whenFull must be "drop" or "block"`);
     const kafka = new Kafka({ clientId: "gateway-telemetry-emitter", logLevel: logLevel.WARN, ...options.kafka, brokers });
@@ -84,7 +99,7 @@ export class CallEmitter {
   }
 
   /** Enqueue without waiting; false when the buffer is full and the event was dropped. */
-  emit(event: CallCompleted | CallFailed): boolean {
+  emit(event: Emitted): boolean {
     if (this.buffer.length >= this.o.bufferSize || this.stopping) {
       this.dropped();
       return false;
@@ -96,7 +111,7 @@ export class CallEmitter {
   }
 
   /** With whenFull "block": wait up to blockTimeoutMs for room; otherwise the same as emit(). */
-  async emitWait(event: CallCompleted | CallFailed): Promise<boolean> {
+  async emitWait(event: Emitted): Promise<boolean> {
     if (this.o.whenFull === "block" && this.buffer.length >= this.o.bufferSize) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.o.blockTimeoutMs);
@@ -128,9 +143,10 @@ export class CallEmitter {
       for (const notify of this.room.splice(0)) notify();
       const byTopic = new Map<string, Array<{ key: string; value: string }>>();
       for (const e of batch) {
-        const topic = "error_type" in e ? this.o.topicFailed : this.o.topicCompleted;
+        const topic = "score" in e ? this.o.topicFeedback : "error_type" in e ? this.o.topicFailed : this.o.topicCompleted;
+        const key = "score" in e ? (e.call_event_id ?? e.request_id ?? e.event_id) : e.model_id;
         if (!byTopic.has(topic)) byTopic.set(topic, []);
-        byTopic.get(topic)!.push({ key: e.model_id, value: JSON.stringify(e) });
+        byTopic.get(topic)!.push({ key, value: JSON.stringify(e) });
       }
       try {
         await this.producer.sendBatch({ acks: -1, compression: CompressionTypes.None,

@@ -1,7 +1,8 @@
-export { CallEmitter, completed, failed, type EmitterOptions, type EmitterStats } from "./emitter.js";
-export { ContractError, checkCompleted, checkFailed, checkHeuristic, checkExperiment, type CallEvent, type Layer } from "./contract.js";
+export { CallEmitter, completed, failed, feedback, type EmitterOptions, type EmitterStats } from "./emitter.js";
+export { ContractError, checkCompleted, checkFailed, checkFeedback, checkHeuristic, checkExperiment, type CallEvent, type Layer } from "./contract.js";
 export type { CallCompleted } from "./generated/call-completed.js";
 export type { CallFailed } from "./generated/call-failed.js";
+export type { CallFeedback } from "./generated/call-feedback.js";
 export type { RoutingHeuristic } from "./generated/routing-heuristic.js";
 export type { RoutingAlert } from "./generated/routing-alert.js";
 export type { Experiment } from "./generated/routing-experiment.js";

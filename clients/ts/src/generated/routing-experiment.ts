@@ -19,6 +19,37 @@ export type Layer = "fast" | "balanced" | "deep";
  */
 export type LowerBound = number;
 export type P95LatencyMs = number;
+/**
+ * Feedback weighted by the age of the calls it judges.
+ */
+export type EffectiveFeedback = number;
+/**
+ * Feedback in the evidence window.
+ */
+export type Feedback = number;
+/**
+ * Upper end of its 95 % interval.
+ */
+export type High = number;
+/**
+ * Lower end of its 95 % interval.
+ */
+export type Low = number;
+/**
+ * Posterior mean quality score of the answered calls.
+ */
+export type Mean = number;
+/**
+ * The feedback name this task type's rule weighs.
+ */
+export type Name1 = string;
+/**
+ * V: what a good answer is worth in this task type's objective.
+ */
+export type ValueUsd = number;
+/**
+ * The objective: utility without feedback, USD of value per call with it.
+ */
 export type Score = number;
 export type SuccessRate = number;
 export type FallbackModels = string[];
@@ -66,7 +97,7 @@ export type Metric = "failure_rate" | "p95_latency_ms" | "cost_per_call";
 export type Guardrails = Guardrail[];
 export type Kind1 = "experiment";
 export type MinimumEffect = number | null;
-export type Name1 = string;
+export type Name2 = string;
 export type PrimaryMetric = "utility" | "success_rate" | "p95_latency_ms" | "cost_per_call";
 /**
  * The arm promoted to the routing rules.
@@ -95,7 +126,7 @@ export interface Experiment {
   guardrails?: Guardrails;
   kind?: Kind1;
   minimum_effect?: MinimumEffect;
-  name: Name1;
+  name: Name2;
   primary_metric: PrimaryMetric;
   promoted?: Promoted;
   reason?: Reason;
@@ -152,8 +183,21 @@ export interface ModelEvidence {
   layer: Layer;
   lower_bound: LowerBound;
   p95_latency_ms: P95LatencyMs;
+  /**
+   * Feedback on the answers, where the task type has any.
+   */
+  quality?: QualityEvidence | null;
   score: Score;
   success_rate: SuccessRate;
+}
+export interface QualityEvidence {
+  effective_feedback: EffectiveFeedback;
+  feedback: Feedback;
+  high: High;
+  low: Low;
+  mean: Mean;
+  name: Name1;
+  value_usd: ValueUsd;
 }
 /**
  * Models left out right now, with the reason.
