@@ -54,9 +54,11 @@ async def _report(settings: Settings, task_type: str | None):
 
     from worker.reporting.report import build_report, experiments
     from worker.store.db import connect
+    from worker.store.routing import learned_records
 
     async with connect(settings.database_url) as conn:
-        return replace(await build_report(conn, task_type), experiments=await experiments(conn))
+        rules = [r for t, r in sorted((await learned_records(conn)).items()) if task_type in (None, t)]
+        return replace(await build_report(conn, task_type), experiments=await experiments(conn), rules=rules)
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,6 +96,7 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             degrade=degrade,
             partitions=args.partitions,
             progress=not args.quiet,
+            feedback_fraction=args.feedback_fraction,
         )
     )
     console.print(
@@ -401,6 +404,47 @@ def _cmd_routing_eval(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(o.met for runs in outcomes.values() for o in runs) else 1
 
 
+def _cmd_routing_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import Progress
+
+    from worker.routing.heuristics import Policy
+    from worker.routing_eval import replay
+
+    try:
+        outcomes = replay.load(Path(args.data))
+    except (OSError, ValueError, KeyError) as error:
+        err.print(f"[red]error:[/red] {error}")
+        return 2
+    values = [float(v) for v in args.values.split(",")] if args.values else list(replay.DEFAULT_VALUES)
+    policy = Policy(
+        quality_prior_calls=settings.routing_quality_prior_calls, half_life_s=settings.heuristics_half_life_s
+    )
+    points: list = []
+    with Progress(console=err, transient=True, disable=args.quiet) as progress:
+        job = progress.add_task("replaying", total=len(values) * args.seeds)
+        for v in values:
+            for seed in range(1, args.seeds + 1):
+                progress.update(job, description=f"V = ${v:g}, seed {seed}")
+                one = replay.evaluate(
+                    outcomes, [v], [seed], rate=args.rate, feedback_share=args.feedback_share, policy=policy
+                )
+                points += one.points
+                progress.advance(job)
+    result = replay.evaluate(outcomes, [], [])
+    result.points = points
+    result.checks = replay.checks(result)
+    for t in replay.table(result):
+        console.print(t)
+    verdict = "met" if result.met else "missed" if result.checks else "not judged (no V landed in that range)"
+    console.print(
+        f"target: at every V with c in {replay.TARGET_COST_RANGE}, gain >= "
+        f"{replay.TARGET_SHARE_OF_ORACLE_GAIN:.0%} of the oracle's: {verdict}"
+    )
+    if args.out:
+        console.print(f"wrote {replay.plot(result, Path(args.out))}")
+    return 0 if result.met else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="telemetry-worker", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -417,6 +461,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--envelope", type=int, default=1, help="events per message; >1 sends batch envelopes")
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--resend-fraction", type=float, default=0.0, help="share of events sent twice")
+    s.add_argument(
+        "--feedback-fraction",
+        type=float,
+        default=0.0,
+        help="share of answered calls that get correctness feedback (some replaced, some sent before the call)",
+    )
     s.add_argument("--invalid-fraction", type=float, default=0.0, help="share of extra invalid inputs")
     s.add_argument("--degrade-model", help="model that degrades during the run")
     s.add_argument("--degrade-after", type=int, default=0, help="event number from which it degrades")
@@ -480,6 +530,17 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-comparisons", action="store_true", help="only the learned router")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_routing_eval)
+    rp = sub.add_parser(
+        "routing-replay", help="replay real per-prompt outcomes through the closed loop: the cost-quality curve"
+    )
+    rp.add_argument("--data", required=True, help="CSV: task_type, prompt, one 0/1 column per model (two models)")
+    rp.add_argument("--values", help="comma-separated values of a good answer V in USD (default: a sweep)")
+    rp.add_argument("--seeds", type=int, default=3, help="passes per V, with seeds 1..N; medians are printed")
+    rp.add_argument("--rate", type=float, default=4.0, help="prompts per second (default 4)")
+    rp.add_argument("--feedback-share", type=float, default=0.3, help="share of calls with feedback (default 0.3)")
+    rp.add_argument("--out", default=".cache/routing-replay", help="folder for the PNG ('' for none)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.set_defaults(func=_cmd_routing_replay)
     exp = sub.add_parser("experiment", help="experiments on routing strategies: create, list, show, stop, promote")
     exp_sub = exp.add_subparsers(dest="experiment_command", required=True)
     create = exp_sub.add_parser("create", help="start an experiment from a JSON definition (create_experiment's body)")

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -179,6 +180,21 @@ async def assert_patterns_match_ledger(pool: asyncpg.Pool, ledger: Ledger) -> No
     assert await pool.fetchval("SELECT count(*) FROM regression_tests") == len(rows)
 
 
+async def assert_quality_matches_ledger(pool: asyncpg.Pool, ledger: Ledger, timeout: float = 20.0) -> None:
+    """Feedback counted once per call, name and source, with the score that counts, to the millionth;
+    nothing left waiting. Feedback sent before its call is released by the flush that brings the call."""
+    want = {key: (n, Decimal(total) / 1_000_000) for key, (n, total) in ledger.quality.items()}
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await pool.fetch("SELECT model_id, task_type, name, feedback_count, score_sum FROM model_quality")
+        got = {(r["model_id"], r["task_type"], r["name"]): (r["feedback_count"], r["score_sum"]) for r in rows}
+        if got == want or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.25)
+    assert got == want
+    assert await pool.fetchval("SELECT count(*) FROM feedback_pending") == 0
+
+
 async def dead_letters(settings: Settings, timeout: float = 10.0) -> list:
     """Every record on the dead-letter topic, from the beginning."""
     return await read_topic(settings, settings.topic_dlq, timeout)
@@ -234,6 +250,7 @@ async def kill9_scenario(settings: Settings, workers, pool: asyncpg.Pool, *, kil
             resend_fraction=0.02,
             invalid_fraction=0.005,
             progress=False,
+            feedback_fraction=0.3,
         )
     )
     rng = random.Random(seed)
@@ -250,6 +267,7 @@ async def kill9_scenario(settings: Settings, workers, pool: asyncpg.Pool, *, kil
     await wait_drained(settings, pool, workers=[worker])
     await assert_matches_ledger(pool, result.ledger)
     await assert_patterns_match_ledger(pool, result.ledger)
+    await assert_quality_matches_ledger(pool, result.ledger)
     duplicates = await pool.fetchval(
         "SELECT sum(metric_value) FROM performance_metrics WHERE metric_name = 'events_duplicate'"
     )

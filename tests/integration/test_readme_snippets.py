@@ -90,7 +90,7 @@ async def test_the_litellm_snippet_reports_and_routes_through_the_worker(setting
         "litellm",
         {
             'CallEmitter("127.0.0.1:9092")': f"CallEmitter({brokers}, topic_completed={settings.topic_calls_completed!r}, "
-            f"topic_failed={settings.topic_calls_failed!r})",
+            f"topic_failed={settings.topic_calls_failed!r}, topic_feedback={settings.topic_calls_feedback!r})",
             'HeuristicsSubscriber("127.0.0.1:9092", table)': f"HeuristicsSubscriber({brokers}, table, "
             f"topic={settings.topic_heuristics!r})",
             'os.environ["OPENAI_API_KEY"]}': 'os.environ["OPENAI_API_KEY"], "mock_response": "It is about a refund."}',
@@ -108,12 +108,21 @@ async def test_the_litellm_snippet_reports_and_routes_through_the_worker(setting
             if ns["emitter"].stats.enqueued >= 41:
                 break
             await asyncio.sleep(0.1)
+        # the README's way for a LiteLLM gateway to attach feedback: the request id it passed in metadata
+        from worker.gateway.emitter import feedback
+
+        ns["emitter"].emit(feedback(request_id="req-8f2a", name="thumbs", score=1.0, source="user"))
     finally:
         litellm.logging_callback_manager.drop_callbacks(list(litellm.callbacks))
         await ns["subscriber"].stop()
         await ns["emitter"].stop()
-    assert ns["emitter"].stats.sent == 41 and ns["emitter"].stats.dropped == 0
+    assert ns["emitter"].stats.sent == 42 and ns["emitter"].stats.dropped == 0
     assert await counted(pool, ("openai/gpt-4o", "openai/gpt-4o-mini"), 41) == 41
+    judged = await quality_rows(pool, 1)
+    answered = await pool.fetchval(
+        "SELECT model_id FROM call_index WHERE request_id = 'req-8f2a' AND ok ORDER BY occurred_at DESC LIMIT 1"
+    )
+    assert judged == [(answered, "summarization", "thumbs", 1, 1.0)]
     layers = {
         r["model_id"]: r["layer"]
         for r in await pool.fetch(
@@ -121,6 +130,42 @@ async def test_the_litellm_snippet_reports_and_routes_through_the_worker(setting
         )
     }
     assert set(layers.items()) <= {("openai/gpt-4o", "balanced"), ("openai/gpt-4o-mini", "fast")} and layers
+
+
+async def quality_rows(pool, feedback: int, timeout: float = 30.0) -> list[tuple]:
+    """model_quality rows once at least `feedback` are counted (or the timeout passed)."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = await pool.fetch(
+            "SELECT model_id, task_type, name, feedback_count, score_sum::float8 AS s FROM model_quality "
+            "ORDER BY model_id, task_type, name"
+        )
+        if sum(r["feedback_count"] for r in rows) >= feedback or time.monotonic() > deadline:
+            return [tuple(r) for r in rows]
+        await asyncio.sleep(0.3)
+
+
+async def test_the_feedback_snippet_scores_the_call_by_event_id_and_by_request_id(settings, workers, pool):
+    from worker.simulation.producer import ensure_topics
+
+    await ensure_topics(settings, partitions=1)
+    worker = workers()
+    await worker.wait_ready()
+    brokers = repr(settings.kafka_bootstrap_servers)
+    await run_snippet(
+        "python-feedback",
+        {
+            'CallEmitter("127.0.0.1:9092")': f"CallEmitter({brokers}, topic_completed={settings.topic_calls_completed!r}, "
+            f"topic_feedback={settings.topic_calls_feedback!r})"
+        },
+    )
+    assert await quality_rows(pool, 2) == [
+        ("gpt-4o", "support", "correctness", 1, 1.0),
+        ("gpt-4o", "support", "thumbs", 1, 0.0),
+    ]
 
 
 async def test_the_any_producer_snippet_is_counted(settings, workers, pool, monkeypatch):

@@ -158,3 +158,34 @@ def test_identifiers_are_redacted_when_decoded():
         orjson.dumps(samples.completed(model_id=f"tenant-{secret}", task_type=secret)), EventKind.completed
     )
     assert secret not in calls[0].model_id and secret not in calls[0].task_type
+
+
+def test_feedback_decodes_to_millionths_and_every_bound_is_refused_with_the_field():
+    from worker.calls.decode import Feedback
+
+    good = {
+        "event_id": "6f1c7a1e-3b7a-4d5e-9a53-1f0c2d3e4b5a",
+        "request_id": "req-1",
+        "name": "thumbs",
+        "score": 0.3333333,
+        "source": "user",
+        "occurred_at": "2026-11-24T10:15:30Z",
+        "comment": "wrong answer, my key is sk-proj-abcdefghijklmnopqrstuvwxyz0123456789",
+    }
+    items, rejections = decode(orjson.dumps([good, good | {"score": 1}]), EventKind.feedback)
+    assert rejections == [] and [type(i) for i in items] == [Feedback, Feedback]
+    assert (items[0].score_micro, items[1].score_micro, items[0].call_event_id) == (333333, 1_000_000, None)
+    assert "sk-proj" not in (items[0].comment or "")
+    for broken, field in (
+        (good | {"score": 1.5}, "score"),
+        (good | {"score": "0.5"}, "score"),
+        (good | {"name": "a b"}, "name"),
+        (good | {"name": "x" * 51}, "name"),
+        (good | {"source": "boss"}, "source"),
+        ({k: v for k, v in good.items() if k != "request_id"}, "call_event_id or request_id"),
+        (good | {"comment": "x" * 2001}, "comment"),
+    ):
+        _, rejected = decode(orjson.dumps(broken), EventKind.feedback)
+        assert [r.reason for r in rejected] == ["invalid_event"] and field in rejected[0].detail, (broken, rejected)
+    _, nan = decode(b'{"event_id": "6f1c7a1e-3b7a-4d5e-9a53-1f0c2d3e4b5a", "score": NaN}', EventKind.feedback)
+    assert [r.reason for r in nan] == ["not_json"]

@@ -1,5 +1,7 @@
 """Rows -> decayed evidence, trailing health windows per scope, baselines that leave out the incident."""
 
+import pytest
+
 from worker.calls import histogram
 from worker.routing.evidence import (
     ANY_TASK,
@@ -71,3 +73,52 @@ def test_the_latency_baseline_leaves_out_the_last_minutes_and_needs_enough_calls
     base = baselines(rows, NOW, window_s=3600)
     assert abs(base[("m", "coding")] - 1000) < 20 and abs(base[("m", ANY_TASK)] - 1000) < 20
     assert baselines([minute(10, hist=H)], NOW, window_s=3600) == {}  # 10 calls are no baseline
+
+
+def test_feedback_makes_a_task_type_weigh_quality_and_the_name_with_the_most_feedback():
+    from worker.routing.evidence import QualityRow, with_quality
+    from worker.routing.scoring import Evidence
+
+    now = 10_000.0
+    evidence = {
+        "busy": [Evidence("a", "fast", 500, 500, 100.0, 0.001), Evidence("b", "fast", 500, 500, 100.0, 0.001)],
+        "silent": [Evidence("a", "fast", 10, 10, 100.0, 0.001)],
+    }
+    rows = [
+        QualityRow(now - 90, "a", "busy", "correctness", 400, 360.0),
+        QualityRow(now - 90, "b", "busy", "correctness", 400, 200.0),
+        QualityRow(now - 90, "a", "busy", "thumbs", 1, 1.0),  # fewer than correctness: not the name weighed
+    ]
+    out = with_quality(evidence, rows, now, window_s=3600, half_life_s=1e9)
+    assert out["silent"][0].quality is None  # no feedback on the task type: the success objective
+    a, b = out["busy"]
+    assert (a.quality.name, a.quality.raw_count, b.quality.raw_count) == ("correctness", 400, 400)
+    assert a.quality.mean == pytest.approx(0.9, abs=0.01) and b.quality.mean == pytest.approx(0.5, abs=0.01)
+    low, high = b.quality.interval()
+    assert low < 0.5 < high
+    named = with_quality(evidence, rows, now, window_s=3600, half_life_s=1e9, names=lambda t: "thumbs")
+    assert named["busy"][0].quality.name == "thumbs" and named["busy"][1].quality.raw_count == 0
+
+
+def _cells(gaps: list[float], n: float = 200.0) -> dict:
+    """Task types t0.. where model a scores 0.6 + gap and model b 0.6, each with n feedback."""
+    cells = {}
+    for i, gap in enumerate(gaps):
+        cells[(f"t{i}", "a")] = (n, n * (0.6 + gap))
+        cells[(f"t{i}", "b")] = (n, n * 0.6)
+    return cells
+
+
+def test_the_prior_pools_what_agreeing_task_types_say_and_stays_weak_where_they_disagree():
+    from worker.routing.evidence import quality_priors
+
+    agree = _cells([0.2] * 8) | {("new", "b"): (100.0, 20.0)}  # a new task type, hard (b: 0.2), a has no feedback yet
+    priors = quality_priors(agree, max_strength=40)
+    a, b = priors[("new", "a")]
+    assert a + b > 25 and a / (a + b) == pytest.approx(0.2 + 0.2, abs=0.05)  # hard here (b: 0.2), and a is better
+    few = quality_priors(_cells([0.2] * 8) | {("new", "b"): (3.0, 0.0)}, max_strength=40)[("new", "a")]
+    assert few[0] / sum(few) > 0.5  # 0 of 3 says little of the level: shrunk toward the others
+    disagree = _cells([0.3, -0.3] * 4) | {("new", "b"): (100.0, 20.0)}
+    a, b = quality_priors(disagree, max_strength=40)[("new", "a")]
+    assert a + b < 6  # task types disagree about a: its own feedback on a task type decides
+    assert quality_priors({("t", "a"): (10.0, 5.0), ("t", "b"): (10.0, 7.0)}, 40)[("t", "a")] == (1.0, 1.0)

@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 WORKER = Path(__file__).resolve().parents[2] / "worker"
-CORE = ("calls", "failures", "routing", "experiments", "costs")
+CORE = ("calls", "failures", "feedback", "routing", "experiments", "costs")
 FORBIDDEN = ("faust", "mode", "aiokafka", "asyncpg", "worker.store", "worker.pipeline", "worker.tools", "worker.app")
 
 

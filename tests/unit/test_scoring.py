@@ -72,3 +72,21 @@ def test_split_is_a_distribution_with_bounded_exploration(specs, exploration):
     split = traffic_split(models, W, exploration=exploration, draws=200)
     assert sum(split.values()) == pytest.approx(1.0, abs=1e-9)
     assert all(v >= -1e-9 for v in split.values())
+
+
+def test_the_value_objective_trades_quality_against_cost_at_the_value_of_a_good_answer():
+    from dataclasses import replace
+
+    from worker.routing.scoring import Quality, value
+
+    good = Evidence("strong", "deep", 400, 400, 1000.0, 0.004, quality=Quality("correctness", 200, 180, 200))
+    cheap = Evidence("weak", "fast", 400, 400, 1000.0, 0.0002, quality=Quality("correctness", 200, 140, 200))
+    for v, winner in ((0.01, "weak"), (1.0, "strong")):  # 0.2 more good answers per call: worth 0.002 or 0.2 USD
+        w = Weights(value_usd=v)
+        split = traffic_split([good, cheap], w, exploration=0.0, seed_text="t")
+        assert split[winner] > 0.95, (v, split)
+        assert max((good, cheap), key=lambda e: score(e, w)).model_id == winner
+    w = Weights(value_usd=1.0)
+    assert abs(value(1.0, 0.9, 0.0, 0.004, w) - (0.9 - 0.004)) < 1e-12
+    unsure = replace(cheap, quality=Quality("correctness", 2, 1, 2))  # two votes: still explored
+    assert 0.02 < traffic_split([good, unsure], w, exploration=0.0, seed_text="t")["weak"] < 0.98

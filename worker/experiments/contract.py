@@ -25,8 +25,11 @@ MAX_DURATION_S = 90 * 86_400
 MAX_WEIGHTED_TASK_TYPES = 20  # a `weights` arm carries one rule per task type in the record: it must stay small
 Slug = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
 ArmName = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")]
-Metric = Literal["utility", "success_rate", "p95_latency_ms", "cost_per_call"]
-GuardedMetric = Literal["failure_rate", "p95_latency_ms", "cost_per_call"]
+QUALITY_PREFIX = "quality:"
+# the mean feedback score of the arm's answered calls for one feedback name, e.g. quality:correctness
+QualityMetric = Annotated[str, Field(pattern=r"^quality:[A-Za-z0-9_.:-]{1,50}$")]
+Metric = Literal["utility", "success_rate", "p95_latency_ms", "cost_per_call"] | QualityMetric
+GuardedMetric = Literal["failure_rate", "p95_latency_ms", "cost_per_call"] | QualityMetric
 Status = Literal["running", "completed", "stopped", "promoted"]
 HIGHER_IS_BETTER: dict[str, bool] = {
     "utility": True,
@@ -34,6 +37,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "p95_latency_ms": False,
     "cost_per_call": False,
 }
+
+
+def higher_is_better(metric: str) -> bool:
+    return metric.startswith(QUALITY_PREFIX) or HIGHER_IS_BETTER[metric]
 
 
 class _Strict(BaseModel):
@@ -88,10 +95,23 @@ class ArmSpec(_Strict):
 
 
 class Guardrail(_Strict):
-    """Stop an arm at once when its always-valid interval of `metric` lies wholly above `above`."""
+    """Stop an arm at once when its always-valid interval of `metric` lies wholly above `above` (a
+    failure rate, a latency, a cost) or, for a quality score, wholly below `below`."""
 
     metric: GuardedMetric
-    above: Annotated[float, Field(ge=0, le=1e9)]
+    above: Annotated[float, Field(ge=0, le=1e9)] | None = None
+    below: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        None, description="For a quality:<name> guardrail: the lowest mean score an arm may keep."
+    )
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> Guardrail:
+        quality = self.metric.startswith(QUALITY_PREFIX)
+        if quality and (self.below is None or self.above is not None):
+            raise ValueError(f"a {self.metric} guardrail takes `below` (the lowest mean score an arm may keep)")
+        if not quality and (self.above is None or self.below is not None):
+            raise ValueError(f"a {self.metric} guardrail takes `above` (the highest value an arm may reach)")
+        return self
 
 
 class ExperimentSpec(_Strict):

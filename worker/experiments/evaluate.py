@@ -16,7 +16,7 @@ import itertools
 from dataclasses import dataclass
 
 from worker.calls import histogram
-from worker.experiments.contract import HIGHER_IS_BETTER, Experiment
+from worker.experiments.contract import QUALITY_PREFIX, Experiment, higher_is_better
 from worker.experiments.sequential import ALPHA, ArmStats, difference, mean_interval, quantile_interval
 from worker.experiments.tally import ArmTally
 
@@ -27,10 +27,15 @@ DEFAULT_EFFECT = {
     "failure_rate": 0.02,
     "cost_per_call": 0.0005,
     "p95_latency_ms": 0.02,  # in quantile level
+    QUALITY_PREFIX: 0.02,  # any quality:<name>: a mean score in [0, 1]
 }
 # guardrails look for a breach of a limit, not a small difference: a wider mixture stops a bad arm
 # within a hundred calls or so (a 40 % failure rate against a 20 % limit: 100 calls)
-GUARDRAIL_EFFECT = {"failure_rate": 0.1, "p95_latency_ms": 0.05, "cost_per_call": 0.005}
+GUARDRAIL_EFFECT = {"failure_rate": 0.1, "p95_latency_ms": 0.05, "cost_per_call": 0.005, QUALITY_PREFIX: 0.1}
+
+
+def _effect(table: dict[str, float], metric: str) -> float:
+    return table[QUALITY_PREFIX if metric.startswith(QUALITY_PREFIX) else metric]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,8 @@ class Evaluation:
 
 
 def _stats(t: ArmTally, metric: str) -> ArmStats:
+    if metric.startswith(QUALITY_PREFIX):  # n is the feedback received, not the calls
+        return ArmStats(*t.quality.get(metric.removeprefix(QUALITY_PREFIX), (0, 0.0, 0.0)))
     if metric == "success_rate":
         return ArmStats(t.calls, t.successes, t.successes)
     if metric == "failure_rate":
@@ -100,7 +107,7 @@ def compare(a: ArmTally, b: ArmTally, metric: str, tau: float, alpha: float) -> 
 
 def evaluate(exp: Experiment, tallies: dict[str, ArmTally], now: dt.datetime, alpha: float = ALPHA) -> Evaluation:
     metric = exp.primary_metric
-    tau = exp.minimum_effect or DEFAULT_EFFECT[metric]
+    tau = exp.minimum_effect or _effect(DEFAULT_EFFECT, metric)
     tally = {a.name: tallies.get(a.name) or ArmTally() for a in exp.arms}
     arms = list(exp.arms)
     changed = False
@@ -109,19 +116,26 @@ def evaluate(exp: Experiment, tallies: dict[str, ArmTally], now: dt.datetime, al
             if arm.stopped is not None:
                 continue
             for g in exp.guardrails:
-                _, low, _ = interval(tally[arm.name], g.metric, GUARDRAIL_EFFECT[g.metric], alpha)
-                if low > g.above:
+                _, low, high = interval(tally[arm.name], g.metric, _effect(GUARDRAIL_EFFECT, g.metric), alpha)
+                if g.above is not None and low > g.above:
                     reason = (
                         f"guardrail: {g.metric} is above {g.above:g} (at least {low:.4g}, "
                         f"always-valid 95 % interval, after {tally[arm.name].calls} calls)"
                     )
-                    arms[i] = arm.model_copy(update={"stopped": reason})
-                    changed = True
-                    break
+                elif g.below is not None and high < g.below:
+                    reason = (
+                        f"guardrail: {g.metric} is below {g.below:g} (at most {high:.4g}, always-valid 95 % "
+                        f"interval, after {_stats(tally[arm.name], g.metric).n} feedback)"
+                    )
+                else:
+                    continue
+                arms[i] = arm.model_copy(update={"stopped": reason})
+                changed = True
+                break
     running = [a.name for a in arms if a.stopped is None]
     pairs = list(itertools.combinations(running, 2))
     level = alpha / max(1, len(pairs))
-    higher = HIGHER_IS_BETTER[metric]
+    higher = higher_is_better(metric)
     comparisons = []
     for a, b in pairs:
         estimate, low, high = compare(tally[a], tally[b], metric, tau, level)

@@ -33,6 +33,8 @@ class ArmTally:
     utility_sum: float = 0.0
     utility_squares: float = 0.0
     latency: histogram.Histogram = field(default_factory=dict)
+    # feedback on the arm's answers (the flush joins it, worker/feedback): name -> count, sum, sum of squares
+    quality: dict[str, tuple[int, float, float]] = field(default_factory=dict)
 
     def add(self, ok: bool, latency_ms: float, cost_usd: float) -> None:
         u = utility_of(ok, latency_ms, cost_usd)

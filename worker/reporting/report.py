@@ -14,6 +14,7 @@ from worker.costs.projection import HISTORY_HOURS, CostProjection, hourly, proje
 from worker.costs.savings import Savings, Usage, counterfactual
 from worker.experiments.contract import Experiment
 from worker.experiments.evaluate import Evaluation, evaluate
+from worker.feedback.quality import QualityScore, estimate
 from worker.store import experiments as experiment_reads
 from worker.store import reports as reads
 from worker.store import routing as routing_reads
@@ -40,6 +41,7 @@ class ModelRow:
     output_tokens: int
     first_seen: str | None
     last_seen: str | None
+    quality: tuple[QualityScore, ...] = ()  # feedback on the answers, per name, the most given first
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,10 @@ class Report:
     forecasts: list[CostProjection] = field(default_factory=list)
     savings: Savings | None = None
     experiments: list[Evaluation] = field(default_factory=list)  # the latest few (the printed report only)
+    rules: list[dict] = field(default_factory=list)  # the learned rules as published (the printed report only)
 
     def as_dict(self) -> dict:
-        plain = asdict(replace(self, experiments=[]))
+        plain = asdict(replace(self, experiments=[], rules=[]))
         plain["savings"] = plain["savings"] and {
             **plain["savings"],
             "saved_usd": self.savings and self.savings.saved_usd,
@@ -89,8 +92,16 @@ async def build_report(
 ) -> Report:
     rows = await reads.model_rows(conn, task_type, max_models_per_task, max_rows)
     left_out = await reads.model_row_count(conn, task_type) - len(rows)
+    scores: dict[tuple[str, str], list[QualityScore]] = {}
+    for q in await reads.quality(conn, [(r["model_id"], r["task_type"]) for r in rows]):
+        scores.setdefault((q["model_id"], q["task_type"]), []).append(
+            estimate(q["name"], q["feedback_count"], q["total"], q["squares"])
+        )
     models = [
-        ModelRow(**{k: (v.isoformat() if k in ("first_seen", "last_seen") and v else v) for k, v in r.items()})
+        ModelRow(
+            **{k: (v.isoformat() if k in ("first_seen", "last_seen") and v else v) for k, v in r.items()},
+            quality=tuple(scores.get((r["model_id"], r["task_type"]), ())),
+        )
         for r in rows
     ]
     summary = await reads.summary(conn)
@@ -150,6 +161,14 @@ async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
     return [evaluate(e, tallies.get(e.experiment_id, {}), now) for e in exps]
 
 
+def quality_text(scores: tuple[QualityScore, ...]) -> str:
+    """The most given feedback name's mean with its interval and count, e.g. `correctness 0.83 (0.80-0.86, 412)`."""
+    if not scores:
+        return "-"
+    q = scores[0]
+    return f"{q.name} {q.mean:.2f} ({q.low:.2f}-{q.high:.2f}, {q.feedback:,})"
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -169,6 +188,7 @@ def render(report: Report, console: Console) -> None:
             ("p95", "right"),
             ("p99", "right"),
             ("avg cost $", "right"),
+            ("quality (95 %, feedback)", "right"),
         ):
             table.add_column(name, justify=cast("JustifyMethod", justify))
         for m in (m for m in report.models if m.task_type == task_type):
@@ -181,6 +201,7 @@ def render(report: Report, console: Console) -> None:
                 _ms(m.latency_p95_ms),
                 _ms(m.latency_p99_ms),
                 f"{m.avg_cost:.6f}",
+                quality_text(m.quality),
             )
         console.print(table)
     if report.models_left_out:
@@ -196,8 +217,33 @@ def render(report: Report, console: Console) -> None:
         console.print("Recent bugs:")
         for bug in report.recent_bugs:
             console.print(f"  [{bug.severity}] {bug.pattern} ({bug.occurrences:,}x)", markup=False, highlight=False)
+    render_rules(report, console)
     render_costs(report, console)
     render_experiments(report, console)
+
+
+def render_rules(report: Report, console: Console) -> None:
+    """What each task type's learned rule chose, and on which objective (success, or value with feedback)."""
+    if not report.rules:
+        return
+    table = Table(title="Learned routing rules (what the routers follow now)", title_justify="left")
+    for name in ("task type", "preferred", "share", "objective", "quality of the preferred (95 %, feedback)", "v"):
+        table.add_column(name, justify="left" if name in ("task type", "preferred", "objective") else "right")
+    for rule in sorted(report.rules, key=lambda r: r.get("task_type") or ""):
+        preferred = rule.get("preferred_model")
+        quality = ((rule.get("evidence") or {}).get(preferred) or {}).get("quality")
+        objective = f"value, V = ${quality['value_usd']:g}" if quality else "success"
+        table.add_row(
+            rule.get("task_type") or "-",
+            preferred or "(every model excluded)",
+            f"{(rule.get('weights') or {}).get(preferred, 0.0):.0%}",
+            objective,
+            f"{quality['name']} {quality['mean']:.2f} ({quality['low']:.2f}-{quality['high']:.2f}, {quality['feedback']:,})"
+            if quality
+            else "-",
+            str(rule.get("version")),
+        )
+    console.print(table)
 
 
 def _usd(value: float) -> str:

@@ -214,14 +214,14 @@ def with_quality(
     window_s: float,
     half_life_s: float,
     names: Callable[[str], str | None] = lambda task_type: None,
-    prior_calls: float = 10.0,
+    prior_calls: float = 40.0,
 ) -> dict[str, list[Evidence]]:
     """Each task type's evidence with the quality of its answers, where the task type has feedback.
 
     A task type weighs one feedback name: `names(task_type)`, else the name with the most feedback
     in the window. Scores are weighted by the age of the call they judge, like the calls. Every model
-    of such a task type gets a Quality whose prior is what the model's feedback on the *other* task
-    types says (a Beta worth at most `prior_calls` feedback): a rare task type borrows strength.
+    of such a task type gets a Quality whose prior comes from the rest of the feedback (`quality_priors`):
+    a rare task type, or a model with little feedback on it, borrows strength from the others.
     """
     sums: dict[tuple[str, str, str], list[float]] = {}  # (task, name, model) -> raw, weighted count, weighted sum
     for r in rows:
@@ -234,27 +234,89 @@ def with_quality(
         acc[2] += w * r.score_sum
     if not sums:
         return evidence
-    pooled: dict[tuple[str, str], list[float]] = {}  # (name, model) -> weighted count, weighted sum
     most: dict[str, dict[str, float]] = {}  # task -> name -> raw feedback
-    for (task, name, model), (raw, count, total) in sums.items():
-        acc = pooled.setdefault((name, model), [0.0, 0.0])
-        acc[0] += count
-        acc[1] += total
+    for (task, name, _), (raw, _, _) in sums.items():
         most.setdefault(task, {})
         most[task][name] = most[task].get(name, 0.0) + raw
+    priors: dict[str, dict[tuple[str, str], tuple[float, float]]] = {}
     out = dict(evidence)
     for task, models in evidence.items():
         name = names(task) or (max(sorted(most[task]), key=most[task].__getitem__) if task in most else "")
         if not name or not any((task, name, e.model_id) in sums for e in models):
             continue
+        if name not in priors:
+            cells = {(t, m): (c, total) for (t, n, m), (_, c, total) in sums.items() if n == name and c > 0}
+            priors[name] = quality_priors(cells, prior_calls)
         with_q = []
         for e in models:
             raw, count, total = sums.get((task, name, e.model_id), (0.0, 0.0, 0.0))
-            all_count, all_total = pooled.get((name, e.model_id), (0.0, 0.0))
-            other_count, other_total = all_count - count, all_total - total
-            strength = min(prior_calls, other_count)
-            mean = other_total / other_count if other_count > 1e-9 else 0.5
-            prior = (1.0 + strength * mean, 1.0 + strength * (1.0 - mean))
+            prior = priors[name].get((task, e.model_id), (1.0, 1.0))
             with_q.append(replace(e, quality=Quality(name, count, total, int(raw), prior)))
         out[task] = with_q
+    return out
+
+
+PRIOR_ROUNDS = 10  # alternating least squares converges in a handful on these small tables
+MODEL_RIDGE = 5.0  # feedback's worth of "no different from the others" in a model's strength
+
+
+def quality_priors(
+    cells: dict[tuple[str, str], tuple[float, float]], max_strength: float
+) -> dict[tuple[str, str], tuple[float, float]]:
+    """A Beta prior for every (task type, model) pair, from all the feedback of one name (empirical Bayes).
+
+    The mean score of model m on task type t is modelled as level(t) + strength(m) + a residual: a
+    task type is hard or easy for every model, and a model is better or worse than the others across
+    task types. Both are fitted by weighted alternating least squares on `cells` ((task, model) ->
+    (weighted count, weighted sum of scores)). The prior mean of (t, m) is what the *other* models say
+    about t's level (shrunk toward the overall level as far as they know little of t) plus m's strength;
+    its strength, in feedback, is what the residuals allow: mean (1 - mean) / residual variance, at most
+    `max_strength` (the level's own uncertainty is common to every model of t: it does not change
+    which one is better, so it does not weaken the prior). Where task types disagree about
+    which model is better, the prior is weak and each task type's own feedback decides; where they
+    agree, a task type with little feedback starts from that agreement. Fewer cells than the model
+    has parameters: no pooling, Beta(1, 1).
+    """
+    if not cells:
+        return {}
+    tasks = sorted({t for t, _ in cells})
+    models = sorted({m for _, m in cells})
+    mean = {k: total / c for k, (c, total) in cells.items()}
+    weight = {k: c for k, (c, _) in cells.items()}
+    level = dict.fromkeys(tasks, 0.0)
+    strength = dict.fromkeys(models, 0.0)
+    for _ in range(PRIOR_ROUNDS):
+        for t in tasks:
+            here = [(weight[(t, m)], mean[(t, m)] - strength[m]) for m in models if (t, m) in cells]
+            level[t] = sum(w * v for w, v in here) / sum(w for w, _ in here)
+        for m in models:
+            here = [(weight[(t, m)], mean[(t, m)] - level[t]) for t in tasks if (t, m) in cells]
+            strength[m] = sum(w * v for w, v in here) / (sum(w for w, _ in here) + MODEL_RIDGE)
+    residual_df = len(cells) - len(tasks) - len(models) + 1
+    if residual_df < 1:
+        return {k: (1.0, 1.0) for k in cells} | {(t, m): (1.0, 1.0) for t in tasks for m in models}
+    # the residuals' variance beyond sampling noise, corrected for the parameters fitted (cells / residual df)
+    spread = sum(
+        weight[k] * ((mean[k] - level[k[0]] - strength[k[1]]) ** 2 - mean[k] * (1 - mean[k]) / max(weight[k], 1.0))
+        for k in cells
+    ) / sum(weight.values())
+    spread = max(spread * len(cells) / residual_df, 1e-4)  # at least a 1-point residual: no prior is ever certain
+    overall = sum(level.values()) / len(level)
+    # how much task types' levels differ (beyond noise): how far to trust the other models' word on one
+    level_spread = max(sum((v - overall) ** 2 for v in level.values()) / max(1, len(level) - 1), 1e-4)
+    noise = overall * (1 - overall) if 0 < overall < 1 else 0.25  # one score's variance, about
+    out = {}
+    for t in tasks:
+        for m in models:
+            others = [(weight[(t, o)], mean[(t, o)] - strength[o]) for o in models if o != m and (t, o) in cells]
+            seen = sum(w for w, _ in others)
+            said = sum(w * v for w, v in others) / seen if seen else overall
+            # the other models' word on t's level, shrunk toward the overall level by its own precision
+            precision = seen / noise + 1 / level_spread
+            task_level = (said * seen / noise + overall / level_spread) / precision
+            centre = min(0.98, max(0.02, task_level + strength[m]))
+            # the strength: the residual only. What is not known of t's level is common to every model
+            # of t and cancels in which one is better (the decision); counting it would let noise in
+            k = min(max_strength, max(0.0, centre * (1 - centre) / spread - 1))
+            out[(t, m)] = (1.0 + k * centre, 1.0 + k * (1 - centre))
     return out

@@ -37,7 +37,7 @@ class Policy:
     smoothing: float = 1.0
     probe_share: float = 0.05
     max_models: int = 100  # per task type: what a stranger's distinct model ids can cost is bounded
-    quality_prior_calls: float = 10.0  # how much feedback the pooled prior of a model's quality is worth
+    quality_prior_calls: float = 40.0  # the most feedback a pooled prior of a model's quality is worth
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,7 @@ class Point:
     strong_share: float
     pgr: float = 0.0
     c: float = 0.0  # normalised cost
+    strong_by_minute: tuple[float, ...] = ()  # the strong model's share of each minute's calls
 
 
 def replay(
@@ -134,6 +135,7 @@ def replay(
     correct = strong_calls = 0
     cost = 0.0
     sent = 0
+    per_minute: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # minute -> strong calls, calls
     for t in range(scenario.duration_s + int(feedback_delay_s[1]) + 3):
         now = EPOCH + t
         router.store.flush(calls_due.pop(t, []))
@@ -148,6 +150,8 @@ def replay(
             price = outcomes.cost(model, prompt)
             correct += ok
             strong_calls += model == strong
+            per_minute[int(start // 60)][0] += model == strong
+            per_minute[int(start // 60)][1] += 1
             cost += price
             completed = start + LATENCY_MS / 1000.0
             event_id = f"call-{sent}"
@@ -162,7 +166,8 @@ def replay(
                 feedback_due[math.ceil(judged_at + FLUSH_DELAY_S)].append((feedback, facts))
             sent += 1
     n = len(order)
-    return Point(value_usd, seed, correct / n, cost, strong_calls / n)
+    timeline = tuple(per_minute[m][0] / per_minute[m][1] for m in sorted(per_minute))
+    return Point(value_usd, seed, correct / n, cost, strong_calls / n, strong_by_minute=timeline)
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,8 @@ class Result:
 
     @property
     def met(self) -> bool:
-        return all(ok for *_, ok in self.checks)
+        """Every V in the target's cost range met it; False when no V landed there (nothing was judged)."""
+        return bool(self.checks) and all(ok for *_, ok in self.checks)
 
     def learned_share_curve(self) -> Curve:
         """PGR against the strong model's share over the sweep (medians per V), from (0, 0) to (1, 1): the
@@ -265,13 +271,117 @@ def evaluate(
             p = replay(outcomes, v, seed=seed, **replay_options)
             pgr = (p.accuracy - weak_acc) / (strong_acc - weak_acc)
             c = (p.cost_usd - weak_cost) / (strong_cost - weak_cost)
-            result.points.append(Point(p.value_usd, p.seed, p.accuracy, p.cost_usd, p.strong_share, pgr, c))
+            result.points.append(
+                Point(p.value_usd, p.seed, p.accuracy, p.cost_usd, p.strong_share, pgr, c, p.strong_by_minute)
+            )
+    result.checks = checks(result)
+    return result
+
+
+def checks(result: Result) -> list[tuple[float, float, float, float, bool]]:
+    """The target at each V whose median run lands in TARGET_COST_RANGE: (V, c, gain, oracle's gain, met)."""
     low, high = TARGET_COST_RANGE
+    out = []
     for p in _medians(result.points):
         if low <= p.c <= high:
             oracle_gain = result.oracle_cost.at(p.c) - p.c
             gain = p.pgr - p.c
-            result.checks.append(
-                (p.value_usd, p.c, gain, oracle_gain, gain >= TARGET_SHARE_OF_ORACLE_GAIN * oracle_gain)
-            )
-    return result
+            out.append((p.value_usd, p.c, gain, oracle_gain, gain >= TARGET_SHARE_OF_ORACLE_GAIN * oracle_gain))
+    return out
+
+
+def routellm_metrics(curve: Curve) -> dict[str, float | None]:
+    """APGR and CPT(50 %), CPT(80 %) of a PGR-against-strong-share curve (RouteLLM's definitions)."""
+    return {"APGR": curve.area(), "CPT(50%)": curve.first_reaching(0.5), "CPT(80%)": curve.first_reaching(0.8)}
+
+
+def table(result: Result):
+    """The sweep (medians over seeds per V), the baselines and RouteLLM's metrics, as rich tables."""
+    from rich.table import Table
+
+    weak, strong = result.outcomes.models
+    seeds = len({p.seed for p in result.points})
+    sweep = Table(title=f"{result.outcomes.name}: the learned loop at each V (median of {seeds} seeds)")
+    for column in ("V (USD)", "strong share", "cost c", "PGR", "gain over random", "oracle's gain", "share of it"):
+        sweep.add_column(column, justify="right")
+    low, high = TARGET_COST_RANGE
+    for p in _medians(result.points):
+        oracle_gain = result.oracle_cost.at(p.c) - p.c
+        in_range = low <= p.c <= high
+        sweep.add_row(
+            f"{p.value_usd:g}",
+            f"{p.strong_share:.3f}",
+            f"{p.c:.3f}",
+            f"{p.pgr:.3f}",
+            f"{p.pgr - p.c:+.3f}",
+            f"{oracle_gain:+.3f}",
+            (f"{(p.pgr - p.c) / oracle_gain:.2f}" if oracle_gain > 0 else "-")
+            + ("" if in_range else " (out of range)"),
+        )
+    metrics = Table(title="RouteLLM's metrics against the strong model's share of calls")
+    for column in ("router", "APGR", "CPT(50%)", "CPT(80%)"):
+        metrics.add_column(column, justify="right")
+    for name, curve in (
+        ("learned loop", result.learned_share_curve()),
+        ("per-task-type oracle", result.oracle_share),
+        ("random", Curve(((0.0, 0.0), (1.0, 1.0)))),
+    ):
+        m = routellm_metrics(curve)
+        metrics.add_row(name, *(("-" if v is None else f"{v:.3f}") for v in m.values()))
+    (wa, wc), (sa, sc) = result.weak, result.strong
+    baselines = Table(title="Each model alone")
+    for column in ("model", "accuracy", "cost (USD)"):
+        baselines.add_column(column, justify="right")
+    baselines.add_row(weak, f"{wa:.4f}", f"{wc:.2f}")
+    baselines.add_row(strong, f"{sa:.4f}", f"{sc:.2f}")
+    return sweep, metrics, baselines
+
+
+def plot(result: Result, folder: Path) -> Path:
+    """Left: PGR against normalised cost (learned points per seed, their medians, random, the oracle).
+    Middle: PGR against the strong model's share. Right: the strong share per minute at three Vs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (cost_ax, share_ax, time_ax) = plt.subplots(1, 3, figsize=(17, 5.2))
+    medians = _medians(result.points)
+    for ax, oracle_curve, x_of, label in (
+        (cost_ax, result.oracle_cost, lambda p: p.c, "normalised cost c"),
+        (share_ax, result.oracle_share, lambda p: p.strong_share, "share of calls to the strong model"),
+    ):
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="random (PGR = x)")
+        ax.plot(*zip(*oracle_curve.points), color="black", label="per-task-type oracle")
+        ax.scatter([x_of(p) for p in result.points], [p.pgr for p in result.points], s=10, alpha=0.35, color="C0")
+        ax.plot(
+            [x_of(p) for p in medians], [p.pgr for p in medians], marker="o", color="C0", label="learned (median per V)"
+        )
+        for p in medians:
+            ax.annotate(f"{p.value_usd:g}", (x_of(p), p.pgr), fontsize=7, xytext=(3, -9), textcoords="offset points")
+        ax.scatter([0, 1], [0, 1], color="C3", zorder=5, label="each model alone")
+        ax.set_xlabel(label)
+        ax.set_ylabel("PGR")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", fontsize=8)
+    if TARGET_COST_RANGE:
+        cost_ax.axvspan(*TARGET_COST_RANGE, color="green", alpha=0.05)
+    picks = [medians[i] for i in sorted({len(medians) // 4, len(medians) // 2, 3 * len(medians) // 4})]
+    for p in picks:
+        time_ax.plot(range(len(p.strong_by_minute)), p.strong_by_minute, label=f"V = ${p.value_usd:g}")
+    time_ax.set_ylim(0, 1)
+    time_ax.set_xlabel("minutes into the pass")
+    time_ax.set_ylabel("share of calls to the strong model")
+    time_ax.grid(alpha=0.3)
+    time_ax.legend(fontsize=8)
+    weak, strong = result.outcomes.models
+    fig.suptitle(
+        f"{result.outcomes.name}: {len(result.outcomes.prompts):,} prompts, {weak} vs {strong}; "
+        "one pass at the replay's rate, late correctness feedback on a share of calls"
+    )
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"replay-{result.outcomes.name}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -34,6 +34,10 @@ ARMS = """
 SELECT experiment_id, arm, calls, successes, cost_sum, cost_squares, utility_sum, utility_squares, latency_histogram
 FROM experiment_arms WHERE experiment_id = ANY($1::text[])"""
 
+ARM_QUALITY = """
+SELECT experiment_id, arm, name, feedback_count, score_sum::float8 AS total, score_squares::float8 AS squares
+FROM experiment_arm_quality WHERE experiment_id = ANY($1::text[])"""
+
 UNPUBLISHED = "SELECT experiment_id, version, record FROM experiments WHERE published_version < version"
 
 MARK_PUBLISHED = """
@@ -123,6 +127,9 @@ async def tallies(conn: asyncpg.Connection, experiment_ids: list[str]) -> dict[s
             utility_squares=r["utility_squares"],
             latency=histogram.from_json_keys(orjson.loads(r["latency_histogram"])),
         )
+    for r in await conn.fetch(ARM_QUALITY, experiment_ids):
+        arm = out.setdefault(r["experiment_id"], {}).setdefault(r["arm"], ArmTally())
+        arm.quality[r["name"]] = (r["feedback_count"], r["total"], r["squares"])
     return out
 
 

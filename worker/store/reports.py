@@ -18,6 +18,13 @@ SELECT model_id, task_type, success_rate, avg_latency_ms, avg_cost, total_calls,
 FROM model_performance_latency JOIN kept USING (model_id, task_type)
 ORDER BY task_type, success_rate DESC, avg_latency_ms ASC"""
 
+# quality per kept (model, task type): at most FEEDBACK_MAX_NAMES names each
+QUALITY = """
+SELECT q.model_id, q.task_type, q.name, q.feedback_count, q.score_sum::float8 AS total,
+       q.score_squares::float8 AS squares
+FROM model_quality q JOIN unnest($1::text[], $2::text[]) AS k(model_id, task_type) USING (model_id, task_type)
+ORDER BY q.model_id, q.task_type, q.feedback_count DESC, q.name"""
+
 MODEL_ROWS = "SELECT count(*) FROM model_performance WHERE ($1::text IS NULL OR task_type = $1)"
 MAX_MODELS_PER_TASK, MAX_MODEL_ROWS = 100, 2000
 
@@ -86,6 +93,10 @@ async def last_day_usage(conn: asyncpg.Connection, task_type: str | None) -> lis
 
 async def model_rows(conn: asyncpg.Connection, task_type: str | None, per_task: int, rows: int) -> list[asyncpg.Record]:
     return await conn.fetch(MODELS, task_type, per_task, rows)
+
+
+async def quality(conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> list[asyncpg.Record]:
+    return await conn.fetch(QUALITY, [m for m, _ in keys], [t for _, t in keys])
 
 
 async def model_row_count(conn: asyncpg.Connection, task_type: str | None) -> int:

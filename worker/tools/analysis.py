@@ -8,6 +8,7 @@ from worker.tools.responses import (
     CostForecast,
     ImprovementReport,
     ModelRanking,
+    QualityEstimate,
     RecentBug,
     Savings,
     TopModel,
@@ -31,6 +32,7 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
                 p95_latency_ms=m.latency_p95_ms,
                 avg_cost=m.avg_cost,
                 total_calls=m.total_calls,
+                quality=[QualityEstimate.model_validate(q, from_attributes=True) for q in m.quality],
             )
         )
     summary = None
@@ -82,8 +84,12 @@ def as_text(
                 f"Avg Latency: {m.avg_latency_ms:.0f}ms",
                 f"Avg Cost: ${m.avg_cost:.6f}",
                 f"Total Calls: {m.total_calls}",
-                "",
             ]
+            lines += [
+                f"Quality ({q.name}): {q.mean:.3f} (95% {q.low:.3f}-{q.high:.3f}, {q.feedback} feedback)"
+                for q in m.quality
+            ]
+            lines.append("")
     if summary is not None:
         lines += [
             "Self-Improvement Summary:",

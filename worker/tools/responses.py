@@ -26,6 +26,14 @@ class ToolResponse(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+class QualityEstimate(ToolResponse):
+    name: str = Field(description="The feedback name, e.g. correctness or thumbs.")
+    feedback: int = Field(description="Feedback counted (the latest per call, name and source).")
+    mean: float = Field(description="Mean score in [0, 1].")
+    low: float = Field(description="Lower end of the mean's 95 % interval (normal, from the sample variance).")
+    high: float = Field(description="Upper end; [0, 1] with fewer than two feedback.")
+
+
 class ModelRanking(ToolResponse):
     rank: int = Field(ge=1)
     model_id: str
@@ -35,6 +43,9 @@ class ModelRanking(ToolResponse):
     p95_latency_ms: float | None
     avg_cost: float = Field(description="USD per call.")
     total_calls: int
+    quality: list[QualityEstimate] = Field(
+        default_factory=list, description="Feedback on the answers, per name (most given first), with intervals."
+    )
 
 
 class TopModel(ToolResponse):

@@ -73,9 +73,11 @@ export class CallEmitter {
   private lastWarning = 0;
 
   constructor(brokers: string[], options: EmitterOptions = {}) {
+    // an option given as undefined keeps its default (a spread would overwrite the default with undefined)
+    const given = Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
     this.o = { topicCompleted: "gateway.calls.completed", topicFailed: "gateway.calls.failed",
                topicFeedback: "gateway.calls.feedback", bufferSize: 10_000,
-               whenFull: "drop", blockTimeoutMs: 50, maxBatch: 500, lingerMs: 20, flushTimeoutMs: 10_000, ...options };
+               whenFull: "drop", blockTimeoutMs: 50, maxBatch: 500, lingerMs: 20, flushTimeoutMs: 10_000, ...given };
     if (this.o.whenFull !== "drop" && this.o.whenFull !== "block") throw new Error(`whenFull must be "drop" or "block"`);
     const kafka = new Kafka({ clientId: "gateway-telemetry-emitter", logLevel: logLevel.WARN, ...options.kafka, brokers });
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Kafka, logLevel } from "kafkajs";
-import { CallEmitter, ContractError, completed, failed } from "../dist/src/index.js";
+import { CallEmitter, ContractError, completed, failed, feedback } from "../dist/src/index.js";
 
 const brokers = (process.env.KAFKA_BOOTSTRAP_SERVERS ?? "").split(",").filter(Boolean);
 const OK = { model_id: "gpt-4o", layer: "balanced", task_type: "chat", latency_ms: 120 };
@@ -15,6 +15,17 @@ test("an event that violates the schema is refused with every field and reason",
   assert.throws(() => completed({ ...OK, model_id: "a\u0000b" }), /U\+0000/);
   assert.match(failed({ ...OK, error_type: "api", error_message: "token=abc123 for sk-live-0123456789" }).error_message,
                /^token=\[REDACTED\] for \[REDACTED\]$/);
+});
+
+test("feedback is checked like the calls, its comment redacted, and an option left undefined keeps its default", () => {
+  const vote = feedback({ request_id: "req-1", name: "thumbs", score: 1, source: "user", comment: "key sk-live-0123456789" });
+  assert.equal(vote.comment, "key [REDACTED]");
+  assert.ok(vote.event_id && vote.occurred_at);
+  assert.throws(() => feedback({ name: "thumbs", score: 1, source: "user" }), /call_event_id|request_id/);
+  assert.throws(() => feedback({ request_id: "r", name: "thumbs", score: 1.5, source: "user" }), /score/);
+  const emitter = new CallEmitter(["127.0.0.1:1"], { topicFeedback: undefined, topicCompleted: "mine" });
+  assert.equal(emitter.o.topicFeedback, "gateway.calls.feedback");
+  assert.equal(emitter.o.topicCompleted, "mine");
 });
 
 test("with no broker, emit never blocks or throws: a full buffer drops and counts", async () => {

@@ -18,11 +18,11 @@ test("the README's TypeScript snippet routes by the rules and reports the call",
   const found = readme.match(/<!-- snippet: typescript -->\n```js\n([\s\S]*?)```/);
   assert.ok(found, "README.md has no typescript snippet");
   const run = randomUUID().slice(0, 8);
-  const topics = { heuristics: `ts.${run}.heuristics`, completed: `ts.${run}.completed` };
+  const topics = { heuristics: `ts.${run}.heuristics`, completed: `ts.${run}.completed`, feedback: `ts.${run}.feedback` };
   const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({ topics: [{ topic: topics.heuristics, numPartitions: 1 }, { topic: topics.completed, numPartitions: 1 }] });
+  await admin.createTopics({ topics: Object.values(topics).map((topic) => ({ topic, numPartitions: 1 })) });
   const producer = kafka.producer();
   await producer.connect();
   await producer.send({ topic: topics.heuristics, messages: [{ key: "coding", value: JSON.stringify({
@@ -42,7 +42,7 @@ test("the README's TypeScript snippet routes by the rules and reports the call",
   let code = found[1]
     .replace('"@gateway-telemetry/client"', JSON.stringify(join(here, "..", "dist", "src", "index.js")))
     .replace('["127.0.0.1:9092"]', JSON.stringify(brokers))
-    .replace("new CallEmitter(brokers)", `new CallEmitter(brokers, { topicCompleted: ${JSON.stringify(topics.completed)} })`)
+    .replace("new CallEmitter(brokers)", `new CallEmitter(brokers, { topicCompleted: ${JSON.stringify(topics.completed)}, topicFeedback: ${JSON.stringify(topics.feedback)} })`)
     .replace("new HeuristicsSubscriber(brokers, table)", `new HeuristicsSubscriber(brokers, table, { topic: ${JSON.stringify(topics.heuristics)} })`);
   code = `const prompt = "write a parser"; const requestId = "req-42";\n${code}\nconsole.log(JSON.stringify({ model, stats: emitter.stats, fields: eventFields(route) }));\n`;
   const file = join(here, `.readme-snippet-${run}.mjs`);
@@ -52,9 +52,11 @@ test("the README's TypeScript snippet routes by the rules and reports the call",
     // the experiment's arm (share 1 of 1 + 1e-12) sends the request to its fixed model, and the event carries the arm
     assert.equal(out.model, "gpt-4o");
     assert.deepEqual(out.fields, { routing_rule_id: "experiment:ts-readme:fixed", experiment_id: "ts-readme", arm: "fixed" });
-    assert.deepEqual(out.stats, { enqueued: 1, sent: 1, dropped: 0, sendErrors: 0 });
-    const [offsets] = await admin.fetchTopicOffsets(topics.completed);
-    assert.equal(Number(offsets.high), 1);
+    assert.deepEqual(out.stats, { enqueued: 2, sent: 2, dropped: 0, sendErrors: 0 });  // the call, then its feedback
+    for (const topic of [topics.completed, topics.feedback]) {
+      const [offsets] = await admin.fetchTopicOffsets(topic);
+      assert.equal(Number(offsets.high), 1, topic);
+    }
   } finally {
     rmSync(file, { force: true });
     await admin.deleteTopics({ topics: Object.values(topics) });

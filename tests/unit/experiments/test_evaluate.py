@@ -155,3 +155,45 @@ def test_an_arm_right_at_its_guardrail_watched_every_20_calls_is_stopped_at_most
                 stopped += 1
                 break
     assert stopped / 300 <= ALPHA
+
+
+def judged(scores: list[float], name: str = "correctness") -> ArmTally:
+    t = tally(len(scores), len(scores))
+    t.quality[name] = (len(scores), float(sum(scores)), float(sum(s * s for s in scores)))
+    return t
+
+
+def test_a_quality_score_is_a_primary_metric_and_a_guardrail_below_its_limit():
+    rng = np.random.default_rng(3)
+    exp = Experiment.start(spec(primary_metric="quality:correctness"), T0)
+    out = evaluate(exp, {"a": judged(list(rng.random(3000) < 0.7)), "b": judged(list(rng.random(3000) < 0.8))}, T0)
+    assert out.experiment.winner == "b" and out.comparisons[0].better
+    assert out.arms[1].value is not None and abs(out.arms[1].value - 0.8) < 0.03
+    guarded = Experiment.start(spec(guardrails=[{"metric": "quality:correctness", "below": 0.5}]), T0)
+    low = evaluate(guarded, {"a": judged([1.0] * 200), "b": judged([0.0] * 150 + [1.0] * 50)}, T0)
+    assert low.experiment.arm("b").stopped.startswith("guardrail: quality:correctness is below 0.5")
+    for wrong in ({"metric": "quality:correctness", "above": 0.5}, {"metric": "failure_rate", "below": 0.5}):
+        with pytest.raises(ValidationError, match="guardrail takes"):
+            spec(guardrails=[wrong])
+
+
+def test_quality_a_a_experiments_looked_at_every_10_s_declare_a_winner_at_most_alpha_of_the_time():
+    """Both arms' answers are right 80 % of the time; 5 calls/s split 50/50, feedback on 30 % of them,
+    looked at every 10 s for 2 hours (the leader's cadence): 300 seeded runs."""
+    rng = np.random.default_rng(11)
+    runs, looks, per_look = 300, 720, 15  # 5 calls/s x 10 s x 30 % feedback
+    winners = 0
+    exp = Experiment.start(spec(primary_metric="quality:correctness"), T0)
+    for _ in range(runs):
+        counts = rng.binomial(per_look, 0.5, size=looks)  # the feedback of each look, arm a's share
+        sums = {"a": [0, 0.0], "b": [0, 0.0]}
+        for n_a in counts:
+            for arm, n in (("a", n_a), ("b", per_look - n_a)):
+                sums[arm][0] += n
+                sums[arm][1] += float(rng.binomial(n, 0.8))
+            tallies = {arm: ArmTally(quality={"correctness": (n, s, s)}) for arm, (n, s) in sums.items()}
+            if evaluate(exp, tallies, T0).experiment.winner is not None:
+                winners += 1
+                break
+    rate, se = winners / runs, (ALPHA * (1 - ALPHA) / runs) ** 0.5
+    assert rate <= ALPHA + 2 * se, f"{winners} of {runs} A/A runs declared a winner"

@@ -92,13 +92,17 @@ export type LatencyRefMs = number;
 export type Arms = ArmState[];
 export type EndsAt = string;
 export type ExperimentId = string;
-export type Above = number;
-export type Metric = "failure_rate" | "p95_latency_ms" | "cost_per_call";
+export type Above = number | null;
+/**
+ * For a quality:<name> guardrail: the lowest mean score an arm may keep.
+ */
+export type Below = number | null;
+export type Metric = ("failure_rate" | "p95_latency_ms" | "cost_per_call") | string;
 export type Guardrails = Guardrail[];
 export type Kind1 = "experiment";
 export type MinimumEffect = number | null;
 export type Name2 = string;
-export type PrimaryMetric = "utility" | "success_rate" | "p95_latency_ms" | "cost_per_call";
+export type PrimaryMetric = ("utility" | "success_rate" | "p95_latency_ms" | "cost_per_call") | string;
 /**
  * The arm promoted to the routing rules.
  */
@@ -239,9 +243,11 @@ export interface ScoringWeights {
   latency_ref_ms?: LatencyRefMs;
 }
 /**
- * Stop an arm at once when its always-valid interval of `metric` lies wholly above `above`.
+ * Stop an arm at once when its always-valid interval of `metric` lies wholly above `above` (a
+ * failure rate, a latency, a cost) or, for a quality score, wholly below `below`.
  */
 export interface Guardrail {
-  above: Above;
+  above?: Above;
+  below?: Below;
   metric: Metric;
 }
