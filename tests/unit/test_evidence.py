@@ -100,25 +100,16 @@ def test_feedback_makes_a_task_type_weigh_quality_and_the_name_with_the_most_fee
     assert named["busy"][0].quality.name == "thumbs" and named["busy"][1].quality.raw_count == 0
 
 
-def _cells(gaps: list[float], n: float = 200.0) -> dict:
-    """Task types t0.. where model a scores 0.6 + gap and model b 0.6, each with n feedback."""
-    cells = {}
-    for i, gap in enumerate(gaps):
-        cells[(f"t{i}", "a")] = (n, n * (0.6 + gap))
-        cells[(f"t{i}", "b")] = (n, n * 0.6)
-    return cells
-
-
-def test_the_prior_pools_what_agreeing_task_types_say_and_stays_weak_where_they_disagree():
+def test_a_model_that_does_alike_everywhere_lends_a_rare_task_type_a_strong_prior_and_one_that_varies_a_weak_one():
     from worker.routing.evidence import quality_priors
 
-    agree = _cells([0.2] * 8) | {("new", "b"): (100.0, 20.0)}  # a new task type, hard (b: 0.2), a has no feedback yet
-    priors = quality_priors(agree, max_strength=40)
+    steady = {(f"t{i}", "a"): (200.0, 200.0 * 0.8) for i in range(8)}
+    varied = {(f"t{i}", "b"): (200.0, 200.0 * (0.9 if i % 2 else 0.4)) for i in range(8)}
+    cells = steady | varied | {("new", "a"): (1.0, 1.0), ("new", "b"): (1.0, 0.0)}
+    priors = quality_priors(cells, max_strength=40)
     a, b = priors[("new", "a")]
-    assert a + b > 25 and a / (a + b) == pytest.approx(0.2 + 0.2, abs=0.05)  # hard here (b: 0.2), and a is better
-    few = quality_priors(_cells([0.2] * 8) | {("new", "b"): (3.0, 0.0)}, max_strength=40)[("new", "a")]
-    assert few[0] / sum(few) > 0.5  # 0 of 3 says little of the level: shrunk toward the others
-    disagree = _cells([0.3, -0.3] * 4) | {("new", "b"): (100.0, 20.0)}
-    a, b = quality_priors(disagree, max_strength=40)[("new", "a")]
-    assert a + b < 6  # task types disagree about a: its own feedback on a task type decides
-    assert quality_priors({("t", "a"): (10.0, 5.0), ("t", "b"): (10.0, 7.0)}, 40)[("t", "a")] == (1.0, 1.0)
+    assert a + b == pytest.approx(42.0) and a / (a + b) == pytest.approx(0.8, abs=0.02)  # at the cap, at its usual 0.8
+    a, b = priors[("new", "b")]
+    assert a + b < 5 and 0.5 < a / (a + b) < 0.7  # 0.4 or 0.9 elsewhere: a weak prior near its mean, 0.65
+    assert priors[("t0", "a")][0] / sum(priors[("t0", "a")]) == pytest.approx(0.8, abs=0.02)  # from the others
+    assert quality_priors({("t", "a"): (10.0, 5.0), ("u", "a"): (10.0, 7.0)}, 40)[("t", "a")] == (1.0, 1.0)

@@ -256,67 +256,43 @@ def with_quality(
     return out
 
 
-PRIOR_ROUNDS = 10  # alternating least squares converges in a handful on these small tables
-MODEL_RIDGE = 5.0  # feedback's worth of "no different from the others" in a model's strength
-
-
 def quality_priors(
     cells: dict[tuple[str, str], tuple[float, float]], max_strength: float
 ) -> dict[tuple[str, str], tuple[float, float]]:
     """A Beta prior for every (task type, model) pair, from all the feedback of one name (empirical Bayes).
 
-    The mean score of model m on task type t is modelled as level(t) + strength(m) + a residual: a
-    task type is hard or easy for every model, and a model is better or worse than the others across
-    task types. Both are fitted by weighted alternating least squares on `cells` ((task, model) ->
-    (weighted count, weighted sum of scores)). The prior mean of (t, m) is what the *other* models say
-    about t's level (shrunk toward the overall level as far as they know little of t) plus m's strength;
-    its strength, in feedback, is what the residuals allow: mean (1 - mean) / residual variance, at most
-    `max_strength` (the level's own uncertainty is common to every model of t: it does not change
-    which one is better, so it does not weaken the prior). Where task types disagree about
-    which model is better, the prior is weak and each task type's own feedback decides; where they
-    agree, a task type with little feedback starts from that agreement. Fewer cells than the model
-    has parameters: no pooling, Beta(1, 1).
+    `cells`: (task type, model) -> (weighted feedback count, weighted sum of scores). The prior of
+    model m on task type t is what m's feedback on the *other* task types says: their pooled mean,
+    with a strength, in feedback, of mean (1 - mean) / the spread of m's means across those task
+    types (beyond sampling noise), at most `max_strength`. A model that does about as well
+    everywhere brings that to a rare task type; a model whose quality differs between task types
+    brings little, and each task type's own feedback decides. Fewer than two other task types with
+    feedback: no pooling, Beta(1, 1).
+
+    Measured against a two-way model (task level from the other models plus model strength) and a
+    fixed strength, on the replay of real outcomes (docs/routing.md): the two-way model did worse
+    (its task level rests on the models the split starves of traffic), and a fixed strength of 40
+    did better there but sent a subject to the wrong model in half the runs of a two-subject test
+    whose subjects differ (tests/integration/test_quality_routing.py).
     """
-    if not cells:
-        return {}
     tasks = sorted({t for t, _ in cells})
     models = sorted({m for _, m in cells})
-    mean = {k: total / c for k, (c, total) in cells.items()}
-    weight = {k: c for k, (c, _) in cells.items()}
-    level = dict.fromkeys(tasks, 0.0)
-    strength = dict.fromkeys(models, 0.0)
-    for _ in range(PRIOR_ROUNDS):
+    out: dict[tuple[str, str], tuple[float, float]] = {}
+    for m in models:
+        mine = {t: cells[(t, m)] for t in tasks if (t, m) in cells}
         for t in tasks:
-            here = [(weight[(t, m)], mean[(t, m)] - strength[m]) for m in models if (t, m) in cells]
-            level[t] = sum(w * v for w, v in here) / sum(w for w, _ in here)
-        for m in models:
-            here = [(weight[(t, m)], mean[(t, m)] - level[t]) for t in tasks if (t, m) in cells]
-            strength[m] = sum(w * v for w, v in here) / (sum(w for w, _ in here) + MODEL_RIDGE)
-    residual_df = len(cells) - len(tasks) - len(models) + 1
-    if residual_df < 1:
-        return {k: (1.0, 1.0) for k in cells} | {(t, m): (1.0, 1.0) for t in tasks for m in models}
-    # the residuals' variance beyond sampling noise, corrected for the parameters fitted (cells / residual df)
-    spread = sum(
-        weight[k] * ((mean[k] - level[k[0]] - strength[k[1]]) ** 2 - mean[k] * (1 - mean[k]) / max(weight[k], 1.0))
-        for k in cells
-    ) / sum(weight.values())
-    spread = max(spread * len(cells) / residual_df, 1e-4)  # at least a 1-point residual: no prior is ever certain
-    overall = sum(level.values()) / len(level)
-    # how much task types' levels differ (beyond noise): how far to trust the other models' word on one
-    level_spread = max(sum((v - overall) ** 2 for v in level.values()) / max(1, len(level) - 1), 1e-4)
-    noise = overall * (1 - overall) if 0 < overall < 1 else 0.25  # one score's variance, about
-    out = {}
-    for t in tasks:
-        for m in models:
-            others = [(weight[(t, o)], mean[(t, o)] - strength[o]) for o in models if o != m and (t, o) in cells]
-            seen = sum(w for w, _ in others)
-            said = sum(w * v for w, v in others) / seen if seen else overall
-            # the other models' word on t's level, shrunk toward the overall level by its own precision
-            precision = seen / noise + 1 / level_spread
-            task_level = (said * seen / noise + overall / level_spread) / precision
-            centre = min(0.98, max(0.02, task_level + strength[m]))
-            # the strength: the residual only. What is not known of t's level is common to every model
-            # of t and cancels in which one is better (the decision); counting it would let noise in
+            others = [(c, total) for o, (c, total) in mine.items() if o != t and c > 0]
+            seen = sum(c for c, _ in others)
+            if len(others) < 2 or seen <= 0:
+                out[(t, m)] = (1.0, 1.0)
+                continue
+            centre = sum(total for _, total in others) / seen
+            excess = sum(
+                c * ((total / c - centre) ** 2 - (total / c) * (1 - total / c) / max(c, 1.0)) for c, total in others
+            )
+            # the spread of the task means beyond noise, corrected for the one mean fitted; at least a point
+            spread = max(excess / seen * len(others) / (len(others) - 1), 1e-4)
+            centre = min(0.98, max(0.02, centre))
             k = min(max_strength, max(0.0, centre * (1 - centre) / spread - 1))
             out[(t, m)] = (1.0 + k * centre, 1.0 + k * (1 - centre))
     return out

@@ -279,12 +279,13 @@ def evaluate(
 
 
 def checks(result: Result) -> list[tuple[float, float, float, float, bool]]:
-    """The target at each V whose median run lands in TARGET_COST_RANGE: (V, c, gain, oracle's gain, met)."""
+    """The target at each V whose median run lands in TARGET_COST_RANGE: (V, c, gain, oracle's gain, met).
+    Where the oracle gains nothing over random routing (one task type, as in GSM8K) nothing is judged."""
     low, high = TARGET_COST_RANGE
     out = []
     for p in _medians(result.points):
-        if low <= p.c <= high:
-            oracle_gain = result.oracle_cost.at(p.c) - p.c
+        oracle_gain = result.oracle_cost.at(p.c) - p.c
+        if low <= p.c <= high and oracle_gain > 1e-6:
             gain = p.pgr - p.c
             out.append((p.value_usd, p.c, gain, oracle_gain, gain >= TARGET_SHARE_OF_ORACLE_GAIN * oracle_gain))
     return out
