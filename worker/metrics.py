@@ -103,6 +103,15 @@ FEEDBACK = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+MODEL_QUALITY = Gauge(
+    "telemetry_model_quality",
+    "Quality of each model's answers per task type over the routing window (leader only; the "
+    "MODEL_QUALITY_SERIES most judged): bound=mean, low, high (95 %, the scores' variance taken at its "
+    "largest, exact for 0/1 scores) and feedback (the count).",
+    ["model_id", "task_type", "name", "bound"],
+    registry=REGISTRY,
+)
+MODEL_QUALITY_SERIES = 200
 FEEDBACK_DEAD_LETTERS = Counter(
     "telemetry_feedback_dead_letters_total",
     "Feedback dead-lettered after the join, by reason (unknown_call, feedback_flood, feedback_name_limit, "

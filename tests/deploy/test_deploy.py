@@ -224,6 +224,7 @@ def test_the_dashboard_loads_and_queries_only_exported_metrics():
         "heuristic",
         "success rate per model",
         "experiments",
+        "answer quality per model",
     ):
         assert topic in titles
     assert {"telemetry_calls_total", "telemetry_consumer_lag_messages", "telemetry_flush_seconds_bucket"} <= queried

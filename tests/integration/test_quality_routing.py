@@ -94,4 +94,14 @@ async def test_the_rule_follows_answer_quality_and_the_quality_sums_equal_the_ta
     assert equal.weights.get(weak, 0) > 0.5, equal
     assert better.evidence[strong].quality is not None and better.evidence[strong].quality.value_usd == 0.01
     assert "correctness quality" in better.reasoning
+    exported = await worker.metrics()  # the dashboard's panel: the window's quality per model and task type
+    key = f"telemetry_model_quality|bound={{}}|model_id={strong}|name=correctness|task_type={BETTER}"
+    judged = truth[(strong, BETTER)]
+    assert exported[key.format("feedback")] == judged[0]
+    assert (
+        exported[key.format("low")]
+        < exported[key.format("mean")]
+        == judged[1] / judged[0]
+        < exported[key.format("high")]
+    )
     assert worker.terminate() == 0

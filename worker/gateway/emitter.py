@@ -21,7 +21,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -32,6 +32,7 @@ from worker.calls.redaction import redact_payload, redact_text
 from worker.throttle import Throttle
 
 log = logging.getLogger(__name__)
+Checked = TypeVar("Checked", CallCompleted, CallFailed, CallFeedback)
 
 
 class EventRejected(ValueError):
@@ -60,12 +61,16 @@ def _base(fields: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def completed(**fields: Any) -> CallCompleted:
-    """A call-completed event; `event_id` and `occurred_at` (now) are filled in when absent."""
+def _checked(model: type[Checked], event: dict[str, Any]) -> Checked:
     try:
-        return CallCompleted.model_validate(_base(fields))
+        return model.model_validate(event)
     except ValidationError as problem:
         raise EventRejected(problem) from None
+
+
+def completed(**fields: Any) -> CallCompleted:
+    """A call-completed event; `event_id` and `occurred_at` (now) are filled in when absent."""
+    return _checked(CallCompleted, _base(fields))
 
 
 def failed(**fields: Any) -> CallFailed:
@@ -75,10 +80,7 @@ def failed(**fields: Any) -> CallFailed:
         event["error_message"] = redact_text(event["error_message"])
     if isinstance(event.get("request"), dict):
         event["request"] = redact_payload(event["request"])
-    try:
-        return CallFailed.model_validate(event)
-    except ValidationError as problem:
-        raise EventRejected(problem) from None
+    return _checked(CallFailed, event)
 
 
 def feedback(**fields: Any) -> CallFeedback:
@@ -88,10 +90,7 @@ def feedback(**fields: Any) -> CallFeedback:
     event = _base(fields)
     if isinstance(event.get("comment"), str):
         event["comment"] = redact_text(event["comment"])
-    try:
-        return CallFeedback.model_validate(event)
-    except ValidationError as problem:
-        raise EventRejected(problem) from None
+    return _checked(CallFeedback, event)
 
 
 Emitted = CallEvent | CallFeedback

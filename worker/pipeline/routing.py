@@ -26,11 +26,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import NewTopic
 
 from worker import metrics
+from worker.feedback.quality import windowed
 from worker.kafka_client import client_options
 from worker.pipeline.experiments import ExperimentRunner
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
 from worker.routing.engine import Engine, affected_tasks
-from worker.routing.evidence import ANY_TASK
+from worker.routing.evidence import ANY_TASK, QualityRow
 from worker.routing.scoring import Weights
 from worker.settings import Settings
 from worker.store import experiments as experiment_store
@@ -115,6 +116,7 @@ class RoutingPublisher(mode.Service):
         quality = await store.quality_rows(
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
+        export_quality(quality)
         await self._note_breadth(conn, now)
         breakers = await store.breakers(conn)
         catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s)
@@ -224,3 +226,15 @@ class RoutingPublisher(mode.Service):
             await store.mark_published(conn, row["id"], row["version"], self.worker_id)
             self.published += 1
             metrics.HEURISTICS_PUBLISHED.inc()
+
+
+def export_quality(rows: list[QualityRow]) -> None:
+    """The window's quality per model and task type on /metrics (a bounded number of series)."""
+    metrics.MODEL_QUALITY.clear()
+    summary = windowed(
+        ((r.model_id, r.task_type, r.name, r.count, r.score_sum) for r in rows), metrics.MODEL_QUALITY_SERIES
+    )
+    for model, task, q in summary:
+        label = metrics.model_label(model)
+        for bound, value in (("mean", q.mean), ("low", q.low), ("high", q.high), ("feedback", q.feedback)):
+            metrics.MODEL_QUALITY.labels(label, task, q.name, bound).set(value)

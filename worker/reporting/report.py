@@ -161,12 +161,12 @@ async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
     return [evaluate(e, tallies.get(e.experiment_id, {}), now) for e in exps]
 
 
-def quality_text(scores: tuple[QualityScore, ...]) -> str:
-    """The most given feedback name's mean with its interval and count, e.g. `correctness 0.83 (0.80-0.86, 412)`."""
+def quality_text(scores: tuple[QualityScore, ...], named: bool = True) -> str:
+    """The most given feedback name's mean with its interval and count, e.g. `correctness 0.83 (0.80-0.86) 412`."""
     if not scores:
         return "-"
     q = scores[0]
-    return f"{q.name} {q.mean:.2f} ({q.low:.2f}-{q.high:.2f}, {q.feedback:,})"
+    return f"{q.name + ' ' if named else ''}{q.mean:.2f} ({q.low:.2f}-{q.high:.2f}) {q.feedback:,}"
 
 
 def _ms(value: float | None) -> str:
@@ -178,6 +178,9 @@ def render(report: Report, console: Console) -> None:
         console.print("No calls recorded yet.")
     task_types = sorted({m.task_type for m in report.models})
     for task_type in task_types:
+        rows = [m for m in report.models if m.task_type == task_type]
+        names = {m.quality[0].name for m in rows if m.quality}
+        one_name = next(iter(names)) if len(names) == 1 else None
         table = Table(title=f"Model performance: {task_type}", title_justify="left")
         for name, justify in (
             ("model", "left"),
@@ -188,10 +191,10 @@ def render(report: Report, console: Console) -> None:
             ("p95", "right"),
             ("p99", "right"),
             ("avg cost $", "right"),
-            ("quality (95 %, feedback)", "right"),
+            (f"{one_name or 'quality'} (95 %) feedback", "right"),
         ):
             table.add_column(name, justify=cast("JustifyMethod", justify))
-        for m in (m for m in report.models if m.task_type == task_type):
+        for m in rows:
             table.add_row(
                 m.model_id,
                 f"{m.total_calls:,}",
@@ -201,7 +204,7 @@ def render(report: Report, console: Console) -> None:
                 _ms(m.latency_p95_ms),
                 _ms(m.latency_p99_ms),
                 f"{m.avg_cost:.6f}",
-                quality_text(m.quality),
+                quality_text(m.quality, named=one_name is None),
             )
         console.print(table)
     if report.models_left_out:
@@ -227,18 +230,29 @@ def render_rules(report: Report, console: Console) -> None:
     if not report.rules:
         return
     table = Table(title="Learned routing rules (what the routers follow now)", title_justify="left")
-    for name in ("task type", "preferred", "share", "objective", "quality of the preferred (95 %, feedback)", "v"):
-        table.add_column(name, justify="left" if name in ("task type", "preferred", "objective") else "right")
+    for name in (
+        "task type",
+        "split (largest shares)",
+        "preferred",
+        "objective",
+        "its quality (95 %) feedback",
+        "version",
+    ):
+        table.add_column(
+            name,
+            justify="left" if name in ("task type", "split (largest shares)", "preferred", "objective") else "right",
+        )
     for rule in sorted(report.rules, key=lambda r: r.get("task_type") or ""):
         preferred = rule.get("preferred_model")
         quality = ((rule.get("evidence") or {}).get(preferred) or {}).get("quality")
         objective = f"value, V = ${quality['value_usd']:g}" if quality else "success"
+        shares = sorted((rule.get("weights") or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:2]
         table.add_row(
             rule.get("task_type") or "-",
+            ", ".join(f"{m} {w:.0%}" for m, w in shares) or "-",
             preferred or "(every model excluded)",
-            f"{(rule.get('weights') or {}).get(preferred, 0.0):.0%}",
             objective,
-            f"{quality['name']} {quality['mean']:.2f} ({quality['low']:.2f}-{quality['high']:.2f}, {quality['feedback']:,})"
+            f"{quality['name']} {quality['mean']:.2f} ({quality['low']:.2f}-{quality['high']:.2f}) {quality['feedback']:,}"
             if quality
             else "-",
             str(rule.get("version")),

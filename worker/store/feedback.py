@@ -17,6 +17,7 @@ import orjson
 
 from worker.calls.aggregate import minute_of
 from worker.calls.decode import SCORE_UNIT, Call, Feedback
+from worker.calls.rows import columns
 from worker.feedback import join
 
 NAME_LOCK_KEY = 0x7E1E_FEED  # serialises the rare addition of a new feedback name across pods
@@ -195,20 +196,12 @@ def dead_letter_value(feedback: Feedback) -> bytes:
 
 async def index_calls(conn: asyncpg.Connection, calls: Sequence[Call]) -> None:
     """Keep what the join needs of each new call (commands' reported calls included: they are calls)."""
-    await conn.execute(
-        INDEX_CALLS,
-        [c.event_id for c in calls],
-        [c.request_id for c in calls],
-        [c.occurred_at for c in calls],
-        [float(minute_of(c.occurred_at)) for c in calls],
-        [c.model_id for c in calls],
-        [c.task_type for c in calls],
-        [c.layer for c in calls],
-        [c.ok for c in calls],
-        [c.experiment_id for c in calls],
-        [c.arm for c in calls],
-        [c.routing_rule_id for c in calls],
+    facts = (
+        (c.event_id, c.request_id, c.occurred_at, float(minute_of(c.occurred_at)), c.model_id, c.task_type, c.layer)
+        + (c.ok, c.experiment_id, c.arm, c.routing_rule_id)
+        for c in calls
     )
+    await conn.execute(INDEX_CALLS, *columns(facts, 11))
 
 
 async def _find_calls(
@@ -347,17 +340,7 @@ async def _add_quality(conn: asyncpg.Connection, deltas: join.QualityDeltas) -> 
 
 
 async def _wait(conn: asyncpg.Connection, waiting: list[Feedback]) -> None:
-    await conn.execute(
-        WAIT,
-        [f.event_id for f in waiting],
-        [f.call_event_id for f in waiting],
-        [f.request_id for f in waiting],
-        [f.name for f in waiting],
-        [f.source for f in waiting],
-        [f.score_micro for f in waiting],
-        [f.occurred_at for f in waiting],
-        [f.comment for f in waiting],
-    )
+    await conn.execute(WAIT, *columns(waiting, 8))  # a Feedback's fields are WAIT's columns, in order
 
 
 async def _refuse(
