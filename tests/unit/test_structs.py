@@ -117,3 +117,71 @@ def test_what_the_fast_path_leaves_is_still_judged():
         assert fast_completed(value, LIMITS, NOW) is None
         calls, rejections = decode(value, EventKind.completed, LIMITS, NOW)
         assert not calls and [r.reason for r in rejections] == [reason]
+
+
+SCORES = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1, max_value=2),
+    st.integers(min_value=-2, max_value=3),
+    st.sampled_from([0, 1, 0.5, 0.3333333, 1.0000001, -0.0, True, None, "0.5"]),
+)
+FEEDBACK_MUTATIONS = {
+    "event_id": UUIDS,
+    "call_event_id": st.one_of(UUIDS, st.none()),
+    "request_id": TEXTS,
+    "occurred_at": TIMES,
+    "name": st.one_of(
+        st.text(max_size=60), st.sampled_from(["thumbs", "a b", "x" * 50, "x" * 51, "sk-proj-" + "a" * 30])
+    ),
+    "score": SCORES,
+    "source": st.sampled_from(["user", "eval", "judge", "heuristic", "other", "boss", "", None]),
+    "comment": st.one_of(TEXTS, st.sampled_from(["x" * 2001, "key sk-proj-" + "b" * 40])),
+    "schema_version": st.sampled_from([1, 2, True, None]),
+}
+
+
+def a_vote() -> dict:
+    return {
+        "event_id": "6f1c2f4e-3b7a-4d2e-9a51-0c1d2e3f4a5b",
+        "call_event_id": "0b1c2f4e-3b7a-4d2e-9a51-0c1d2e3f4a5b",
+        "request_id": "req-1",
+        "name": "correctness",
+        "score": 0.75,
+        "source": "judge",
+        "occurred_at": "2026-12-01T09:59:00Z",
+        "comment": "close, but misses the second point",
+    }
+
+
+@st.composite
+def votes(draw) -> dict:
+    vote = a_vote()
+    for name in draw(st.lists(st.sampled_from(sorted(FEEDBACK_MUTATIONS)), max_size=4, unique=True)):
+        if draw(st.booleans()) and name not in ("event_id", "occurred_at", "name", "score", "source"):
+            vote.pop(name, None)
+        else:
+            vote[name] = draw(FEEDBACK_MUTATIONS[name])
+    return vote
+
+
+@settings(max_examples=1500)
+@given(st.lists(votes(), min_size=1, max_size=3), st.booleans())
+def test_the_feedback_fast_path_agrees_with_the_contract(elements, as_envelope):
+    from worker.calls.decode import fast_feedback
+
+    value = json.dumps(elements if as_envelope else elements[0], ensure_ascii=False).encode()
+    fast = fast_feedback(value, LIMITS, NOW)
+    items, rejections = by_contract(value, EventKind.feedback, LIMITS, NOW)
+    if fast is not None:
+        assert not rejections, f"the fast path accepted what the contract refuses: {rejections}"
+        assert fast == items
+    assert decode(value, EventKind.feedback, LIMITS, NOW) == (items, rejections)
+
+
+def test_plain_valid_feedback_takes_the_fast_path():
+    from worker.calls.decode import fast_feedback
+
+    for value in (orjson.dumps(a_vote()), orjson.dumps([a_vote(), a_vote() | {"call_event_id": None}])):
+        fast = fast_feedback(value, LIMITS, NOW)
+        assert fast is not None and fast == by_contract(value, EventKind.feedback, LIMITS, NOW)[0]
+    named_none = a_vote() | {"call_event_id": None, "request_id": None}
+    assert fast_feedback(orjson.dumps(named_none), LIMITS, NOW) is None  # the contract says why

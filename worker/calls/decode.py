@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from worker.calls.commands import COMMAND, BugReport, Metric, MetricRecorded, ModelPerformanceReported
 from worker.calls.events import MODEL_OF_KIND, CallEvent, CallFailed, CallFeedback, EventKind
 from worker.calls.redaction import redact_identifier, redact_text
-from worker.calls.structs import COMPLETED
+from worker.calls.structs import COMPLETED, FEEDBACK
 
 
 class Limits(NamedTuple):
@@ -158,6 +158,39 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
     return calls
 
 
+def fast_feedback(value: bytes, limits: Limits, received_at: float | None) -> list[Feedback] | None:
+    """The feedback of a value that is wholly valid and plain, or None: then the contract path judges it."""
+    if not is_plain(value, limits.max_nesting_depth) or _FINER_THAN_MICROSECONDS.search(value):
+        return None
+    try:
+        decoded = FEEDBACK.decode(value)
+    except msgspec.MsgspecError:
+        return None
+    judged = decoded if isinstance(decoded, list) else (decoded,)
+    if not judged or len(judged) > limits.max_events_per_envelope:
+        return None
+    latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
+    out = []
+    for j in judged:
+        at = j.occurred_at.timestamp()
+        if at > latest or (j.call_event_id is None and j.request_id is None):
+            return None
+        comment = None if j.comment is None else redact_text(j.comment)
+        out.append(
+            Feedback(
+                j.event_id,
+                j.call_event_id,
+                j.request_id,
+                redact_identifier(j.name),
+                j.source.value,
+                round(j.score * SCORE_UNIT),
+                at,
+                comment,
+            )
+        )
+    return out
+
+
 def applied(command) -> Call | Metric | BugReport:
     """What the flush writes for a tool command: a reported call joins the aggregates like any event."""
     at, cid = command.issued_at.timestamp(), str(command.command_id)
@@ -272,7 +305,11 @@ def decode(
     if len(value) > limits.max_message_bytes:
         return [], [Rejection("too_large", f"{len(value)} bytes > limit {limits.max_message_bytes}")]
     if kind is EventKind.completed:
-        fast = fast_completed(value, limits, received_at)
+        fast: list | None = fast_completed(value, limits, received_at)
+        if fast is not None:
+            return fast, []
+    elif kind is EventKind.feedback:
+        fast = fast_feedback(value, limits, received_at)
         if fast is not None:
             return fast, []
     return by_contract(value, kind, limits, received_at)

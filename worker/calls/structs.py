@@ -1,4 +1,4 @@
-"""msgspec twin of a completed call event, for the hot path: typed decoding straight from bytes.
+"""msgspec twins of a completed call event and of a feedback, for the hot path: typed decoding straight from bytes.
 
 The pydantic model in worker/calls/events.py stays the contract and the judge. This twin is only
 ever as strict or stricter (a test checks it on generated events): whatever it accepts the
@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from worker.calls.events import MAX_COST_USD, MAX_LATENCY_MS, MAX_TOKENS, Layer
+from worker.calls.events import MAX_COST_USD, MAX_FEEDBACK_COMMENT, MAX_LATENCY_MS, MAX_TOKENS, FeedbackSource, Layer
 
 Millis = Annotated[float, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)]
 Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
@@ -52,3 +52,21 @@ class Completed(msgspec.Struct, gc=False):
 
 # one value: an event object or an envelope (array) of them; any refusal sends the value to the contract path
 COMPLETED = msgspec.json.Decoder(Completed | list[Completed])
+
+
+class Judged(msgspec.Struct, gc=False):
+    """The fields of CallFeedback with the same bounds; the rule that it names a call is checked by the
+    caller (a value that names none takes the contract path, which says why)."""
+
+    event_id: CanonicalUuid
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=50, pattern="^[A-Za-z0-9_.:-]+$")]
+    score: Annotated[float, msgspec.Meta(ge=0, le=1)]
+    source: FeedbackSource
+    occurred_at: Aware
+    schema_version: Literal[1] = 1
+    call_event_id: CanonicalUuid | None = None
+    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    comment: Annotated[str, msgspec.Meta(max_length=MAX_FEEDBACK_COMMENT)] | None = None
+
+
+FEEDBACK = msgspec.json.Decoder(Judged | list[Judged])
