@@ -445,6 +445,18 @@ def _cmd_routing_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.met else 1
 
 
+def _cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.routing.signing import generate
+
+    private, public = generate()
+    console.print_json(json.dumps({"ROUTING_SIGNING_KEY": private, "public_key": public}))
+    err.print(
+        "keep ROUTING_SIGNING_KEY secret (the workers' environment only); give routers public_key: "
+        "RoutingTable(public_keys=[...]) in Python, new RoutingTable({ publicKeys: [...] }) in TypeScript"
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="telemetry-worker", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -564,6 +576,10 @@ def parser() -> argparse.ArgumentParser:
     xe.add_argument("--seeds", type=int, default=20)
     xe.add_argument("--out", help="folder for one PNG per scenario (its first seed)")
     xe.set_defaults(func=_cmd_experiment_eval)
+    keys = sub.add_parser("keys", help="signing keys of the routing records")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("generate", help="print a new Ed25519 pair: ROUTING_SIGNING_KEY and the routers' public key")
+    keys.set_defaults(func=_cmd_keys)
     c = sub.add_parser("schemas", help="write the wire contract's JSON Schema files")
     c.add_argument("--out", default="schemas")
     c.add_argument("--check", action="store_true", help="fail if the files differ from the models")

@@ -18,6 +18,7 @@ from worker.routing.contract import ModelDeclaration
 from worker.routing.degradation import Rules
 from worker.routing.heuristics import Policy
 from worker.routing.scoring import Weights
+from worker.routing.signing import InvalidKey, Signer
 
 
 class KafkaSettings(BaseSettings):
@@ -246,6 +247,12 @@ class RoutingSettings(BaseSettings):
         description="How much feedback the prior of a model's quality on a task type is worth: the prior is what "
         "the model's feedback on the other task types says.",
     )
+    routing_signing_key: SecretStr | None = Field(
+        None,
+        description="Base64 of the 32-byte Ed25519 private key the worker signs routing records with "
+        "(telemetry-worker keys generate); routers given the public key skip records not signed by it. "
+        "Unset: records are unsigned (a warning at start).",
+    )
     experiments_interval_s: float = Field(
         10.0, gt=0, description="How often running experiments are evaluated (guardrails, winner, duration)."
     )
@@ -278,6 +285,18 @@ class RoutingSettings(BaseSettings):
     degradation_probe_share: float = Field(
         0.05, gt=0, le=0.25, description="Traffic share of a half-open model per task type while it is probed."
     )
+
+    @field_validator("routing_signing_key", mode="before")
+    @classmethod
+    def _a_usable_signing_key(cls, value: Any) -> Any:
+        if value in (None, ""):
+            return None
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        try:
+            Signer(secret)
+        except InvalidKey as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("routing_weights")
     @classmethod

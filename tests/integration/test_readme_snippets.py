@@ -23,7 +23,9 @@ async def test_the_python_router_snippet_routes_by_the_published_rules(settings)
     rule = learned(weights={"gpt-4o": 0.6, "claude-sonnet-4": 0.4}, excluded={"llama-3.1-8b-instant": "down"})
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
     await producer.start()
-    try:
+    try:  # a stranger's records first: the compacted topic keeps them for every router started later
+        await producer.send_and_wait(settings.topic_heuristics, b'{"version": 1}', key=b"coding")
+        await producer.send_and_wait(settings.topic_heuristics, b"\xff", key=b"experiment:x")
         await producer.send_and_wait(
             settings.topic_heuristics, orjson.dumps(rule.model_dump(mode="json")), key=b"coding"
         )
@@ -40,6 +42,7 @@ async def test_the_python_router_snippet_routes_by_the_published_rules(settings)
         assert 0.55 < picks.count("gpt-4o") / len(picks) < 0.65
         assert pick("coding", "x", "req-7") == pick("coding", "x", "req-7")  # deterministic per request id
         assert pick("chat", "hello", "req-1") == "gpt-4o"  # no rule: the router's own default
+        assert namespace["table"].refused == 2  # skipped and counted, never fatal
     finally:
         await namespace["subscriber"].stop()
 

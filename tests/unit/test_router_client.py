@@ -49,3 +49,21 @@ def test_manual_rules_win_by_priority_and_only_when_they_match():
     assert table.choose("coding", "hello there").preferred_model == "learned-model"  # -5 < 0
     assert table.choose("chat", "hello there").preferred_model == "low"  # no learned rule for chat
     assert table.choose("chat", "nothing matches") is None
+
+
+def test_any_record_on_the_topic_is_survived_skipped_and_counted():
+    table = RoutingTable()
+    for key, value in (
+        ("coding", b'{"version": 1}'),  # the 14-byte record that used to stop every new subscriber
+        ("coding", b"\xff not json"),
+        ("experiment:x", b'{"kind": "experiment"}'),
+        ("coding", b"[]"),
+    ):
+        assert table.apply(key, value) is None
+    assert table.refused == 4 and "coding" in table.last_refusal
+    assert table.apply("coding", record("learned:coding", 12, task_type="coding")) is not None
+    forged = record("learned:coding", 2**63 - 1, task_type="coding", model="attacker")
+    assert table.apply("coding", forged) is None and table.refused == 5  # cannot push the key out of reach
+    assert "jumps" in table.last_refusal
+    assert table.apply("coding", record("learned:coding", 13, task_type="coding")) is not None
+    assert table.route("coding", key="r") == "m"

@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 from worker.experiments.contract import Experiment
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.table import Route, RoutingTable, choose_model, hash_unit
+from worker.throttle import Throttle
 
 __all__ = ["HeuristicsSubscriber", "Route", "RoutingTable", "choose_model", "hash_unit"]
 
@@ -45,8 +46,14 @@ class HeuristicsSubscriber:
         self.on_change = on_change
         self._task: asyncio.Task | None = None
         self.caught_up = asyncio.Event()
+        self._refusals = Throttle()
 
     async def start(self) -> None:
+        if self.table.verifier is None:
+            log.warning(
+                "heuristics subscriber: following routing records whoever wrote them; give the table the "
+                "worker's public key (RoutingTable(public_keys=[...])) so that only the worker can steer this router"
+            )
         self._task = asyncio.create_task(self._run())
 
     async def stop(self) -> None:
@@ -89,8 +96,21 @@ class HeuristicsSubscriber:
             for tp, records in batch.items():
                 for record in records:
                     positions[tp] = record.offset + 1
-                    rule = self.table.apply(record.key.decode() if record.key else "", record.value)
+                    refused = self.table.refused
+                    key = record.key.decode("utf-8", "replace") if record.key else ""
+                    rule = self.table.apply(key, record.value, record.headers)
+                    if self.table.refused > refused and self._refusals.ready():
+                        log.warning(
+                            "heuristics subscriber: skipped the record at %s:%d (%d skipped so far): %s",
+                            tp.partition,
+                            record.offset,
+                            self.table.refused,
+                            self.table.last_refusal,
+                        )
                     if rule is not None and self.on_change is not None:
-                        self.on_change(rule)
+                        try:
+                            self.on_change(rule)
+                        except Exception:
+                            log.exception("heuristics subscriber: on_change failed; the table is updated anyway")
             if not self.caught_up.is_set() and all(positions.get(tp, 0) >= ends[tp] for tp in tps):
                 self.caught_up.set()

@@ -33,6 +33,7 @@ from worker.routing.contract import RoutingAlert, RoutingHeuristic
 from worker.routing.engine import Engine, affected_tasks
 from worker.routing.evidence import ANY_TASK, QualityRow
 from worker.routing.scoring import Weights
+from worker.routing.signing import Signer
 from worker.settings import Settings
 from worker.store import experiments as experiment_store
 from worker.store import routing as store
@@ -64,8 +65,18 @@ class RoutingPublisher(mode.Service):
         self.breadth_warning = Throttle(600.0)
         self.promoted_weights: dict[str, dict] = {}  # task type (or "*") -> weights promoted from an experiment
         self.experiments = ExperimentRunner(self)
+        key = settings.routing_signing_key
+        self.signer = Signer(key.get_secret_value()) if key is not None else None
 
     async def on_start(self) -> None:
+        if self.signer is None:
+            log.warning(
+                "routing records are published unsigned (ROUTING_SIGNING_KEY is not set): a router cannot tell "
+                "them from records anyone else who can write to %s produces (docs/operations.md)",
+                self.settings.topic_heuristics,
+            )
+        else:
+            log.info("routing records are signed with key %s", self.signer.key_id)
         await self._ensure_topics()
         self.producer = AIOKafkaProducer(**client_options(self.settings), enable_idempotence=True)
         await self.producer.start()
@@ -206,12 +217,13 @@ class RoutingPublisher(mode.Service):
     async def publish(self, key: bytes, record: dict, what: str) -> bool:
         """Send one record to the heuristics topic (rules and experiments alike); False when it could
         not be sent, logged: one record must never hold back the others, and the next tick retries."""
+        value = orjson.dumps(record)
+        headers = [("publisher", self.worker_id.encode())]
+        if self.signer is not None:
+            headers += self.signer.headers(key.decode(), value)
         try:
             await self._started_producer().send_and_wait(
-                self.settings.topic_heuristics,
-                key=key,
-                value=orjson.dumps(record),
-                headers=[("publisher", self.worker_id.encode())],
+                self.settings.topic_heuristics, key=key, value=value, headers=headers
             )
         except Exception as error:  # noqa: BLE001
             log.warning("could not publish %s (%s: %s); the next tick retries", what, type(error).__name__, error)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -28,6 +28,7 @@ from worker.experiments.contract import ArmState, Experiment
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.draw import hash_unit
 from worker.routing.manual_rules import InvalidPattern, matches
+from worker.routing.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +93,38 @@ def choose_model(
 class RoutingTable:
     """The latest version of every rule; manual rules match by pattern, learned ones by task type."""
 
-    def __init__(self) -> None:
+    def __init__(self, public_keys: Iterable[str] | None = None) -> None:
+        """`public_keys`: base64 Ed25519 keys of the workers whose records to follow (ROUTING_SIGNING_KEY's
+        public half); without them every valid record is followed, whoever wrote it."""
         self.rules: dict[str, RoutingHeuristic] = {}
         self.experiments: dict[str, Experiment] = {}
+        self.verifier = Verifier(public_keys) if public_keys else None
+        self.refused = 0  # records skipped: not signed by a trusted key, not valid, or an implausible version
+        self.last_refusal = ""
 
-    def apply(self, key: str, value: bytes | None) -> RoutingHeuristic | Experiment | None:
-        """Take one topic record; returns the rule (or experiment) when it changed the table."""
-        if key.startswith(EXPERIMENT_PREFIX):  # a None value is a tombstone
-            exp = None if value is None else Experiment.model_validate(orjson.loads(value))
-            return _newest(self.experiments, key, exp)
-        rule = None if value is None else RoutingHeuristic.model_validate(orjson.loads(value))
-        return _newest(self.rules, key, rule)
+    def apply(
+        self, key: str, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> RoutingHeuristic | Experiment | None:
+        """Take one topic record (with its headers, which carry the signature); returns the rule (or
+        experiment) when it changed the table.
+
+        Anyone who can write to the topic can write anything, and the topic is compacted: a record
+        that is not valid, or not signed by a trusted key when keys are given, is skipped and counted
+        (`refused`, `last_refusal`), never raised, so that no record can stop or steer a router."""
+        if self.verifier is not None and (why := self.verifier.refusal(key, value, headers)) is not None:
+            self.refused += 1
+            self.last_refusal = f"{key!r}: {why}"
+            return None
+        try:
+            if key.startswith(EXPERIMENT_PREFIX):  # a None value is a tombstone
+                exp = None if value is None else Experiment.model_validate(orjson.loads(value))
+                return _newest(self.experiments, key, exp)
+            rule = None if value is None else RoutingHeuristic.model_validate(orjson.loads(value))
+            return _newest(self.rules, key, rule)
+        except (ValueError, TypeError, ImplausibleVersion) as error:  # orjson's and pydantic's errors are ValueErrors
+            self.refused += 1
+            self.last_refusal = f"{key!r}: {type(error).__name__}: {str(error)[:300]}"
+            return None
 
     def experiment_for(self, task_type: str) -> Experiment | None:
         """The running experiment covering `task_type` (the worker lets at most one cover a task type)."""
@@ -203,14 +225,25 @@ class RoutingTable:
 Versioned = TypeVar("Versioned", RoutingHeuristic, Experiment)
 
 
+MAX_VERSION_STEP = 1_000_000  # the worker adds one per change: a larger jump is a forgery or a bug
+
+
+class ImplausibleVersion(Exception):
+    pass
+
+
 def _newest(held: dict[str, Versioned], key: str, record: Versioned | None) -> Versioned | None:
-    """Keep the highest version per key; None (a tombstone) drops the key. The record when it changed."""
+    """Keep the highest version per key; None (a tombstone) drops the key. The record when it changed.
+    A version more than MAX_VERSION_STEP past the one held is refused: it would hold the key against
+    every later genuine version (signatures are the full answer; this bounds the damage without them)."""
     if record is None:
         held.pop(key, None)
         return None
     known = held.get(key)
     if known is not None and known.version >= record.version:
         return None
+    if known is not None and record.version > known.version + MAX_VERSION_STEP:
+        raise ImplausibleVersion(f"version {record.version} jumps more than {MAX_VERSION_STEP} past {known.version}")
     held[key] = record
     return record
 

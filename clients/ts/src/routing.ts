@@ -5,6 +5,7 @@ import { RE2JS } from "re2js";
 import type { RoutingHeuristic } from "./generated/routing-heuristic.js";
 import type { Experiment, ArmState } from "./generated/routing-experiment.js";
 import { checkExperiment, checkHeuristic } from "./contract.js";
+import { Verifier, type RecordHeaders } from "./signing.js";
 
 const EXPERIMENT_PREFIX = "experiment:";
 
@@ -109,6 +110,9 @@ function matches(pattern: string, text: string): boolean {
 }
 
 /** Keep the highest version per key; null (a tombstone) drops the key. The record when it changed. */
+/** The worker adds one per change: a larger jump is a forgery or a bug (the same bound as the Python client's). */
+export const MAX_VERSION_STEP = 1_000_000;
+
 function newest<T extends { version: number }>(held: Map<string, T>, key: string, record: T | null): T | null {
   if (record === null) {
     held.delete(key);
@@ -116,6 +120,9 @@ function newest<T extends { version: number }>(held: Map<string, T>, key: string
   }
   const known = held.get(key);
   if (known && known.version >= record.version) return null;
+  if (known && record.version > known.version + MAX_VERSION_STEP) {
+    throw new Error(`version ${record.version} jumps more than ${MAX_VERSION_STEP} past ${known.version}`);
+  }
   held.set(key, record);
   return record;
 }
@@ -125,16 +132,41 @@ export class RoutingTable {
   readonly rules = new Map<string, RoutingHeuristic>();
   readonly experiments = new Map<string, Experiment>();
 
-  /** Take one topic record (null value: a tombstone); returns the rule (or experiment) when it changed the table. */
-  apply(key: string, value: Buffer | string | null): RoutingHeuristic | Experiment | null {
-    if (key.startsWith(EXPERIMENT_PREFIX)) {
-      const exp = value === null ? null : (JSON.parse(value.toString()) as Experiment);
-      if (value !== null) checkExperiment("routing experiment", exp);
-      return newest(this.experiments, key, exp);
+  /** Records skipped: not signed by a trusted key, not valid, or an implausible version; and the last reason. */
+  refused = 0;
+  lastRefusal = "";
+  readonly verifier: Verifier | null;
+
+  /** `publicKeys`: base64 Ed25519 keys of the workers whose records to follow (ROUTING_SIGNING_KEY's public
+   *  half); without them every valid record is followed, whoever wrote it. */
+  constructor(options: { publicKeys?: string[] } = {}) {
+    this.verifier = options.publicKeys?.length ? new Verifier(options.publicKeys) : null;
+  }
+
+  /** Take one topic record (null value: a tombstone); returns the rule (or experiment) when it changed the table.
+   *  Anyone who can write to the topic can write anything, and the topic is compacted: a record that is not
+   *  valid is skipped and counted (`refused`, `lastRefusal`), never thrown, so that no record stops a router. */
+  apply(key: string, value: Buffer | string | null, headers?: RecordHeaders): RoutingHeuristic | Experiment | null {
+    const unsigned = this.verifier?.refusal(key, value, headers) ?? null;
+    if (unsigned !== null) {
+      this.refused += 1;
+      this.lastRefusal = `${JSON.stringify(key)}: ${unsigned}`;
+      return null;
     }
-    const rule = value === null ? null : (JSON.parse(value.toString()) as RoutingHeuristic);
-    if (value !== null) checkHeuristic("routing heuristic", rule);
-    return newest(this.rules, key, rule);
+    try {
+      if (key.startsWith(EXPERIMENT_PREFIX)) {
+        const exp = value === null ? null : (JSON.parse(value.toString()) as Experiment);
+        if (value !== null) checkExperiment("routing experiment", exp);
+        return newest(this.experiments, key, exp);
+      }
+      const rule = value === null ? null : (JSON.parse(value.toString()) as RoutingHeuristic);
+      if (value !== null) checkHeuristic("routing heuristic", rule);
+      return newest(this.rules, key, rule);
+    } catch (error) {
+      this.refused += 1;
+      this.lastRefusal = `${JSON.stringify(key)}: ${(error as Error).message.slice(0, 300)}`;
+      return null;
+    }
   }
 
   choose(taskType: string, text = ""): RoutingHeuristic | null {

@@ -26,6 +26,7 @@ export class HeuristicsSubscriber {
   /** Resolves once every record that existed at start has been read. */
   readonly caughtUp = new Promise<void>((resolve) => { this.resolveCaughtUp = resolve; });
   private stopped = false;
+  private lastWarning = 0;
 
   constructor(brokers: string[], readonly table: RoutingTable, private readonly options: SubscriberOptions = {}) {
     this.topic = options.topic ?? "gateway.routing.heuristics";
@@ -33,6 +34,10 @@ export class HeuristicsSubscriber {
   }
 
   async start(): Promise<void> {
+    if (!this.table.verifier) {
+      console.warn("heuristics subscriber: following routing records whoever wrote them; give the table the worker's " +
+                   "public key (new RoutingTable({ publicKeys: [...] })) so that only the worker can steer this router");
+    }
     const admin = this.kafka.admin();
     await admin.connect();
     try {
@@ -60,11 +65,17 @@ export class HeuristicsSubscriber {
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {
         this.positions.set(partition, BigInt(message.offset) + 1n);
+        const refused = this.table.refused;
+        const rule = this.table.apply(message.key?.toString() ?? "", message.value, message.headers);
+        if (this.table.refused > refused && Date.now() - this.lastWarning >= 10_000) {
+          this.lastWarning = Date.now();
+          console.warn(`heuristics subscriber: skipped the record at ${partition}:${message.offset} ` +
+                       `(${this.table.refused} skipped so far): ${this.table.lastRefusal}`);
+        }
         try {
-          const rule = this.table.apply(message.key?.toString() ?? "", message.value);
           if (rule && this.options.onChange) this.options.onChange(rule);
         } catch (error) {
-          console.warn(`heuristics subscriber: ignoring a record at ${partition}:${message.offset} (${(error as Error).message})`);
+          console.warn(`heuristics subscriber: onChange failed (${(error as Error).message}); the table is updated anyway`);
         }
         this.checkCaughtUp();
       },

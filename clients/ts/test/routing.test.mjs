@@ -47,5 +47,22 @@ test("manual rules by RE2 pattern and priority, learned by task type, tombstones
   assert.equal(table.route("chat", "nothing", { key: "k" }), null);
   table.apply("coding", null);
   assert.equal(table.route("coding", "x", { key: "k" }), null);
-  assert.throws(() => table.apply("bad", JSON.stringify({ ...learned({ a: 1 }), layer: 3, version: 0 })), /refused/);
+  assert.equal(table.apply("bad", JSON.stringify({ ...learned({ a: 1 }), layer: 3, version: 0 })), null);  // skipped, counted
+  assert.equal(table.refused, 1);
+  assert.match(table.lastRefusal, /refused/);
+});
+
+test("any record on the topic is survived, skipped and counted; a version cannot be pushed out of reach", () => {
+  const table = new RoutingTable();
+  for (const [key, value] of [["coding", '{"version": 1}'], ["coding", "not json"], ["experiment:x", "{}"], ["coding", "[]"]]) {
+    assert.equal(table.apply(key, value), null);
+  }
+  assert.equal(table.refused, 4);
+  assert.match(table.lastRefusal, /coding/);
+  assert.ok(table.apply("coding", JSON.stringify(learned({ m: 1 }, { version: 12 }))));
+  assert.equal(table.apply("coding", JSON.stringify(learned({ attacker: 1 }, { version: 2 ** 53 - 1 }))), null);
+  assert.equal(table.refused, 5);
+  assert.match(table.lastRefusal, /jumps/);
+  assert.ok(table.apply("coding", JSON.stringify(learned({ m: 1 }, { version: 13 }))));
+  assert.equal(table.route("coding", "", { key: "r" }), "m");
 });
