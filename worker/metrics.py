@@ -90,6 +90,12 @@ EXPERIMENTS_ENDED = Counter(
     ["status"],
     registry=REGISTRY,
 )
+EXPERIMENT_EVALUATION_ERRORS = Counter(
+    "telemetry_experiment_evaluation_errors_total",
+    "Looks at a running experiment that failed (logged); the other experiments are evaluated regardless.",
+    ["experiment_id"],
+    registry=REGISTRY,
+)
 EXPERIMENT_CALLS_IGNORED = Counter(
     "telemetry_experiment_calls_ignored_total",
     "Calls tagged with an experiment arm that is not running; counted everywhere but in an arm.",

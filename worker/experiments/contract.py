@@ -19,6 +19,7 @@ from worker.routing.contract import RoutingHeuristic
 from worker.routing.manual_rules import checked
 
 MAX_ARMS = 10
+MIN_EFFECT = 1e-6  # the intervals divide by its square: a smaller one underflows (1e-200 did, every 10 s)
 MAX_GUARDRAILS = 10
 MAX_TASK_TYPES = 100
 MAX_DURATION_S = 90 * 86_400
@@ -126,7 +127,7 @@ class ExperimentSpec(_Strict):
     )
     arms: Annotated[list[ArmSpec], Field(min_length=2, max_length=MAX_ARMS)]
     primary_metric: Metric = "utility"
-    minimum_effect: Annotated[float, Field(gt=0, le=1e6)] | None = Field(
+    minimum_effect: Annotated[float, Field(ge=MIN_EFFECT, le=1e6)] | None = Field(
         None,
         description="The smallest difference worth finding (the mixture's tau): in the metric's unit, and for "
         "p95_latency_ms in quantile level (0.02: the other arm's p95 sits at our p93 or p97). Default per metric.",

@@ -29,6 +29,7 @@ from worker.routing.engine import Engine
 from worker.routing.scoring import Weights
 from worker.store import experiments as store
 from worker.store import routing as routing_store
+from worker.throttle import Throttle
 
 if TYPE_CHECKING:
     from worker.pipeline.routing import RoutingPublisher
@@ -41,6 +42,7 @@ class ExperimentRunner:
         self.publisher = publisher
         self.settings = publisher.settings
         self.shown: set[tuple[str, str]] = set()  # (experiment, arm) label pairs on /metrics
+        self.failing = Throttle()
 
     async def tick(self) -> None:
         p = self.publisher
@@ -49,10 +51,21 @@ class ExperimentRunner:
             running = await store.running(conn)
             tallies = await store.tallies(conn, [e.experiment_id for e in running]) if running else {}
             for exp in running:
-                routed = await self._routes(conn, exp, now)
-                evaluation = await asyncio.to_thread(
-                    evaluate, routed, tallies.get(exp.experiment_id, {}), dt.datetime.fromtimestamp(now, dt.UTC)
-                )
+                try:  # one experiment's failure must not keep the others (and their guardrails) from running
+                    routed = await self._routes(conn, exp, now)
+                    evaluation = await asyncio.to_thread(
+                        evaluate, routed, tallies.get(exp.experiment_id, {}), dt.datetime.fromtimestamp(now, dt.UTC)
+                    )
+                except Exception as error:  # noqa: BLE001 - logged and counted per experiment; the others go on
+                    metrics.EXPERIMENT_EVALUATION_ERRORS.labels(exp.experiment_id).inc()
+                    if self.failing.ready():
+                        log.error(
+                            "experiment %s could not be evaluated (%s: %s); the other experiments carry on",
+                            exp.experiment_id,
+                            type(error).__name__,
+                            error,
+                        )
+                    continue
                 new = evaluation.experiment
                 if new is not exp and await store.save(conn, exp.version, new):
                     log.info("experiment %s v%d: %s (%s)", new.experiment_id, new.version, new.status, new.reason)
