@@ -183,3 +183,29 @@ def test_same_experiment_records_and_request_ids_give_the_same_arm_model_and_tag
     assert done.returncode == 0, done.stderr
     assert all("arm" not in fields for _, fields in json.loads(done.stdout))
     assert all(table.pick(c["task"], c["text"]).arm is None for c in keyless)
+
+
+def test_a_captured_request_is_redacted_the_same_way_in_both_languages():
+    from worker.gateway.emitter import failed
+
+    requests = [
+        {"messages": [{"role": "user", "content": f"my key is {s}, please help"}], "api_key": s, "n": 1}
+        for s in SECRETS
+    ]
+    requests += [
+        {"headers": {"Authorization": "Bearer abcdefghijklmnop1234", "X-Api-Key": "k-123456"}, "password": ["a", 1]},
+        {"url": "postgres://svc:pa55word@db:5432/app", "nested": [{"client_secret": {"deep": "hunter2-very-secret"}}]},
+        {f"config {k}=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY": True for k in KEYED[:2]},
+    ]
+    node = shutil.which("node")
+    assert node, "node is needed for the TypeScript client's tests: apt-get install nodejs npm"
+    fixture = REDACT.parent / "failed.mjs"
+    done = subprocess.run([node, str(fixture)], input=json.dumps(requests), text=True, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    base = {"model_id": "gpt-4o", "layer": "balanced", "task_type": "chat", "latency_ms": 1.0, "error_type": "api"}
+    for request, ts in zip(requests, json.loads(done.stdout)):
+        py = failed(**base, error_message="x", request=request).request
+        assert ts == py, (request, py, ts)
+        text = json.dumps(py)
+        for secret in [*SECRETS, "wJalrXUtnFEMI", "hunter2", "pa55word", "abcdefghijklmnop1234", "k-123456"]:
+            assert secret not in text, (request, text)

@@ -10,7 +10,7 @@ import type { CallCompleted } from "./generated/call-completed.js";
 import type { CallFailed } from "./generated/call-failed.js";
 import type { CallFeedback } from "./generated/call-feedback.js";
 import { checkCompleted, checkFailed, checkFeedback } from "./contract.js";
-import { redactText } from "./redaction.js";
+import { redactPayload, redactText } from "./redaction.js";
 
 type Filled<T> = Omit<T, "event_id" | "occurred_at"> & { event_id?: string; occurred_at?: string | Date };
 
@@ -26,10 +26,11 @@ export function completed(fields: Filled<CallCompleted>): CallCompleted {
   return event;
 }
 
-/** A call-failed event, secrets redacted from error_message first. Throws ContractError. */
+/** A call-failed event, secrets redacted from error_message and the captured request first. Throws ContractError. */
 export function failed(fields: Filled<CallFailed>): CallFailed {
   const event = base<CallFailed>(fields);
   if (typeof event.error_message === "string") event.error_message = redactText(event.error_message);
+  if (event.request && typeof event.request === "object") event.request = redactPayload(event.request) as CallFailed["request"];
   checkFailed("call-failed event", event);
   return event;
 }

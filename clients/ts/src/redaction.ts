@@ -1,4 +1,4 @@
-// Secrets out of failure messages before they leave the gateway. The common shapes of
+// Secrets out of failure messages and captured requests before they leave the gateway. The common shapes of
 // worker/calls/redaction.py, on RE2 (re2js: linear time, no native build), so hostile text stays fast.
 import { RE2JS } from "re2js";
 
@@ -21,4 +21,23 @@ export function redactText(text: string): string {
   let out = text;
   for (const [pattern, replacement] of RULES) out = pattern.matcher(out).replaceAll(replacement);
   return out;
+}
+
+/** Keys whose value is blanked whatever it is, as worker/calls/redaction.py's SENSITIVE_KEYS. */
+const SENSITIVE_KEYS = new Set([
+  "authorization", "proxy-authorization", "cookie", "set-cookie", "password", "passwd", "secret", "api_key", "apikey",
+  "api-key", "x-api-key", "access_token", "refresh_token", "id_token", "token", "client_secret", "private_key",
+  "aws_secret_access_key", "aws_session_token", "session_token",
+]);
+
+/** A copy of a JSON-like value (a captured request) with sensitive keys blanked and every string redacted,
+ *  keys included: the same as the Python emitter's redact_payload. */
+export function redactPayload(value: unknown): unknown {
+  if (typeof value === "string") return redactText(value);
+  if (Array.isArray(value)) return value.map(redactPayload);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([key, v]) =>
+      [redactText(key), SENSITIVE_KEYS.has(key.toLowerCase()) ? REDACTED : redactPayload(v)]));
+  }
+  return value;
 }
