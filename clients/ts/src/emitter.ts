@@ -12,6 +12,9 @@ import type { CallFeedback } from "./generated/call-feedback.js";
 import { checkCompleted, checkFailed, checkFeedback } from "./contract.js";
 import { redactPayload, redactText } from "./redaction.js";
 
+// events the builders below validated: emit() checks anything else itself, so no raw object reaches Kafka
+const checked = new WeakSet<object>();
+
 type Filled<T> = Omit<T, "event_id" | "occurred_at"> & { event_id?: string; occurred_at?: string | Date };
 
 function base<T extends object>(fields: Filled<T>): T {
@@ -23,6 +26,7 @@ function base<T extends object>(fields: Filled<T>): T {
 export function completed(fields: Filled<CallCompleted>): CallCompleted {
   const event = base<CallCompleted>(fields);
   checkCompleted("call-completed event", event);
+  checked.add(event);
   return event;
 }
 
@@ -32,6 +36,7 @@ export function failed(fields: Filled<CallFailed>): CallFailed {
   if (typeof event.error_message === "string") event.error_message = redactText(event.error_message);
   if (event.request && typeof event.request === "object") event.request = redactPayload(event.request) as CallFailed["request"];
   checkFailed("call-failed event", event);
+  checked.add(event);
   return event;
 }
 
@@ -42,6 +47,7 @@ export function feedback(fields: Filled<CallFeedback>): CallFeedback {
   const event = base<CallFeedback>(fields);
   if (typeof event.comment === "string") event.comment = redactText(event.comment);
   checkFeedback("call feedback", event);
+  checked.add(event);
   return event;
 }
 
@@ -101,8 +107,15 @@ export class CallEmitter {
     await this.producer.disconnect();
   }
 
-  /** Enqueue without waiting; false when the buffer is full and the event was dropped. */
+  /** Enqueue without waiting; false when the buffer is full and the event was dropped. An event not made by
+   *  completed(), failed() or feedback() is validated here first: ContractError, and nothing is sent. */
   emit(event: Emitted): boolean {
+    if (!checked.has(event)) {
+      if ("score" in event) checkFeedback("call feedback", event);
+      else if ("error_type" in event) checkFailed("call-failed event", event);
+      else checkCompleted("call-completed event", event);
+      checked.add(event);
+    }
     if (this.buffer.length >= this.o.bufferSize || this.stopping) {
       this.dropped();
       return false;

@@ -55,3 +55,11 @@ test("events reach Kafka, one message each, on the topic of their kind", { skip:
   await admin.deleteTopics({ topics: Object.values(topics) });
   await admin.disconnect();
 });
+
+test("emit() refuses a raw object that violates the contract; a valid one is taken", () => {
+  const emitter = new CallEmitter(["127.0.0.1:1"], { bufferSize: 5 });
+  assert.throws(() => emitter.emit({ ...OK, event_id: randomUUID(), occurred_at: new Date().toISOString(), layer: "turbo" }), ContractError);
+  assert.throws(() => emitter.emit({ score: 2, name: "thumbs", request_id: "r", source: "user" }), /score|event_id/);
+  assert.equal(emitter.emit({ ...OK, event_id: randomUUID(), occurred_at: new Date().toISOString() }), true);
+  assert.equal(emitter.stats.enqueued, 1);
+});
