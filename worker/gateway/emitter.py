@@ -11,7 +11,10 @@ is full (the broker is away longer than the buffer lasts), the policy decides:
 - `when_full="block"`: `emit_wait(event)` waits up to `block_timeout_s` for room, then drops and
   counts the same way.
 
-`stop()` flushes what is buffered (up to `flush_timeout_s`) before closing the producer.
+`start()` never fails and never waits for Kafka: the producer connects in the background and
+reconnects with back-off (1 s doubling to 30 s) while the broker is away; events wait in the buffer
+meanwhile (the same bound and policy). `status` says which. `stop()` flushes what is buffered (up to
+`flush_timeout_s`) before closing the producer; whatever was never sent is counted in `stats.dropped`.
 """
 
 from __future__ import annotations
@@ -125,25 +128,54 @@ class CallEmitter:
         self.max_batch, self.flush_timeout_s = max_batch, flush_timeout_s
         self.queue: asyncio.Queue[Emitted] = asyncio.Queue(maxsize=buffer_size)
         self.stats = EmitterStats()
-        self.producer = AIOKafkaProducer(
+        self._producer_options = dict(
             bootstrap_servers=bootstrap_servers,
             enable_idempotence=True,
             acks="all",
             linger_ms=producer_options.pop("linger_ms", 20),
             **producer_options,
         )
+        self.producer: AIOKafkaProducer | None = None
+        self.connected = asyncio.Event()
+        self.status = "not started"
         self._task: asyncio.Task | None = None
         self._warning = Throttle()
 
     async def start(self) -> None:
-        await self.producer.start()
-        self._task = asyncio.create_task(self._drain(), name="call-emitter")
+        """Returns at once: the producer connects in the background (see `status`)."""
+        self.status = "connecting"
+        self._task = asyncio.create_task(self._connect_and_drain(), name="call-emitter")
+
+    async def _connect_and_drain(self) -> None:
+        delay, attempts = 1.0, 0
+        while self.producer is None:
+            producer = AIOKafkaProducer(**self._producer_options)
+            try:
+                await producer.start()
+            except Exception as error:  # noqa: BLE001 - the gateway must never see this; retried
+                await asyncio.gather(producer.stop(), return_exceptions=True)
+                attempts += 1
+                self.status = f"connecting (attempt {attempts} failed: {type(error).__name__}: {error})"[:300]
+                if self._warning.ready():
+                    log.warning(
+                        "call emitter: Kafka not reachable (%s); retrying in %.0f s, %d events buffered",
+                        error,
+                        delay,
+                        self.queue.qsize(),
+                    )
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)
+                continue
+            self.producer = producer
+        self.status = "connected"
+        self.connected.set()
+        await self._drain()
 
     async def stop(self) -> None:
         """Send what is buffered (up to `flush_timeout_s`), then close; what is left is counted as dropped."""
         if self._task is not None:
             try:
-                await asyncio.wait_for(self.queue.join(), self.flush_timeout_s)
+                await asyncio.wait_for(self._sent_all(), self.flush_timeout_s)
             except TimeoutError:
                 log.warning(
                     "call emitter: %d events still buffered after %.0f s; dropping them",
@@ -153,7 +185,13 @@ class CallEmitter:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self.stats.dropped += self.queue.qsize()
-        await self.producer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        self.status = "stopped"
+
+    async def _sent_all(self) -> None:
+        await self.connected.wait()  # never connected: the timeout counts what is buffered as dropped
+        await self.queue.join()
 
     def emit(self, event: Emitted) -> bool:
         """Enqueue without waiting; False when the buffer is full and the event was dropped."""
@@ -181,9 +219,10 @@ class CallEmitter:
         self.stats.dropped += 1
         if self._warning.ready():
             log.warning(
-                "call emitter: buffer full (%d events), %d dropped so far; is Kafka reachable?",
+                "call emitter: buffer full (%d events), %d dropped so far (%s)",
                 self.queue.maxsize,
                 self.stats.dropped,
+                self.status if self.status != "connected" else "sending slower than events arrive",
             )
 
     async def _drain(self) -> None:
@@ -191,6 +230,7 @@ class CallEmitter:
             batch = [await self.queue.get()]
             while len(batch) < self.max_batch and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
+            assert self.producer is not None
             try:
                 futures = [
                     await self.producer.send(self.topics[type(e)], orjson.dumps(e.model_dump(mode="json")), key=_key(e))

@@ -90,21 +90,51 @@ export class CallEmitter {
     this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   }
 
+  /** "connecting", "connecting (attempt N failed: ...)", "connected" or "stopped". */
+  status = "not started";
+  private connected = false;
+
+  /** Resolves at once: the producer connects in the background and retries (1 s doubling to 30 s) while
+   *  Kafka is away; events wait in the buffer meanwhile. A gateway never waits for its telemetry to boot. */
   async start(): Promise<void> {
-    await this.producer.connect();
-    this.loop = this.drain();
+    this.status = "connecting";
+    this.loop = this.connectThenDrain();
   }
 
-  /** Send what is buffered (up to flushTimeoutMs), then disconnect; what is left counts as dropped. */
+  private async connectThenDrain(): Promise<void> {
+    let delay = 1_000;
+    for (let attempt = 1; !this.connected; attempt++) {
+      if (this.stopping) return;
+      try {
+        await this.producer.connect();
+        this.connected = true;
+      } catch (error) {
+        this.status = `connecting (attempt ${attempt} failed: ${(error as Error).message})`.slice(0, 300);
+        if (Date.now() - this.lastWarning >= 10_000) {
+          this.lastWarning = Date.now();
+          console.warn(`call emitter: Kafka not reachable (${(error as Error).message}); retrying, ${this.buffer.length} events buffered`);
+        }
+        await new Promise<void>((r) => { this.wake = r; setTimeout(r, delay); });
+        delay = Math.min(30_000, delay * 2);
+      }
+    }
+    this.status = "connected";
+    await this.drain();
+  }
+
+  /** Send what is buffered (up to flushTimeoutMs), then disconnect; what is left, or what could never be
+   *  sent because Kafka never answered, counts as dropped. */
   async stop(): Promise<void> {
     const deadline = Date.now() + this.o.flushTimeoutMs;
-    while (this.buffer.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (this.buffer.length && this.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     this.stopping = true;
     this.wake?.();
-    await this.loop;
+    // a connect attempt in progress is not waited for past the flush timeout
+    await Promise.race([this.loop, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
     this.stats.dropped += this.buffer.length;
     this.buffer.length = 0;
-    await this.producer.disconnect();
+    if (this.connected) await this.producer.disconnect();
+    this.status = "stopped";
   }
 
   /** Enqueue without waiting; false when the buffer is full and the event was dropped. An event not made by
@@ -142,7 +172,8 @@ export class CallEmitter {
     const now = Date.now();
     if (now - this.lastWarning >= 10_000) {
       this.lastWarning = now;
-      console.warn(`call emitter: buffer full (${this.o.bufferSize} events), ${this.stats.dropped} dropped so far; is Kafka reachable?`);
+      const why = this.connected ? "events arrive faster than they are sent: see maxBatch in the README" : this.status;
+      console.warn(`call emitter: buffer full (${this.o.bufferSize} events), ${this.stats.dropped} dropped so far (${why})`);
     }
   }
 

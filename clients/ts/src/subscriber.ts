@@ -33,20 +33,46 @@ export class HeuristicsSubscriber {
     this.kafka = new Kafka({ clientId: "gateway-router", logLevel: logLevel.WARN, ...options.kafka, brokers });
   }
 
+  /** "connecting", "connecting (attempt N failed: ...)", "following" or "stopped". Until the rules arrive,
+   *  `table` has none and a gateway routes by its own fallback. */
+  status = "not started";
+
+  /** Resolves at once: reading starts in the background and retries (1 s doubling to 30 s) while Kafka or the
+   *  topic is not there; `caughtUp` resolves once every record that existed when it got through was read. */
   async start(): Promise<void> {
     if (!this.table.verifier) {
       console.warn("heuristics subscriber: following routing records whoever wrote them; give the table the worker's " +
                    "public key (new RoutingTable({ publicKeys: [...] })) so that only the worker can steer this router");
     }
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      for (const p of await admin.fetchTopicOffsets(this.topic)) this.ends.set(p.partition, BigInt(p.high));
-    } finally {
-      await admin.disconnect();
+    this.status = "connecting";
+    void this.boot();
+  }
+
+  private async boot(): Promise<void> {
+    let delay = 1_000;
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        const admin = this.kafka.admin();
+        await admin.connect();
+        try {
+          for (const p of await admin.fetchTopicOffsets(this.topic)) this.ends.set(p.partition, BigInt(p.high));
+        } finally {
+          await admin.disconnect();
+        }
+        this.checkCaughtUp();
+        await this.run();
+        this.status = "following";
+        return;
+      } catch (error) {
+        this.status = `connecting (attempt ${attempt} failed: ${(error as Error).message})`.slice(0, 300);
+        if (Date.now() - this.lastWarning >= 10_000) {
+          this.lastWarning = Date.now();
+          console.warn(`heuristics subscriber: ${this.status}; routing by the fallback until the rules arrive`);
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(30_000, delay * 2);
+      }
     }
-    this.checkCaughtUp();
-    await this.run();
   }
 
   private async run(): Promise<void> {
@@ -88,6 +114,7 @@ export class HeuristicsSubscriber {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.status = "stopped";
     await this.consumer?.disconnect();
   }
 }

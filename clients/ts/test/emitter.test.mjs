@@ -63,3 +63,16 @@ test("emit() refuses a raw object that violates the contract; a valid one is tak
   assert.equal(emitter.emit({ ...OK, event_id: randomUUID(), occurred_at: new Date().toISOString() }), true);
   assert.equal(emitter.stats.enqueued, 1);
 });
+
+test("with Kafka away, start() resolves at once and stop() counts every event never sent", async () => {
+  const emitter = new CallEmitter(["127.0.0.1:1"], { flushTimeoutMs: 1_000, kafka: { connectionTimeout: 200, retry: { retries: 1, initialRetryTime: 50 } } });
+  const started = Date.now();
+  await emitter.start();
+  assert.ok(Date.now() - started < 100);
+  for (let i = 0; i < 5; i++) assert.equal(emitter.emit(completed(OK)), true);
+  await new Promise((r) => setTimeout(r, 1_200));
+  assert.match(emitter.status, /^connecting \(attempt/);
+  await emitter.stop();
+  assert.deepEqual(emitter.stats, { enqueued: 5, sent: 0, dropped: 5, sendErrors: 0 });
+  assert.equal(emitter.status, "stopped");
+});

@@ -41,3 +41,17 @@ async def test_without_a_broker_emit_never_blocks_and_a_full_buffer_drops_and_co
     assert await blocking.emit_wait(completed(**OK)) is False and blocking.stats.dropped == 1
     with pytest.raises(ValueError, match="when_full"):
         CallEmitter("127.0.0.1:1", when_full="wait")
+
+
+async def test_with_kafka_away_start_returns_at_once_and_stop_counts_every_event_never_sent():
+    emitter = CallEmitter("127.0.0.1:1", flush_timeout_s=1.0, request_timeout_ms=500)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await emitter.start()  # the README's snippet: a gateway must boot with the telemetry side away
+    assert loop.time() - started < 0.1 and emitter.status == "connecting"
+    assert all(emitter.emit(completed(**OK)) for _ in range(5))
+    await asyncio.sleep(1.5)
+    assert emitter.status.startswith("connecting (attempt") and not emitter.connected.is_set()
+    await emitter.stop()
+    assert (emitter.stats.enqueued, emitter.stats.sent, emitter.stats.dropped) == (5, 0, 5)
+    assert emitter.status == "stopped"
