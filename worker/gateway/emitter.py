@@ -41,11 +41,15 @@ Checked = TypeVar("Checked", CallCompleted, CallFailed, CallFeedback)
 class EventRejected(ValueError):
     """The event violates the v1 contract; nothing was sent."""
 
-    def __init__(self, problem: ValidationError):
-        self.errors = [
-            (".".join(str(p) for p in e["loc"]), e["msg"])
-            for e in problem.errors(include_url=False, include_input=False)
-        ]
+    def __init__(self, problem: ValidationError | list[tuple[str, str]]):
+        self.errors = (
+            problem
+            if isinstance(problem, list)
+            else [
+                (".".join(str(p) for p in e["loc"]), e["msg"])
+                for e in problem.errors(include_url=False, include_input=False)
+            ]
+        )
         super().__init__("call event refused: " + "; ".join(f"{field}: {why}" for field, why in self.errors))
 
 
@@ -65,6 +69,11 @@ def _base(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked(model: type[Checked], event: dict[str, Any]) -> Checked:
+    """The wire contract ignores unknown fields (newer producers); a helper refuses them: a typo
+    (`latency=` for `latency_ms=`) must not vanish silently."""
+    unknown = sorted(set(event) - set(model.model_fields))
+    if unknown:
+        raise EventRejected([(name, f"not a field of {model.__name__}") for name in unknown])
     try:
         return model.model_validate(event)
     except ValidationError as problem:
@@ -100,10 +109,12 @@ Emitted = CallEvent | CallFeedback
 
 
 def _key(event: Emitted) -> bytes:
-    """Calls by model; feedback by its call, so that one call's votes stay in order on one partition."""
+    """Calls by their own id, so that they spread over every partition (keyed by model, two models kept
+    all events on two partitions, and more worker pods could not help); feedback by its call, so that
+    one call's votes stay in order on one partition."""
     if isinstance(event, CallFeedback):
         return str(event.call_event_id or event.request_id).encode()
-    return event.model_id.encode()
+    return str(event.event_id).encode()
 
 
 class CallEmitter:

@@ -24,6 +24,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
+from worker.calls.events import Layer
 from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
 from worker.routing.table import EXPLORE_SHARE, RoutingTable, hash_unit
 from worker.throttle import Throttle
@@ -73,6 +74,10 @@ class TelemetryLogger(CustomLogger):
         default_task_type: str = "default",
     ):
         super().__init__()
+        known = {layer.value for layer in Layer}
+        wrong = {m: v for m, v in {**(layers or {}), "(default_layer)": default_layer}.items() if v not in known}
+        if wrong:  # refused here, not on every event later
+            raise ValueError(f"unknown layers {wrong}: a layer is one of {sorted(known)}")
         # LiteLLM keeps one logger per class and public settings; a new logger (a new emitter) must not be
         # mistaken for an old one, or its events would go to the old emitter
         self.instance_id = uuid.uuid4().hex

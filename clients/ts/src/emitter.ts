@@ -191,7 +191,8 @@ export class CallEmitter {
       const byTopic = new Map<string, Array<{ key: string; value: string }>>();
       for (const e of batch) {
         const topic = "score" in e ? this.o.topicFeedback : "error_type" in e ? this.o.topicFailed : this.o.topicCompleted;
-        const key = "score" in e ? (e.call_event_id ?? e.request_id ?? e.event_id) : e.model_id;
+        // calls by their own id (spread over every partition), feedback by its call (one call's votes in order)
+        const key = "score" in e ? (e.call_event_id ?? e.request_id ?? e.event_id) : e.event_id;
         if (!byTopic.has(topic)) byTopic.set(topic, []);
         byTopic.get(topic)!.push({ key, value: JSON.stringify(e) });
       }

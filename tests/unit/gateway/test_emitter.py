@@ -55,3 +55,14 @@ async def test_with_kafka_away_start_returns_at_once_and_stop_counts_every_event
     await emitter.stop()
     assert (emitter.stats.enqueued, emitter.stats.sent, emitter.stats.dropped) == (5, 0, 5)
     assert emitter.status == "stopped"
+
+
+def test_a_helper_refuses_an_unknown_field_and_calls_are_keyed_to_spread_over_partitions():
+    from worker.gateway.emitter import _key, feedback
+
+    with pytest.raises(EventRejected, match="latency: not a field of CallCompleted"):
+        completed(**{k: v for k, v in OK.items() if k != "latency_ms"}, latency=12.0)
+    call = completed(**OK)
+    assert _key(call) == str(call.event_id).encode()
+    vote = feedback(call_event_id=str(call.event_id), name="thumbs", score=1.0, source="user")
+    assert _key(vote) == str(call.event_id).encode()  # a call's votes follow one another on one partition

@@ -5,6 +5,7 @@ import os
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+import pytest
 from litellm.types.router import RoutingContext
 
 from tests.unit.test_routing_table import learned
@@ -158,3 +159,13 @@ async def test_the_plugin_puts_the_request_in_its_experiment_arm_and_the_callbac
     await logger.async_log_success_event(call, None, T0, T0 + dt.timedelta(milliseconds=300))
     (event,) = sink.events
     assert (event.experiment_id, event.arm) == ("litellm-exp", signal["arm"])
+
+
+def test_a_layers_map_naming_a_layer_that_does_not_exist_is_refused_at_construction():
+    from worker.gateway.emitter import CallEmitter
+    from worker.gateway.litellm import TelemetryLogger
+
+    with pytest.raises(ValueError, match="unknown layers.*turbo"):
+        TelemetryLogger(CallEmitter("127.0.0.1:1"), layers={"openai/gpt-4o": "turbo"})
+    with pytest.raises(ValueError, match="default_layer"):
+        TelemetryLogger(CallEmitter("127.0.0.1:1"), default_layer="huge")
