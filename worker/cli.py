@@ -324,6 +324,8 @@ def _cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
                 fields["reason"] = args.reason
             if command == "promote" and args.arm:
                 fields["arm"] = args.arm
+            if command == "promote" and args.force:
+                fields |= {"force": True, "reason": args.force}
         body = json.dumps(fields).encode()
     outcome = asyncio.run(_experiment(settings, EXPERIMENT_TOOLS[command], body))
     if outcome.status >= 400:
@@ -570,6 +572,9 @@ def parser() -> argparse.ArgumentParser:
             one.add_argument("--reason", default="")
         if verb == "promote":
             one.add_argument("--arm", help="the arm to promote (default: the experiment's winner)")
+            one.add_argument(
+                "--force", metavar="REASON", help="promote an arm that is not the winner or was stopped, saying why"
+            )
     exp.set_defaults(func=_cmd_experiment)
     xe = sub.add_parser("experiment-eval", help="experiments in the closed loop on a simulated clock (no services)")
     xe.add_argument("--scenario", help="one scenario (default: all)")

@@ -79,6 +79,12 @@ async def test_an_experiment_from_definition_to_promotion_with_a_router_that_obe
             estimates = {e["arm"]: e for e in done["estimates"]}
             assert estimates["b"]["successRate"] > estimates["a"]["successRate"]
 
+            # the arm its guardrail stopped is not promoted without force and a reason (it failed its calls)
+            stopped = {"experimentId": "fixed-models", "arm": "c"}
+            status, refused = await call(http, port, "promote_experiment", stopped, headers)
+            assert status == 422 and "was stopped" in str(refused), refused
+            status, refused = await call(http, port, "promote_experiment", stopped | {"force": True}, headers)
+            assert status == 422 and "force needs a reason" in str(refused), refused
             # the winner, in one command, becomes the rule the router follows for the task type
             status, promoted = await call(http, port, "promote_experiment", {"experimentId": "fixed-models"}, headers)
             assert status == 200 and promoted["arm"] == "b", promoted

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from worker.calls.commands import Category, MetricName, MetricValue, PatternText, Prose, Severity, Unit
@@ -196,6 +196,18 @@ class PromoteExperiment(ToolRequest):
 
     experiment_id: Slug
     arm: ArmName | None = Field(None, description="The arm to promote; default: the experiment's winner.")
+    force: bool = Field(
+        False,
+        description="Promote an arm that is not the winner, or that a guardrail stopped; needs `reason`, "
+        "which is recorded with the promotion.",
+    )
+    reason: str | None = Field(None, min_length=3, max_length=500, description="Why, when forcing.")
+
+    @model_validator(mode="after")
+    def _forcing_says_why(self) -> PromoteExperiment:
+        if self.force and not self.reason:
+            raise ValueError("force needs a reason (it is recorded with the promotion)")
+        return self
 
 
 READS: dict[str, type[BaseModel]] = {

@@ -296,9 +296,21 @@ class ToolService:
             arm = exp.arm(name)
             if arm is None:
                 raise FieldProblem("arm", f"no arm {name!r}; arms: {', '.join(a.name for a in exp.arms)}")
+            if not r.force and arm.stopped is not None:
+                raise FieldProblem(
+                    "arm", f"{name!r} was stopped ({arm.stopped}); promote it only with force and a reason"
+                )
+            if not r.force and name != exp.winner:
+                raise FieldProblem(
+                    "arm",
+                    f"{name!r} is not the winner (winner: {exp.winner or 'none'}; {exp.reason}); "
+                    "promote it only with force and a reason",
+                )
             strategy = arm.strategy
             scope: list[str | None] = [*exp.task_types] if exp.task_types else [None]
             rules, weights, source = [], None, f"experiment {exp.experiment_id}, arm {name}"
+            if r.force:
+                source += f", forced: {r.reason}"
             if strategy.kind in ("model", "manual"):
                 for task_type in scope:
                     rules.append(
@@ -321,7 +333,8 @@ class ToolService:
                 note = "the learned rules use these weights from the next recompute (HEURISTICS_INTERVAL_S)"
             else:
                 note = "the learned rule already routes these task types: nothing to change"
-            promoted = exp.changed(status="promoted", promoted=name, reason=f"promoted {name}: {note}")
+            forced = f" (forced: {r.reason})" if r.force else ""
+            promoted = exp.changed(status="promoted", promoted=name, reason=f"promoted {name}{forced}: {note}")
             if not await experiment_store.save(conn, exp.version, promoted):
                 raise FieldProblem("experimentId", "the experiment changed meanwhile; retry")
         return ExperimentPromoted(
