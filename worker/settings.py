@@ -253,6 +253,12 @@ class RoutingSettings(BaseSettings):
         "(telemetry-worker keys generate); routers given the public key skip records not signed by it. "
         "Unset: records are unsigned (a warning at start).",
     )
+    experiment_retention_s: int = Field(
+        604_800,
+        ge=0,
+        description="An ended experiment's record is removed from the heuristics topic (a tombstone) this long "
+        "after it ended, so that routers forget it; the experiment stays in PostgreSQL for the tools.",
+    )
     experiments_interval_s: float = Field(
         10.0, gt=0, description="How often running experiments are evaluated (guardrails, winner, duration)."
     )

@@ -129,6 +129,11 @@ class ExperimentRunner:
             key, what = topic_key(row["experiment_id"]), f"experiment {row['experiment_id']} v{row['version']}"
             if await self.publisher.publish(key.encode(), orjson.loads(row["record"]), what):
                 await store.mark_published(conn, row["experiment_id"], row["version"])
+        # ended long enough ago: a tombstone, so that routers forget it (the row stays for the tools)
+        for experiment_id in await store.ended_on_topic(conn, self.settings.experiment_retention_s):
+            tombstone = topic_key(experiment_id).encode()
+            if await self.publisher.publish(tombstone, None, f"the tombstone of experiment {experiment_id}"):
+                await store.mark_removed(conn, experiment_id)
 
 
 def _constant(weights: Weights) -> Callable[[str], Weights]:

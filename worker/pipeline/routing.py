@@ -214,10 +214,10 @@ class RoutingPublisher(mode.Service):
             raise RuntimeError("the routing publisher has not started")
         return self.producer
 
-    async def publish(self, key: bytes, record: dict, what: str) -> bool:
-        """Send one record to the heuristics topic (rules and experiments alike); False when it could
-        not be sent, logged: one record must never hold back the others, and the next tick retries."""
-        value = orjson.dumps(record)
+    async def publish(self, key: bytes, record: dict | None, what: str) -> bool:
+        """Send one record (None: a tombstone) to the heuristics topic, rules and experiments alike; False
+        when it could not be sent, logged: one record must never hold back the others, the next tick retries."""
+        value = None if record is None else orjson.dumps(record)
         headers = [("publisher", self.worker_id.encode())]
         if self.signer is not None:
             headers += self.signer.headers(key.decode(), value)

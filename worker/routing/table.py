@@ -98,6 +98,7 @@ class RoutingTable:
         public half); without them every valid record is followed, whoever wrote it."""
         self.rules: dict[str, RoutingHeuristic] = {}
         self.experiments: dict[str, Experiment] = {}
+        self.running: dict[str, Experiment] = {}  # the running ones only: `pick` never scans ended experiments
         self.verifier = Verifier(public_keys) if public_keys else None
         self.refused = 0  # records skipped: not signed by a trusted key, not valid, or an implausible version
         self.last_refusal = ""
@@ -118,7 +119,14 @@ class RoutingTable:
         try:
             if key.startswith(EXPERIMENT_PREFIX):  # a None value is a tombstone
                 exp = None if value is None else Experiment.model_validate(orjson.loads(value))
-                return _newest(self.experiments, key, exp)
+                changed = _newest(self.experiments, key, exp)
+                if changed is not None or exp is None:
+                    kept = self.experiments.get(key)
+                    if kept is not None and kept.status == "running":
+                        self.running[key] = kept
+                    else:
+                        self.running.pop(key, None)
+                return changed
             rule = None if value is None else RoutingHeuristic.model_validate(orjson.loads(value))
             return _newest(self.rules, key, rule)
         except (ValueError, TypeError, ImplausibleVersion) as error:  # orjson's and pydantic's errors are ValueErrors
@@ -128,7 +136,7 @@ class RoutingTable:
 
     def experiment_for(self, task_type: str) -> Experiment | None:
         """The running experiment covering `task_type` (the worker lets at most one cover a task type)."""
-        covering = [e for e in self.experiments.values() if e.covers(task_type)]
+        covering = [e for e in self.running.values() if e.covers(task_type)]
         return min(covering, key=lambda e: e.experiment_id, default=None)
 
     def choose(self, task_type: str, text: str = "") -> RoutingHeuristic | None:

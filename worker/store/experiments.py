@@ -40,6 +40,14 @@ FROM experiment_arm_quality WHERE experiment_id = ANY($1::text[])"""
 
 UNPUBLISHED = "SELECT experiment_id, version, record FROM experiments WHERE published_version < version"
 
+ENDED_ON_TOPIC = """
+SELECT experiment_id FROM experiments
+WHERE status <> 'running' AND removed_from_topic_at IS NULL AND published_version >= version
+  AND updated_at < now() - make_interval(secs => $1)
+ORDER BY updated_at LIMIT $2"""
+
+MARK_REMOVED = "UPDATE experiments SET removed_from_topic_at = now() WHERE experiment_id = $1"
+
 MARK_PUBLISHED = """
 UPDATE experiments SET published_version = greatest(published_version, $2) WHERE experiment_id = $1"""
 
@@ -135,6 +143,15 @@ async def tallies(conn: asyncpg.Connection, experiment_ids: list[str]) -> dict[s
 
 async def unpublished(conn: asyncpg.Connection) -> list[asyncpg.Record]:
     return await conn.fetch(UNPUBLISHED)
+
+
+async def ended_on_topic(conn: asyncpg.Connection, retention_s: float, limit: int = 100) -> list[str]:
+    """Ended experiments whose last record has been on the topic for longer than the retention."""
+    return [r[0] for r in await conn.fetch(ENDED_ON_TOPIC, float(retention_s), limit)]
+
+
+async def mark_removed(conn: asyncpg.Connection, experiment_id: str) -> None:
+    await conn.execute(MARK_REMOVED, experiment_id)
 
 
 async def mark_published(conn: asyncpg.Connection, experiment_id: str, version: int) -> None:

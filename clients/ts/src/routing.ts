@@ -131,6 +131,8 @@ function newest<T extends { version: number }>(held: Map<string, T>, key: string
 export class RoutingTable {
   readonly rules = new Map<string, RoutingHeuristic>();
   readonly experiments = new Map<string, Experiment>();
+  /** The running ones only: pick() never scans ended experiments. */
+  readonly running = new Map<string, Experiment>();
 
   /** Records skipped: not signed by a trusted key, not valid, or an implausible version; and the last reason. */
   refused = 0;
@@ -157,7 +159,13 @@ export class RoutingTable {
       if (key.startsWith(EXPERIMENT_PREFIX)) {
         const exp = value === null ? null : (JSON.parse(value.toString()) as Experiment);
         if (value !== null) checkExperiment("routing experiment", exp);
-        return newest(this.experiments, key, exp);
+        const changed = newest(this.experiments, key, exp);
+        if (changed !== null || exp === null) {
+          const kept = this.experiments.get(key);
+          if (kept && kept.status === "running") this.running.set(key, kept);
+          else this.running.delete(key);
+        }
+        return changed;
       }
       const rule = value === null ? null : (JSON.parse(value.toString()) as RoutingHeuristic);
       if (value !== null) checkHeuristic("routing heuristic", rule);
@@ -191,7 +199,7 @@ export class RoutingTable {
   /** The running experiment covering `taskType` (the worker lets at most one cover a task type). */
   experimentFor(taskType: string): Experiment | null {
     let best: Experiment | null = null;
-    for (const e of this.experiments.values()) {
+    for (const e of this.running.values()) {
       const covers = e.status === "running" && (e.task_types == null || e.task_types.includes(taskType));
       if (covers && (!best || byCodePoint(e.experiment_id, best.experiment_id) < 0)) best = e;
     }
