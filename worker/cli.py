@@ -252,6 +252,11 @@ async def _reanchor(settings: Settings, args: argparse.Namespace) -> dict[int, t
     from worker.store.offsets import reanchor, stored_offsets
     from worker.topics import partitions_of
 
+    if args.topic not in settings.consumed_topics:
+        raise LookupError(
+            f"the worker does not consume {args.topic!r}, so it stores no offsets for it; it consumes "
+            + ", ".join(sorted(settings.consumed_topics))
+        )
     consumer = AIOKafkaConsumer(**client_options(settings))
     await consumer.start()
     try:
@@ -262,12 +267,22 @@ async def _reanchor(settings: Settings, args: argparse.Namespace) -> dict[int, t
         if not wanted:
             raise LookupError(f"topic {args.topic!r} has no partition {args.partition}")
         tps = [TopicPartition(args.topic, p) for p in wanted]
-        ends = await (consumer.beginning_offsets(tps) if args.to == "earliest" else consumer.end_offsets(tps))
+        firsts, lasts = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
+    targets = firsts if args.to == "earliest" else lasts
     async with connect(settings.database_url) as conn:
         before = await stored_offsets(conn, settings.consumer_group, [(args.topic, p) for p in wanted])
-        after = await reanchor(conn, settings.consumer_group, args.topic, {tp.partition: ends[tp] for tp in tps})
+        # a rewind over events of the current log reads again what was counted: only on purpose
+        rewound = [tp.partition for tp in tps if targets[tp] < before[(args.topic, tp.partition)] <= lasts[tp]]
+        if rewound and not args.rewind:
+            raise LookupError(
+                f"partitions {rewound} would be read again from {args.to}: their stored offsets lie inside the log, "
+                f"so events already counted would be read again, and those older than DEDUPE_WINDOW_S "
+                f"({settings.dedupe_window_s} s) counted twice. Pass --rewind to do it anyway (after a topic was "
+                "recreated the stored offsets lie past the log's end and no flag is needed)"
+            )
+        after = await reanchor(conn, settings.consumer_group, args.topic, {tp.partition: targets[tp] for tp in tps})
     return {p: (before[(args.topic, p)], after[p]) for p in after}
 
 
@@ -535,6 +550,12 @@ def parser() -> argparse.ArgumentParser:
         choices=("earliest", "latest"),
         default="earliest",
         help="earliest: count everything the new log holds (default); latest: skip it",
+    )
+    anchor.add_argument(
+        "--rewind",
+        action="store_true",
+        help="allow reading again events already counted (a stored offset inside the log); "
+        "those older than DEDUPE_WINDOW_S are counted twice",
     )
     offsets.set_defaults(func=_cmd_offsets)
     ev = sub.add_parser("routing-eval", help="closed-loop routing evaluation on a simulated clock (no services)")

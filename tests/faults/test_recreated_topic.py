@@ -89,6 +89,25 @@ async def test_a_recreated_topic_is_held_and_counted_after_a_reanchor(settings, 
     await wait_for(lambda: _ready(worker), 30, "readiness to recover")
     assert (await worker.metrics())["telemetry_partitions_offset_ahead"] == 0
 
+    # the same command on the healthy topic would read counted events again: refused without --rewind
+    again = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic", settings.topic_calls_completed],
+        env={**settings_env(settings), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 2 and "DEDUPE_WINDOW_S" in again.stderr and "--rewind" in again.stderr, again.stderr
+    stray = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic", settings.topic_heuristics],
+        env={**settings_env(settings), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert stray.returncode == 2 and "does not consume" in stray.stderr, stray.stderr
+    assert await pool.fetchval("SELECT sum(total_calls) FROM model_performance") == 400  # nothing moved
+
 
 async def _ready(worker) -> bool:
     answer = await worker.readiness()
