@@ -212,7 +212,9 @@ async def _models(settings: Settings, args: argparse.Namespace):
 
     async with connect(settings.database_url) as conn:
         if args.models_command == "declare":
-            return await routing.declare_model(conn, args.model, args.layer, args.task_type, args.provider, "cli")
+            return await routing.declare_model(
+                conn, args.model, args.layer, args.task_type, args.provider, "cli", settings.routing_max_models
+            )
         if args.models_command == "remove":
             return await routing.remove_model(conn, args.model)
         return await routing.declared_models(conn)
@@ -229,7 +231,13 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         except ValidationError as error:
             err.print(f"[red]rejected:[/red] {error}", markup=True, highlight=False)
             return 2
-    result = asyncio.run(_models(settings, args))
+    from worker.store.routing import CatalogueFull
+
+    try:
+        result = asyncio.run(_models(settings, args))
+    except CatalogueFull as full:
+        err.print(f"[red]rejected:[/red] {full}", markup=True, highlight=False)
+        return 2
     if args.models_command == "remove":
         console.print(
             f"removed {result} catalogue entries of {args.model}"

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.integration.harness import settings_env
 from tests.integration.test_routing import FAST, MODELS, TASKS, wait_for
 from worker.gateway.router import HeuristicsSubscriber, RoutingTable
@@ -53,3 +55,19 @@ async def test_a_declared_model_is_explored_within_seconds(settings, workers, po
         await wait_for(lambda: "brand-new" not in table.choose("coding").weights, 15, "the removal")
     finally:
         await subscriber.stop()
+
+
+async def test_the_catalogue_is_bounded_per_task_type_and_read_the_same_way_every_time(pool):
+    from worker.store import routing as store
+
+    async with pool.acquire() as conn:
+        for i in range(3):
+            await store.declare_model(conn, f"m{i}", "fast", ["coding"], None, "test", max_per_task=3)
+        with pytest.raises(store.CatalogueFull, match="task type 'coding' has 3 declared models"):
+            await store.declare_model(conn, "m3", "fast", ["coding"], None, "test", max_per_task=3)
+        await store.declare_model(conn, "m0", "deep", ["coding"], None, "test", max_per_task=3)  # a re-declaration
+        await store.declare_model(conn, "m3", "fast", ["chat"], None, "test", max_per_task=3)  # another task type
+        reads = [await store.catalogue(conn, 3600, max_per_task=2) for _ in range(3)]
+    assert reads[0] == reads[1] == reads[2]
+    assert reads[0]["coding"] == {"m0": "deep", "m2": "fast"}  # the newest two declarations, deterministically
+    assert reads[0]["chat"] == {"m3": "fast"}

@@ -100,7 +100,7 @@ class ExperimentRunner:
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
         breakers = await routing_store.breakers(conn)
-        catalogue = await routing_store.catalogue(conn, s.heuristics_catalogue_seen_s)
+        catalogue = await routing_store.catalogue(conn, s.heuristics_catalogue_seen_s, s.routing_max_models)
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
         arms, changed = list(exp.arms), False
         for i, arm in enumerate(arms):

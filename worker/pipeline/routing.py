@@ -83,7 +83,18 @@ class RoutingPublisher(mode.Service):
         if self.settings.routing_catalogue:
             async with self.pool.acquire() as conn:
                 for d in self.settings.routing_catalogue:
-                    await store.declare_model(conn, d.model_id, d.layer.value, d.task_types, d.provider, "setting")
+                    try:
+                        await store.declare_model(
+                            conn,
+                            d.model_id,
+                            d.layer.value,
+                            d.task_types,
+                            d.provider,
+                            "setting",
+                            self.settings.routing_max_models,
+                        )
+                    except store.CatalogueFull as full:
+                        log.warning("ROUTING_CATALOGUE: %s is not declared: %s", d.model_id, full)
             log.info("catalogue: declared %d models from ROUTING_CATALOGUE", len(self.settings.routing_catalogue))
 
     async def on_stop(self) -> None:
@@ -130,7 +141,7 @@ class RoutingPublisher(mode.Service):
         export_quality(quality)
         await self._note_breadth(conn, now)
         breakers = await store.breakers(conn)
-        catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s)
+        catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s, s.routing_max_models)
         previous = await store.learned_records(conn)
         self.promoted_weights = await experiment_store.weights(conn)
         # off the event loop: the web server, the heartbeats and ingestion keep answering meanwhile

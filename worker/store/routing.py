@@ -78,9 +78,14 @@ ON CONFLICT (model_id, scope) DO UPDATE SET state = EXCLUDED.state, reason = EXC
 
 PRUNE_BREAKERS = """DELETE FROM model_breakers WHERE state = 'closed' AND since < now() - make_interval(secs => $1)"""
 
-# The models the gateway can route to: declared ones, and those seen in events lately (with their last layer).
+# The models the gateway can route to: declared ones (per task type the $3 newest, deterministically), and
+# those seen in events lately (with their last layer).
 CATALOGUE = """
-SELECT model_id, task_type, layer FROM model_catalogue
+SELECT model_id, task_type, layer FROM (
+    SELECT model_id, task_type, layer,
+           row_number() OVER (PARTITION BY task_type ORDER BY declared_at DESC, model_id) AS rank
+    FROM model_catalogue) d
+WHERE rank <= $3
 UNION ALL
 SELECT p.model_id, p.task_type, l.layer FROM (
     SELECT model_id, task_type FROM model_performance WHERE last_seen >= now() - make_interval(secs => $1)
@@ -228,10 +233,12 @@ async def prune_breakers(conn: asyncpg.Connection, keep_s: float) -> int:
     return int((await conn.execute(PRUNE_BREAKERS, float(keep_s))).split()[-1])
 
 
-async def catalogue(conn: asyncpg.Connection, seen_within_s: float) -> dict[str, dict[str, str]]:
+async def catalogue(
+    conn: asyncpg.Connection, seen_within_s: float, max_per_task: int = 100
+) -> dict[str, dict[str, str]]:
     """Task type (or ANY_TASK) -> model -> layer."""
     out: dict[str, dict[str, str]] = {}
-    for r in await conn.fetch(CATALOGUE, float(seen_within_s), CATALOGUE_LIMIT):
+    for r in await conn.fetch(CATALOGUE, float(seen_within_s), CATALOGUE_LIMIT, max_per_task):
         out.setdefault(r["task_type"], {}).setdefault(r["model_id"], r["layer"])
     return out
 
@@ -241,6 +248,21 @@ async def catalogue_version(conn: asyncpg.Connection) -> tuple:
     return tuple(await conn.fetchrow(CATALOGUE_VERSION))
 
 
+class CatalogueFull(Exception):
+    """A task type has as many declared models as a rule weighs (ROUTING_MAX_MODELS)."""
+
+    def __init__(self, task_type: str, limit: int):
+        self.task_type, self.limit = task_type, limit
+        where = "every task type" if task_type == ANY_TASK else f"task type {task_type!r}"
+        super().__init__(
+            f"{where} has {limit} declared models already, as many as a rule weighs (ROUTING_MAX_MODELS); "
+            "remove one first (telemetry-worker models remove)"
+        )
+
+
+DECLARED_OTHERS = "SELECT count(*) FROM model_catalogue WHERE task_type = $1 AND model_id <> $2"
+
+
 async def declare_model(
     conn: asyncpg.Connection,
     model_id: str,
@@ -248,8 +270,15 @@ async def declare_model(
     task_types: list[str] | None,
     provider: str | None,
     declared_by: str,
+    max_per_task: int = 100,
 ) -> list[dict]:
+    """Declare (or re-declare) a model; refused with CatalogueFull past `max_per_task` per task type, so
+    that what a rule weighs never depends on which rows a read happened to return."""
     async with conn.transaction():
+        for task in task_types or [ANY_TASK]:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('catalogue:' || $1))", task)
+            if await conn.fetchval(DECLARED_OTHERS, task, model_id) >= max_per_task:
+                raise CatalogueFull(task, max_per_task)
         rows = [
             await conn.fetchrow(DECLARE, model_id, task, layer, provider, declared_by)
             for task in (task_types or [ANY_TASK])

@@ -213,7 +213,12 @@ class ToolService:
 
     async def declare_model(self, r: rq.DeclareModel) -> ModelDeclared:
         async with self.pool.acquire() as conn:
-            rows = await routing_store.declare_model(conn, r.model_id, r.layer.value, r.task_types, r.provider, "tool")
+            try:
+                rows = await routing_store.declare_model(
+                    conn, r.model_id, r.layer.value, r.task_types, r.provider, "tool", self.settings.routing_max_models
+                )
+            except routing_store.CatalogueFull as full:
+                raise FieldProblem("taskTypes", str(full)) from None
         return ModelDeclared(
             model_id=r.model_id,
             layer=r.layer.value,
