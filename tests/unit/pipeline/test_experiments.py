@@ -44,16 +44,19 @@ def test_one_experiment_that_fails_to_evaluate_does_not_stop_the_others(monkeypa
     async def db_now(conn):
         return T0.timestamp()
 
-    async def nothing_unpublished(conn):
+    async def nothing_unpublished(conn, *args):
         return []
 
     monkeypatch.setattr(runner_module.store, "running", running)
     monkeypatch.setattr(runner_module.store, "tallies", tallies)
     monkeypatch.setattr(runner_module.store, "save", save)
     monkeypatch.setattr(runner_module.store, "unpublished", nothing_unpublished)
+    monkeypatch.setattr(runner_module.store, "ended_on_topic", nothing_unpublished)
     monkeypatch.setattr(runner_module.routing_store, "db_now", db_now)
     pool = SimpleNamespace(acquire=_null_async)
-    publisher = SimpleNamespace(lock=asyncio.Lock(), pool=pool, settings=None)
+    publisher = SimpleNamespace(
+        lock=asyncio.Lock(), pool=pool, settings=SimpleNamespace(experiment_retention_s=604_800)
+    )
     before = metrics.EXPERIMENT_EVALUATION_ERRORS.labels("broken")._value.get()
     asyncio.run(ExperimentRunner(publisher).tick())
     assert [e.experiment_id for e in saved] == ["healthy"]
