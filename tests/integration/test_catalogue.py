@@ -59,8 +59,10 @@ async def test_a_declared_model_is_explored_within_seconds(settings, workers, po
 
 async def test_the_catalogue_is_bounded_per_task_type_and_read_the_same_way_every_time(pool):
     from worker.store import routing as store
+    from worker.store.migrate import migrate
 
     async with pool.acquire() as conn:
+        await migrate(conn)
         for i in range(3):
             await store.declare_model(conn, f"m{i}", "fast", ["coding"], None, "test", max_per_task=3)
         with pytest.raises(store.CatalogueFull, match="task type 'coding' has 3 declared models"):
