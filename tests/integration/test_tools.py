@@ -72,7 +72,7 @@ VALID = {
     "get_experiment": {"experimentId": "tools-exp"},
     "list_experiments": {"status": "running"},
     "stop_experiment": {"experimentId": "tools-exp", "reason": "enough"},
-    "promote_experiment": {"experimentId": "tools-exp", "arm": "fixed"},
+    "promote_experiment": {"experimentId": "tools-exp", "arm": "fixed", "force": True, "reason": "the answer's shape"},
 }
 INVALID = {  # one wrong field each, and the field the answer must name
     "analyze_metrics": ({"taskType": 7}, "taskType"),
