@@ -73,13 +73,7 @@ async def test_a_recreated_topic_is_held_and_counted_after_a_reanchor(settings, 
     assert await pool.fetchval("SELECT sum(total_calls) FROM model_performance") == 300  # nothing skipped, nothing
     assert "telemetry-worker offsets reanchor" in worker.log_tail(500)
 
-    done = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic", settings.topic_calls_completed],
-        env={**settings_env(settings), "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _reanchor(settings, settings.topic_calls_completed)
     assert done.returncode == 0 and "stored offset 300 -> 0" in done.stdout, done.stdout + done.stderr
 
     async def counted():
@@ -90,24 +84,22 @@ async def test_a_recreated_topic_is_held_and_counted_after_a_reanchor(settings, 
     assert (await worker.metrics())["telemetry_partitions_offset_ahead"] == 0
 
     # the same command on the healthy topic would read counted events again: refused without --rewind
-    again = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic", settings.topic_calls_completed],
-        env={**settings_env(settings), "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    again = _reanchor(settings, settings.topic_calls_completed)
     said = " ".join(again.stderr.split())  # rich wraps its lines
     assert again.returncode == 2 and "DEDUPE_WINDOW_S" in said and "--rewind" in said, said
-    stray = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic", settings.topic_heuristics],
+    stray = _reanchor(settings, settings.topic_heuristics)
+    assert stray.returncode == 2 and "does not consume" in " ".join(stray.stderr.split()), stray.stderr
+    assert await pool.fetchval("SELECT sum(total_calls) FROM model_performance") == 400  # nothing moved
+
+
+def _reanchor(settings, topic: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", "offsets", "reanchor", "--topic", topic],
         env={**settings_env(settings), "PATH": ""},
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert stray.returncode == 2 and "does not consume" in " ".join(stray.stderr.split()), stray.stderr
-    assert await pool.fetchval("SELECT sum(total_calls) FROM model_performance") == 400  # nothing moved
 
 
 async def _ready(worker) -> bool:
