@@ -153,5 +153,8 @@ def test_the_cli_defines_shows_stops_and_promotes_like_the_tools(settings, tmp_p
     assert code == 2 and "no winner" in error
     code, out, _ = run("stop", "exp-store", "--reason", "done")
     assert code == 0 and "stopped by an operator: done" in out
-    code, out, _ = run("promote", "exp-store", "--arm", "y")
+    code, _, error = run("promote", "exp-store", "--arm", "y")  # not the winner (there is none): only forced
+    assert code == 2 and "force" in " ".join(error.split())
+    code, out, _ = run("promote", "exp-store", "--arm", "y", "--force", "the operator picks y")
+    assert "forced: the operator picks y" in " ".join(out.split())
     assert code == 0 and '"preferred_model": "m-y"' in out and '"task_type": "coding"' in out
