@@ -87,7 +87,6 @@ class QualityDeltas:
 @dataclass(slots=True)
 class Applied:
     stored: dict[FeedbackKey, Stored]  # the keys this batch touched, as they now stand
-    calls: dict[str, CallFacts]  # the call of each touched key (by call event id)
     deltas: QualityDeltas
     applied: int = 0  # feedback that set or replaced a score
     superseded: int = 0  # feedback older than the score that counts: kept out, changes nothing
@@ -107,7 +106,7 @@ def apply(
     `max_updates` feedback refuses more: one call cannot be voted on without end), so what it refuses
     does not depend on how arrivals were batched; which score counts depends on `occurred_at` only."""
     now = dict(stored)
-    out = Applied(stored={}, calls={}, deltas=QualityDeltas())
+    out = Applied(stored={}, deltas=QualityDeltas())
     for feedback, call in joined:
         key = key_of(feedback, call)
         current = now.get(key)
@@ -127,5 +126,4 @@ def apply(
             now[key] = current._replace(updates=updates)
             out.superseded += 1
         out.stored[key] = now[key]
-        out.calls[call.event_id] = call
     return out

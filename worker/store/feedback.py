@@ -265,7 +265,7 @@ async def apply_feedback(
             if f.name not in admitted
         ]
         joined = [(f, c) for f, c in joined if f.name in admitted]
-    applied = await _apply_joined(conn, joined, limits) if joined else join.Applied({}, {}, join.QualityDeltas())
+    applied = await _apply_joined(conn, joined, limits) if joined else join.Applied({}, join.QualityDeltas())
     refused += applied.refused
     if waiting:
         estimate = await conn.fetchval(PENDING_ESTIMATE) or 0
