@@ -19,6 +19,7 @@ import msgspec
 import orjson
 from pydantic import ValidationError
 
+from worker.calls import structs
 from worker.calls.commands import COMMAND, BugReport, Metric, MetricRecorded, ModelPerformanceReported
 from worker.calls.events import MODEL_OF_KIND, CallEvent, CallFailed, CallFeedback, EventKind
 from worker.calls.redaction import redact_identifier, redact_text
@@ -102,17 +103,24 @@ def to_call(event: CallEvent) -> Call:
     )
 
 
-def to_feedback(event: CallFeedback) -> Feedback:
+def judged(event: CallFeedback | structs.Judged, event_id: str, call_event_id: str | None, at: float) -> Feedback:
+    """A feedback of either decoding path, redacted and in millionths in one place (the ids come
+    canonical from each path, the time as epoch seconds)."""
     return Feedback(
-        str(event.event_id),
-        None if event.call_event_id is None else str(event.call_event_id),
+        event_id,
+        call_event_id,
         event.request_id,
         redact_identifier(event.name),
         event.source.value,
         round(event.score * SCORE_UNIT),
-        event.occurred_at.timestamp(),
+        at,
         None if event.comment is None else redact_text(event.comment),
     )
+
+
+def to_feedback(event: CallFeedback) -> Feedback:
+    call_event_id = None if event.call_event_id is None else str(event.call_event_id)
+    return judged(event, str(event.event_id), call_event_id, event.occurred_at.timestamp())
 
 
 # msgspec rounds a fraction of a second past microseconds, pydantic truncates: 59.9999999 would change minute
@@ -166,28 +174,16 @@ def fast_feedback(value: bytes, limits: Limits, received_at: float | None) -> li
         decoded = FEEDBACK.decode(value)
     except msgspec.MsgspecError:
         return None
-    judged = decoded if isinstance(decoded, list) else (decoded,)
-    if not judged or len(judged) > limits.max_events_per_envelope:
+    votes = decoded if isinstance(decoded, list) else (decoded,)
+    if not votes or len(votes) > limits.max_events_per_envelope:
         return None
     latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
     out = []
-    for j in judged:
+    for j in votes:
         at = j.occurred_at.timestamp()
         if at > latest or (j.call_event_id is None and j.request_id is None):
             return None
-        comment = None if j.comment is None else redact_text(j.comment)
-        out.append(
-            Feedback(
-                j.event_id,
-                j.call_event_id,
-                j.request_id,
-                redact_identifier(j.name),
-                j.source.value,
-                round(j.score * SCORE_UNIT),
-                at,
-                comment,
-            )
-        )
+        out.append(judged(j, j.event_id, j.call_event_id, at))
     return out
 
 
