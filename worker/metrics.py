@@ -112,8 +112,8 @@ FEEDBACK = Counter(
 MODEL_QUALITY = Gauge(
     "telemetry_model_quality",
     "Quality of each model's answers per task type over the routing window (leader only; the "
-    "MODEL_QUALITY_SERIES most judged): bound=mean, low, high (95 %, the scores' variance taken at its "
-    "largest, exact for 0/1 scores) and feedback (the count).",
+    "MODEL_QUALITY_SERIES most judged): bound=mean, low, high (Wilson 95 %: right for 0/1 scores, "
+    "wider than needed for graded ones) and feedback (the count).",
     ["model_id", "task_type", "name", "bound"],
     registry=REGISTRY,
 )

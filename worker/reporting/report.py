@@ -95,7 +95,7 @@ async def build_report(
     scores: dict[tuple[str, str], list[QualityScore]] = {}
     for q in await reads.quality(conn, [(r["model_id"], r["task_type"]) for r in rows]):
         scores.setdefault((q["model_id"], q["task_type"]), []).append(
-            estimate(q["name"], q["feedback_count"], q["total"], q["squares"])
+            estimate(q["name"], q["feedback_count"], q["total"])
         )
     models = [
         ModelRow(

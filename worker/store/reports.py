@@ -20,8 +20,7 @@ ORDER BY task_type, success_rate DESC, avg_latency_ms ASC"""
 
 # quality per kept (model, task type): at most FEEDBACK_MAX_NAMES names each
 QUALITY = """
-SELECT q.model_id, q.task_type, q.name, q.feedback_count, q.score_sum::float8 AS total,
-       q.score_squares::float8 AS squares
+SELECT q.model_id, q.task_type, q.name, q.feedback_count, q.score_sum::float8 AS total
 FROM model_quality q JOIN unnest($1::text[], $2::text[]) AS k(model_id, task_type) USING (model_id, task_type)
 ORDER BY q.model_id, q.task_type, q.feedback_count DESC, q.name"""
 

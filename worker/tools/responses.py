@@ -30,8 +30,10 @@ class QualityEstimate(ToolResponse):
     name: str = Field(description="The feedback name, e.g. correctness or thumbs.")
     feedback: int = Field(description="Feedback counted (the latest per call, name and source).")
     mean: float = Field(description="Mean score in [0, 1].")
-    low: float = Field(description="Lower end of the mean's 95 % interval (normal, from the sample variance).")
-    high: float = Field(description="Upper end; [0, 1] with fewer than two feedback.")
+    low: float = Field(
+        description="Lower end of the mean's 95 % interval (Wilson's; wider than needed for graded scores)."
+    )
+    high: float = Field(description="Upper end of that interval.")
 
 
 class ModelRanking(ToolResponse):
