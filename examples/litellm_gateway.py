@@ -48,6 +48,7 @@ class LiteLLMGateway:
         self.emitter = CallEmitter(bootstrap_servers, topic_completed=topic_completed, topic_failed=topic_failed)
         self.logger = TelemetryLogger(self.emitter, layers={m: layer for m, (layer, _) in DEPLOYMENTS.items()})
         self.injector = FaultInjector(self.success)
+        self.plugin = HeuristicsRoutingPlugin(table)
         self.router = litellm.Router(
             model_list=[
                 {
@@ -56,10 +57,11 @@ class LiteLLMGateway:
                 }
                 for m in DEPLOYMENTS
             ],
-            plugins=[HeuristicsRoutingPlugin(table)],
+            plugins=[self.plugin],
             num_retries=0,
             disable_cooldowns=True,
         )
+        self.plugin.attach(self.router)
         self.calls: list[tuple[float, str, bool]] = []  # (monotonic t, deployment, ok)
         self._previous_callbacks: list = []
 

@@ -101,6 +101,7 @@ async def test_the_litellm_snippet_reports_and_routes_through_the_worker(setting
     )
     try:
         assert ns["response"].choices[0].message.content == "It is about a refund."
+        assert ns["subscriber"].caught_up.is_set() and ns["plugin"].router is ns["router"]
         for i in range(40):
             await ns["router"].acompletion(
                 model="chat",

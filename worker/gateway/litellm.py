@@ -31,8 +31,7 @@ from worker.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
-SIGNAL = "gateway-telemetry"  # our entry in the plugin signals LiteLLM carries to the callbacks
-TRIED = "_gateway_telemetry_tried"  # models this request already tried (LiteLLM retries run the plugins again)
+SIGNAL = "gateway-telemetry"  # our entry in the plugin signals LiteLLM carries to the callbacks (and to retries)
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 CATEGORIES = {
     "RateLimitError": "api",
@@ -157,10 +156,15 @@ class HeuristicsRoutingPlugin:
     Manual rules match the last user message by RE2 pattern, the learned rule by task type; the
     split follows `weights`, never a model in `excluded`, and candidates the rule does not mention
     get `explore_share`. The draw is SHA-256 of the request id (`metadata["request_id"]`) and the
-    attempt, so a retry moves on to another model instead of the one that just failed. With no
-    rule, the candidates are left as they are (LiteLLM's own strategy decides). A running
-    experiment puts the request in an arm by `metadata["session_id"]` (the key is configurable)
-    or else the request id, and the callback reports its experiment_id and arm.
+    attempt. With no rule, the candidates are left as they are (LiteLLM's own strategy decides). A
+    running experiment puts the request in an arm by `metadata["session_id"]` (the key is
+    configurable) or else the request id, and the callback reports its experiment_id and arm.
+
+    Retries: LiteLLM runs the plugins again on every attempt with a fresh copy of the metadata, but
+    keeps the signals of the last attempt on the request; the models tried so far travel there, so a
+    retry draws among the others. Cooldowns: once `attach(router)` has been called, models whose
+    every deployment LiteLLM has cooled down are left out of the draw, so the plugin never narrows
+    LiteLLM to nothing it is willing to call (when all are cooling, LiteLLM's own answer stands).
     """
 
     def __init__(
@@ -174,12 +178,24 @@ class HeuristicsRoutingPlugin:
     ):
         self.table, self.task_type_key, self.default_task_type = table, task_type_key, default_task_type
         self.explore_share, self.session_key = explore_share, session_key
+        self.router: Any = None
+        self.cooldown_errors = 0
+        self._warning = Throttle()
+        self._unattached_said = False
+
+    def attach(self, router: Any) -> HeuristicsRoutingPlugin:
+        """Read `router`'s cooldowns before each draw (the router takes the plugin before it exists)."""
+        self.router = router
+        return self
 
     async def run(self, context):
         metadata = context.metadata
         task = task_type_of(metadata, self.task_type_key, self.default_task_type)
-        tried = metadata.setdefault(TRIED, [])
-        fresh = [m for m in context.candidate_models if m not in tried] or list(context.candidate_models)
+        tried = _tried(metadata)
+        pool = list(dict.fromkeys(context.candidate_models))
+        cooling = await self._cooling(pool)
+        usable = [m for m in pool if m not in cooling] or pool
+        fresh = [m for m in usable if m not in tried] or usable
         request_id = metadata.get("request_id")
         u = hash_unit(f"{request_id}:{len(tried)}") if request_id else random.random()
         route = self.table.pick(
@@ -187,19 +203,57 @@ class HeuristicsRoutingPlugin:
             _prompt(context.structured_messages),
             key=str(request_id) if request_id else None,
             unit=metadata.get(self.session_key) or None,
-            candidates=list(dict.fromkeys(fresh)),
+            candidates=fresh,
             u=u,
             explore_share=self.explore_share,
         )
         if route.rule_id is None and route.arm is None:  # no rule, no experiment: LiteLLM's own strategy decides
             return context
         if route.model is not None:
-            tried.append(route.model)
             context.candidate_models = [m for m in context.candidate_models if m == route.model]
         context.signals[SIGNAL] = {
             "rule": route.rule_id,
             "model": route.model,
             "experiment_id": route.experiment_id,
             "arm": route.arm,
+            "tried": [*tried, route.model] if route.model is not None else tried,
         }
         return context
+
+    async def _cooling(self, pool: list[str]) -> set[str]:
+        """Models of `pool` whose every deployment is in LiteLLM's cooldown; empty when not attached."""
+        if self.router is None:
+            if not self._unattached_said:
+                self._unattached_said = True
+                log.warning(
+                    "telemetry: HeuristicsRoutingPlugin.attach(router) was not called; a model in LiteLLM's "
+                    "cooldown may be chosen and the request refused ('No deployments left')"
+                )
+            return set()
+        try:
+            registry = self.router.registry()
+            ids = registry.names(kind="ids")
+            active = await self.router.health().cooldowns.async_get_active_cooldowns(
+                model_ids=ids, parent_otel_span=None
+            )
+            cooled = {entry[0] for entry in active or ()}
+            deployments: dict[str, list[str]] = {}
+            for deployment_id in ids:
+                deployment = registry.deployment(deployment_id)
+                model = getattr(getattr(deployment, "litellm_params", None), "model", None)
+                if model in pool:
+                    deployments.setdefault(model, []).append(deployment_id)
+            return {m for m, owned in deployments.items() if all(d in cooled for d in owned)}
+        except Exception as error:  # noqa: BLE001 - LiteLLM internals: never fail a request over them
+            self.cooldown_errors += 1
+            if self._warning.ready():
+                log.warning("telemetry: could not read LiteLLM's cooldowns (%r); drawing among all candidates", error)
+            return set()
+
+
+def _tried(metadata: Mapping[str, Any]) -> list[str]:
+    """The models earlier attempts of this request were sent to (from the signals LiteLLM kept)."""
+    signals = metadata.get("routing_plugin_signals")
+    ours = signals.get(SIGNAL) if isinstance(signals, Mapping) else None
+    tried = ours.get("tried") if isinstance(ours, Mapping) else None
+    return [str(m) for m in tried] if isinstance(tried, list) else []

@@ -8,12 +8,14 @@ gateway.routing.alerts, keyed by model_id. JSON Schema files in schemas/ are gen
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.calls.events import Layer
-from worker.routing.heuristics import Decision
+
+if TYPE_CHECKING:  # the decisions stay out of what gateways import (numpy, the scoring)
+    from worker.routing.heuristics import Decision
 
 
 class QualityEvidence(BaseModel):

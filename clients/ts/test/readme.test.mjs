@@ -1,5 +1,5 @@
 // The README's TypeScript snippet, run as written against the real broker (only the package name,
-// the broker address and the topic names are replaced; `prompt` and `requestId` come from a request).
+// the broker address and the topic names are replaced); the package's own README carries the same one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -17,6 +17,9 @@ test("the README's TypeScript snippet routes by the rules and reports the call",
   const readme = readFileSync(join(here, "..", "..", "..", "README.md"), "utf8");
   const found = readme.match(/<!-- snippet: typescript -->\n```js\n([\s\S]*?)```/);
   assert.ok(found, "README.md has no typescript snippet");
+  const own = readFileSync(join(here, "..", "README.md"), "utf8").match(/<!-- snippet: typescript -->\n```js\n([\s\S]*?)```/);
+  assert.ok(own, "clients/ts/README.md has no typescript snippet");
+  assert.equal(own[1], found[1], "the package README's snippet differs from the repository README's");
   const run = randomUUID().slice(0, 8);
   const topics = { heuristics: `ts.${run}.heuristics`, completed: `ts.${run}.completed`, feedback: `ts.${run}.feedback` };
   const kafka = new Kafka({ brokers, logLevel: logLevel.NOTHING });
@@ -44,7 +47,7 @@ test("the README's TypeScript snippet routes by the rules and reports the call",
     .replace('["127.0.0.1:9092"]', JSON.stringify(brokers))
     .replace("new CallEmitter(brokers)", `new CallEmitter(brokers, { topicCompleted: ${JSON.stringify(topics.completed)}, topicFeedback: ${JSON.stringify(topics.feedback)} })`)
     .replace("new HeuristicsSubscriber(brokers, table)", `new HeuristicsSubscriber(brokers, table, { topic: ${JSON.stringify(topics.heuristics)} })`);
-  code = `const prompt = "write a parser"; const requestId = "req-42";\n${code}\nconsole.log(JSON.stringify({ model, stats: emitter.stats, fields: eventFields(route) }));\n`;
+  code = `${code}\nconsole.log(JSON.stringify({ model, stats: emitter.stats, fields: eventFields(route) }));\n`;
   const file = join(here, `.readme-snippet-${run}.mjs`);
   writeFileSync(file, code);
   try {

@@ -1,7 +1,9 @@
 """The LiteLLM pieces on their own: what a callback's arguments become, what the plugin narrows to."""
 
+import asyncio
 import datetime as dt
 import os
+from collections import Counter
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -104,7 +106,13 @@ async def test_the_plugin_narrows_to_the_chosen_deployment_and_a_retry_moves_on(
         and first[0] != "openai/o3"
         and context.signals["gateway-telemetry"]["rule"] == "learned:coding@v1"
     )
-    context.candidate_models = list(pool)  # LiteLLM runs the plugins again on a retry, with the same metadata
+    # a retry: LiteLLM runs the plugins again with a fresh metadata copy that holds the last signals
+    context = RoutingContext(
+        raw_messages=[],
+        structured_messages=[{"role": "user", "content": "hi"}],
+        candidate_models=list(pool),
+        metadata={"task_type": "coding", "request_id": "req-9", "routing_plugin_signals": context.signals},
+    )
     second = (await plugin.run(context)).candidate_models
     assert second != first and second[0] != "openai/o3"
     untouched = RoutingContext(
@@ -169,3 +177,124 @@ def test_a_layers_map_naming_a_layer_that_does_not_exist_is_refused_at_construct
         TelemetryLogger(CallEmitter("127.0.0.1:1"), layers={"openai/gpt-4o": "turbo"})
     with pytest.raises(ValueError, match="default_layer"):
         TelemetryLogger(CallEmitter("127.0.0.1:1"), default_layer="huge")
+
+
+def _router_with_a_failing_deployment(table, *, num_retries, cooldowns, attach):
+    import litellm
+
+    from examples.litellm_gateway import FaultInjector
+
+    injector = FaultInjector({"openai/a": 0.0, "openai/b": 1.0})
+    plugin = HeuristicsRoutingPlugin(table)
+    router = litellm.Router(
+        model_list=[
+            {"model_name": "chat", "litellm_params": {"model": m, "api_key": "sk-test", "mock_response": "ok"}}
+            for m in ("openai/a", "openai/b")
+        ],
+        plugins=[plugin],
+        num_retries=num_retries,
+        retry_after=0,
+        disable_cooldowns=not cooldowns,
+    )
+    if attach:
+        plugin.attach(router)
+    return router, injector
+
+
+async def _outcomes(router, injector, n=60):
+    import litellm
+
+    previous = list(litellm.callbacks)
+    litellm.callbacks = [injector]
+    outcomes = Counter()
+    try:
+        for i in range(n):
+            try:
+                await router.acompletion(
+                    model="chat",
+                    messages=[{"role": "user", "content": "hi"}],
+                    metadata={"task_type": "chat", "request_id": f"req-{i}"},
+                )
+                outcomes["ok"] += 1
+            except Exception as error:  # noqa: BLE001 - what LiteLLM raised is the outcome under test
+                outcomes["no deployments left" if "No deployments left" in str(error) else type(error).__name__] += 1
+    finally:
+        litellm.callbacks = previous
+        litellm.logging_callback_manager.drop_callbacks([injector])
+    return outcomes
+
+
+def _even_rule():
+    table = RoutingTable()
+    table.apply("chat", learned(task="chat", weights={"openai/a": 0.5, "openai/b": 0.5}).model_dump_json().encode())
+    return table
+
+
+async def test_with_a_real_router_a_retry_goes_to_the_other_deployment():
+    router, injector = _router_with_a_failing_deployment(_even_rule(), num_retries=2, cooldowns=False, attach=True)
+    assert await _outcomes(router, injector) == {"ok": 60}  # half the draws fail first on openai/a, every retry moves
+
+
+async def test_with_a_real_router_a_deployment_in_cooldown_is_never_the_only_candidate():
+    router, injector = _router_with_a_failing_deployment(_even_rule(), num_retries=0, cooldowns=True, attach=True)
+    outcomes = await _outcomes(router, injector)
+    # without retries, only the calls before LiteLLM cools openai/a down fail; none is refused for want of a deployment
+    assert outcomes["no deployments left"] == 0 and outcomes["ok"] >= 55, outcomes
+    unattached, injector = _router_with_a_failing_deployment(_even_rule(), num_retries=0, cooldowns=True, attach=False)
+    assert (await _outcomes(unattached, injector))["no deployments left"] > 10  # what attach() prevents
+
+
+async def test_failures_from_a_real_provider_carry_its_http_status():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import litellm
+    import openai
+
+    statuses = iter([500, 429])
+
+    class Provider(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(next(statuses))
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "provider trouble", "type": "server_error"}}')
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Provider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sink = Collect()
+    logger = TelemetryLogger(sink)
+    previous = list(litellm.callbacks)
+    litellm.callbacks = [logger]
+    router = litellm.Router(
+        model_list=[
+            {
+                "model_name": "chat",
+                "litellm_params": {
+                    "model": "openai/provider",
+                    "api_key": "sk-test",
+                    "api_base": f"http://127.0.0.1:{server.server_port}/v1",
+                },
+            }
+        ],
+        num_retries=0,
+        disable_cooldowns=True,
+    )
+    try:
+        for _ in range(2):
+            with pytest.raises(openai.APIStatusError):
+                await router.acompletion(model="chat", messages=[{"role": "user", "content": "hi"}])
+        for _ in range(50):
+            if sum(e.model_id == "openai/provider" for e in sink.events) == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        litellm.callbacks = previous
+        litellm.logging_callback_manager.drop_callbacks([logger])
+        server.shutdown()
+    ours = [e for e in sink.events if e.model_id == "openai/provider"]  # not the earlier tests' late callbacks
+    assert [(e.http_status, e.retryable, e.category) for e in ours] == [(500, True, "api"), (429, True, "api")]
