@@ -280,6 +280,11 @@ class RoutingSettings(BaseSettings):
     degradation_latency_factor: float = Field(
         2.0, gt=1, description="p95 latency this many times the model's usual p95 (incident excluded) excludes it."
     )
+    degradation_latency_floor_ms: float = Field(
+        250.0,
+        ge=0,
+        description="A latency limit lies at least this far above the usual p95 (slow first calls after a cold start exclude nobody).",
+    )
     degradation_min_calls: int = Field(20, ge=1, description="Calls a short window needs before it can exclude.")
     degradation_cooldown_s: float = Field(
         15.0, gt=0, description="How long an excluded model gets no traffic before it is probed (half-open)."
@@ -344,6 +349,7 @@ class RoutingSettings(BaseSettings):
             failure_rate=self.degradation_failure_rate,
             recover_rate=self.degradation_recover_rate,
             latency_factor=self.degradation_latency_factor,
+            latency_floor_ms=self.degradation_latency_floor_ms,
             min_calls=self.degradation_min_calls,
             cooldown_s=self.degradation_cooldown_s,
             cooldown_max_s=max(self.degradation_cooldown_s, self.degradation_cooldown_max_s),

@@ -42,3 +42,33 @@ def test_probes_restore_only_with_enough_good_calls_and_reopen_as_soon_as_they_c
 def test_probes_that_are_still_slow_reopen_and_restore_needs_a_margin_below_the_threshold():
     assert probe_verdict(Window(20, 10, 0, 1500.0), 1000.0, R)[0] == "reopen"  # above 2.0 / 1.5
     assert probe_verdict(Window(20, 10, 0, 1200.0), 1000.0, R)[0] == "restore"
+
+
+def _with(latencies_ms, failures=0, seconds=60):
+    from worker.calls import histogram
+
+    h = histogram.from_values(latencies_ms)
+    return Window(seconds, len(latencies_ms), failures, histogram.quantile(h, 0.95), h)
+
+
+def test_the_slow_first_calls_of_a_cold_start_exclude_nobody():
+    # a usual p95 of 12 ms, 41 ms after a restart: 3.4x, but 29 ms more is below the floor of latency_floor_ms
+    assert degraded([_with([41.0] * 100)], 12.0, R) is None
+    assert degraded([_with([300.0] * 100)], 12.0, R) is not None  # past the floor: slow, however fast usually
+
+
+def test_a_latency_verdict_needs_95_percent_confidence_that_the_p95_is_above_the_limit():
+    # limit 2,000 ms (2x 1,000): 2 calls of 25 above it could be a healthy tail; 8 of 25 cannot
+    assert degraded([_with([900.0] * 23 + [2500.0] * 2)], 1000.0, R) is None
+    reason = degraded([_with([900.0] * 17 + [2500.0] * 8)], 1000.0, R)
+    assert reason is not None and "8/25 calls above 2,000 ms" in reason
+
+
+def test_probes_are_not_restored_until_the_settled_cohort_is_large_enough():
+    from worker.calls import histogram
+
+    h = histogram.from_values([900.0] * 5)
+    settling = Window(30, 5, 0, 900.0, h, latency_calls=5)  # 5 of the 10 probe calls needed have settled
+    assert probe_verdict(settling, 1000.0, R) is None
+    settled = Window(30, 12, 0, 900.0, histogram.from_values([900.0] * 12), latency_calls=12)
+    assert probe_verdict(settled, 1000.0, R)[0] == "restore"

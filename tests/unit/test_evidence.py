@@ -1,5 +1,7 @@
 """Rows -> decayed evidence, trailing health windows per scope, baselines that leave out the incident."""
 
+import math
+
 import pytest
 
 from worker.calls import histogram
@@ -113,3 +115,32 @@ def test_a_model_that_does_alike_everywhere_lends_a_rare_task_type_a_strong_prio
     assert a + b < 5 and 0.5 < a / (a + b) < 0.7  # 0.4 or 0.9 elsewhere: a weak prior near its mean, 0.65
     assert priors[("t0", "a")][0] / sum(priors[("t0", "a")]) == pytest.approx(0.8, abs=0.02)  # from the others
     assert quality_priors({("t", "a"): (10.0, 5.0), ("u", "a"): (10.0, 7.0)}, 40)[("t", "a")] == (1.0, 1.0)
+
+
+def test_probes_judged_by_start_time_cannot_hide_slow_calls_that_have_not_come_back():
+    # probing began at `since`, during a 3x incident: one probe a second; most take 45 s, the fast tail 10 s
+    since = 9_900.0
+    started = [(since + 1 + i, 45_000.0 if i % 3 else 10_000.0) for i in range(60)]
+
+    def seen(now):  # the rows a check at `now` reads: only calls that have completed
+        return [
+            SecondRow(math.floor(t + ms / 1000), "m", "coding", 1, 0, histogram.from_values([ms]))
+            for t, ms in started
+            if t + ms / 1000 <= now
+        ]
+
+    early = since + 40
+    on_completion = since_window(seen(early), "m", "coding", since, early)
+    assert on_completion.calls >= 10 and on_completion.p95_latency_ms < 11_000  # only the fast ones came back
+    assert since_window(seen(early), "m", "coding", since, early, settle_s=30.0).calls < 10  # too early to judge
+    later = since + 90
+    cohort = since_window(seen(later), "m", "coding", since, later, settle_s=60.0)  # started by since + 30
+    assert cohort.calls == cohort.latency_calls == 29 and cohort.p95_latency_ms > 44_000  # the slow ones count
+
+
+def test_the_latency_baseline_leaves_out_an_incident_and_the_probes_sent_during_it():
+    slow = histogram.from_values([9000.0] * 100)
+    rows = [minute(a) for a in range(10, 40)] + [minute(a, hist=slow) for a in range(3, 10)]
+    assert baselines(rows, NOW, window_s=3600)[("m", "coding")] > 1000.0  # the incident creeps in
+    incident = {("m", ANY_TASK): (NOW - 10 * 60, NOW)}
+    assert baselines(rows, NOW, window_s=3600, incidents=incident)[("m", "coding")] == pytest.approx(1000.0, rel=0.02)

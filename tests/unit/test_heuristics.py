@@ -95,3 +95,43 @@ def test_a_flood_of_distinct_models_gives_a_rule_of_bounded_size():
     assert len(d.weights) <= 100 and len(d.evidence) <= 100 and len(d.excluded) <= 100
     record = RoutingHeuristic.learned(d, 1, 3600, dt.datetime.now(dt.UTC)).model_dump_json()
     assert len(record) < 256_000, len(record)
+
+
+def test_with_every_model_held_back_the_one_excluded_for_latency_only_takes_the_traffic():
+    evidence = [ev("slow", 500, 500), ev("failing", 500, 10)]
+    held = {
+        "slow": "p95 latency 9,000 ms over the last 30 s, 3.0x its usual 3,000 ms",
+        "failing": "failure rate 98% over the last 10 s (49/50 calls)",
+    }
+    d = decide("coding", evidence, Weights(), P, excluded=held)
+    assert d.weights == {"slow": 1.0} and d.preferred_model == "slow" and set(d.excluded) == {"failing"}
+    assert "excluded only for latency take the traffic: slow" in d.reasoning
+    both_failing = {m: "failure rate 98% over the last 10 s (49/50 calls)" for m in ("slow", "failing")}
+    nobody = decide("coding", evidence, Weights(), P, excluded=both_failing)
+    assert nobody.weights == {} and nobody.preferred_model is None  # routers use what else they can reach
+
+
+def test_the_engine_never_excludes_for_latency_alone_when_the_others_fail_more():
+    from worker.calls import histogram
+    from worker.routing.engine import Engine
+    from worker.routing.evidence import SecondRow
+
+    now = 1000.0
+    slow, fast = histogram.from_values([3000.0] * 5), histogram.from_values([500.0] * 5)
+
+    def rows(other_failures):
+        return [
+            row
+            for a in range(60)
+            for row in (
+                SecondRow(now - a, "slow", "coding", 5, 0, slow),
+                SecondRow(now - a, "other", "coding", 5, other_failures, fast),
+            )
+        ]
+
+    engine = Engine()
+    engine.baselines = {("slow", "coding"): 1000.0, ("slow", "*"): 1000.0, ("other", "coding"): 500.0}
+    vetoed = engine.check(now, {}, rows(other_failures=1))  # the other fails 20 % of its calls (not excluded)
+    assert [t.breaker.model_id for t in vetoed] == []
+    allowed = engine.check(now, {}, rows(other_failures=0))
+    assert {t.breaker.model_id for t in allowed} == {"slow"} and "p95 latency" in allowed[0].breaker.reason

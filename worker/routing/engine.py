@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from worker.routing.breaker import Breaker, Transition, step
-from worker.routing.degradation import DETECTION_WINDOWS_S, Rules
+from worker.routing.breaker import INCIDENT_LOOKBACK_S, Breaker, Transition, step
+from worker.routing.degradation import DETECTION_WINDOWS_S, Rules, is_latency, probe_settle_s
 from worker.routing.evidence import (
     ANY_TASK,
     MinuteRow,
@@ -28,7 +28,7 @@ from worker.routing.evidence import (
     with_quality,
 )
 from worker.routing.heuristics import Decision, Policy, decide, worth_publishing
-from worker.routing.scoring import Weights
+from worker.routing.scoring import Weights, wilson_lower_bound, wilson_upper_bound
 
 BreakerKey = tuple[str, str]  # model_id, scope (a task type or ANY_TASK)
 
@@ -51,7 +51,14 @@ class Engine:
             if scope != ANY_TASK and model in wide_trouble and (current is None or current.state == "closed"):
                 continue  # the model-wide breaker already holds it back everywhere
             probes = (
-                since_window(seconds, model, scope, current.since, now)
+                since_window(
+                    seconds,
+                    model,
+                    scope,
+                    current.since,
+                    now,
+                    probe_settle_s(current.baseline_p95_ms or base.get((model, scope)), self.rules),
+                )
                 if current is not None and current.state == "half_open"
                 else None
             )
@@ -68,6 +75,14 @@ class Engine:
                 self.rules,
                 restored_at,
             )
+            if (
+                t is not None
+                and t.breaker.state == "open"
+                and (current is None or current.state == "closed")
+                and is_latency(t.breaker.reason)
+                and not _somewhere_better(model, scope, windows, latest)
+            ):
+                t = None  # slow beats failing: a latency exclusion would send the traffic somewhere worse
             state = t.breaker.state if t else (current.state if current else "closed")
             if scope == ANY_TASK and state != "closed":
                 wide_trouble.add(model)
@@ -90,8 +105,13 @@ class Engine:
         model -> layer; `previous`: the current record per task type; `only`: limit to these;
         `quality`: feedback rows (a task type with feedback is decided on the value objective)."""
         p = self.policy
-        self.baselines = baselines(minutes, now, window_s=p.window_s)
         incidents = {key: span for key, b in breakers.items() if (span := b.incident()) is not None}
+        ongoing = {
+            key: ((b.opened_at or b.since) - INCIDENT_LOOKBACK_S, now)
+            for key, b in breakers.items()
+            if b.state != "closed"
+        }
+        self.baselines = baselines(minutes, now, window_s=p.window_s, incidents=incidents | ongoing)
         evidence = decayed_evidence(minutes, now, window_s=p.window_s, half_life_s=p.half_life_s, incidents=incidents)
         evidence = with_quality(
             evidence,
@@ -129,6 +149,28 @@ class Engine:
             if decision is not None and worth_publishing(previous.get(task), decision, p.weight_change):
                 out[task] = decision
         return out
+
+
+def _somewhere_better(
+    model: str, scope: str, windows: Mapping[BreakerKey, list], breakers: Mapping[BreakerKey, Breaker]
+) -> bool:
+    """Whether another model of this scope, not held back, takes traffic and is not worse by failures
+    (its failure rate is not above `model`'s with 95 % confidence): only then may `model` be excluded
+    for latency alone."""
+    mine = _longest(windows.get((model, scope), []))
+    ceiling = wilson_upper_bound(mine.failures, mine.calls) if mine is not None and mine.calls else 1.0
+    held = {m for (m, s), b in breakers.items() if b.state != "closed" and s in (scope, ANY_TASK)}
+    for (other, s), ws in windows.items():
+        if s != scope or other == model or other in held:
+            continue
+        w = _longest(ws)
+        if w is not None and w.calls and wilson_lower_bound(w.failures, w.calls) <= ceiling:
+            return True
+    return False
+
+
+def _longest(windows: list):
+    return max(windows, key=lambda w: w.seconds, default=None)
 
 
 def affected_tasks(transitions: Iterable[Transition]) -> set[str]:

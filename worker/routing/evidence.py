@@ -66,6 +66,14 @@ class Window:
     calls: int
     failures: int
     p95_latency_ms: float | None
+    latency: histogram.Histogram | None = None  # the calls' latencies: how many lie above a limit
+    latency_calls: int | None = None  # calls the latency is judged on, when not all (a probe cohort)
+
+    def above(self, limit_ms: float) -> int | None:
+        """Calls whose latency lies above `limit_ms` (None without a histogram)."""
+        if self.latency is None:
+            return None
+        return int(sum(n for b, n in self.latency.items() if histogram.bucket_value(b) > limit_ms))
 
 
 def decay_weight(age_s: float, half_life_s: float) -> float:
@@ -124,14 +132,26 @@ def decayed_evidence(
 
 
 def baselines(
-    rows: Iterable[MinuteRow], now: float, *, window_s: float, gap_s: float = BASELINE_GAP_S
+    rows: Iterable[MinuteRow],
+    now: float,
+    *,
+    window_s: float,
+    gap_s: float = BASELINE_GAP_S,
+    incidents: dict[tuple[str, str], tuple[float, float]] | None = None,
 ) -> dict[tuple[str, str], float]:
     """Usual p95 latency per (model, task type) and per (model, ANY_TASK), from whole minutes that
     ended at least `gap_s` ago (an incident in progress does not raise its own baseline), and only
-    where at least BASELINE_MIN_CALLS calls make it one."""
+    where at least BASELINE_MIN_CALLS calls make it one. Minutes inside an `incident` of the (model,
+    scope) (ANY_TASK: every task type of the model) are left out too: a long incident, or the probes
+    sent during one, never becomes the norm it is judged against."""
+    spans = incidents or {}
     hists: dict[tuple[str, str], histogram.Histogram] = {}
     for r in rows:
         if r.minute < now - window_s or r.minute + 60.0 > now - gap_s:
+            continue
+        if _inside(spans.get((r.model_id, r.task_type)), r.minute) or _inside(
+            spans.get((r.model_id, ANY_TASK)), r.minute
+        ):
             continue
         for key in ((r.model_id, r.task_type), (r.model_id, ANY_TASK)):
             histogram.add_into(hists.setdefault(key, {}), r.latency_histogram)
@@ -140,6 +160,10 @@ def baselines(
         for key, h in hists.items()
         if sum(h.values()) >= BASELINE_MIN_CALLS and (p95 := histogram.quantile(h, 0.95))
     }
+
+
+def _inside(span: tuple[float, float] | None, minute: float) -> bool:
+    return span is not None and minute + 60.0 > span[0] and minute < span[1]
 
 
 def health_windows(
@@ -170,7 +194,7 @@ def health_windows(
     by_model: dict[str, list[list[list]]] = {}
     for (model, task), per_span in cells.items():
         out[(model, task)] = [
-            Window(span, c, f, histogram.quantile(h, 0.95)) for span, (c, f, h) in zip(spans, per_span)
+            Window(span, c, f, histogram.quantile(h, 0.95), h) for span, (c, f, h) in zip(spans, per_span)
         ]
         by_model.setdefault(model, []).append(per_span)
     for model, tasks in by_model.items():
@@ -185,25 +209,47 @@ def health_windows(
             calls = sum(c[0] for j, c in enumerate(here) if j != worst_failing)
             failures = sum(c[1] for j, c in enumerate(here) if j != worst_failing)
             rest = histogram.merge(*(c[2] for j, c in enumerate(here) if j != slowest))
-            windows.append(Window(span, calls, failures, histogram.quantile(rest, 0.95)))
+            windows.append(Window(span, calls, failures, histogram.quantile(rest, 0.95), rest))
         out[(model, ANY_TASK)] = windows
     return out
 
 
-def since_window(rows: Iterable[SecondRow], model_id: str, scope: str, since: float, now: float) -> Window:
-    """Calls of a model (on a task type, or on all with ANY_TASK) in buckets that began at or after
-    `since`: a half-open breaker judges only calls made after it started probing."""
+def since_window(
+    rows: Iterable[SecondRow], model_id: str, scope: str, since: float, now: float, settle_s: float = 0.0
+) -> Window:
+    """Calls of a model (on a task type, or on all with ANY_TASK) made after `since`: a half-open
+    breaker judges only calls made after it started probing.
+
+    Events arrive when calls complete, so the calls of a slow model that have come back are its fast
+    ones: judged on completions, a model in a latency incident looks healthy. With `settle_s`, the
+    probes are a cohort by start time (completion second minus latency): calls that started in
+    [since, now - settle_s], every one of which has had `settle_s` to come back. Failures are shared
+    out to the cohort in proportion to its calls in each second (rows count failures, not their latency).
+    """
     first = math.ceil(since)
-    calls = failures = 0
+    calls, failures = 0, 0.0
     h: histogram.Histogram = {}
+    latest_start = now - settle_s
     for r in rows:
         if r.model_id != model_id or (scope != ANY_TASK and r.task_type != scope):
             continue
-        if first <= r.second <= now + FUTURE_TOLERANCE_S:
+        if not first <= r.second <= now + FUTURE_TOLERANCE_S:
+            continue
+        if settle_s <= 0:
             calls += r.calls
             failures += r.failures
             histogram.add_into(h, r.latency_histogram)
-    return Window(now - since, calls, failures, histogram.quantile(h, 0.95))
+            continue
+        kept = 0
+        for bucket, n in r.latency_histogram.items():
+            started = r.second - histogram.bucket_value(bucket) / 1000.0
+            if since <= started <= latest_start:
+                h[bucket] = h.get(bucket, 0) + n
+                kept += n
+        total = sum(r.latency_histogram.values())
+        calls += kept
+        failures += r.failures * kept / total if total else 0.0
+    return Window(now - since, calls, round(failures), histogram.quantile(h, 0.95), h, calls if settle_s > 0 else None)
 
 
 def with_quality(

@@ -10,8 +10,9 @@ share of the split.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from worker.routing.degradation import is_latency
 from worker.routing.scoring import (
     Evidence,
     Weights,
@@ -124,8 +125,9 @@ def decide(
 ) -> Decision | None:
     """None when there is nothing to decide (no evidence, no catalogue model, nothing excluded).
 
-    When every model with evidence is excluded, the decision says so with empty weights: a router
-    then uses the other models it can reach (worker.routing.table), never the excluded ones.
+    When every model with evidence is held back, those excluded for latency alone take the traffic
+    (slow beats failing); when all were excluded for failures, the decision says so with empty
+    weights: a router then uses the other models it can reach (worker.routing.table).
 
     `excluded`: models whose breaker is open (no traffic); `probing`: half-open (probe share only);
     `catalogue`: model -> layer of models the gateway can route to here, explored when they have
@@ -143,6 +145,18 @@ def decide(
     if not candidates and not newcomers and not probing:
         if not any(e.model_id in excluded for e in evidence):
             return None
+        slow_only = {m for m, reason in excluded.items() if is_latency(reason) and m in known}
+        if slow_only:  # every model is held back, some only for latency: slow beats failing or nothing
+            kept = {m: r for m, r in excluded.items() if m not in slow_only}
+            decision = decide(task_type, evidence, w, policy, excluded=kept, catalogue=catalogue, previous=previous)
+            if decision is not None:
+                return replace(
+                    decision,
+                    reasoning=decision.reasoning.rstrip(".")
+                    + "; every model is held back, so those excluded only for latency take the traffic: "
+                    + ", ".join(f"{m} ({excluded[m]})" for m in sorted(slow_only))
+                    + ".",
+                )
         worst_off = sorted((e for e in evidence if e.model_id in excluded), key=lambda e: (-score(e, w), e.model_id))
         return Decision(  # nobody left: say so, so that no router keeps following the last split
             task_type=task_type,

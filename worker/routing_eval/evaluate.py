@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, field
 
 from worker.routing_eval.routers import COMPARISONS, ObeyingRouter
-from worker.routing_eval.scenarios import OUTAGE, SCENARIOS
-from worker.routing_eval.simulate import EPOCH, Run, simulate
+from worker.routing_eval.scenarios import COLD_START, OUTAGE, SCENARIOS
+from worker.routing_eval.simulate import BIN_S, EPOCH, Run, simulate
 from worker.routing_eval.world import Scenario
 
 STATIONARY_REGRET_PP = 0.2
@@ -16,6 +16,7 @@ NEW_MODEL_CALLS_WITHIN_S, NEW_MODEL_PREFERRED_WITHIN_S = 60, 300
 TASK_EXCLUSION_WITHIN_S = 15
 LATENCY_EXCLUSION_WITHIN_S = 30
 MAX_SWITCHES_PER_10_MIN = 1
+SLOW_SHARE_BELOW, SLOW_BELOW_WITHIN_S = 0.10, 45
 
 
 @dataclass
@@ -142,6 +143,36 @@ def _checks(name: str, run: Run, router: ObeyingRouter) -> list[Check]:
                 None if excluded is None or bad is None else excluded - bad,
                 LATENCY_EXCLUSION_WITHIN_S,
             )
+        ]
+    if name == "slow-latency":
+        checks = []
+        for task in ("coding",):  # large is preferred for coding; for chat it has a small share anyway
+            below = next(
+                (
+                    t - start
+                    for t in range(int(start), int(end), BIN_S)
+                    if all(run.share(task, "large", u, u + BIN_S) < SLOW_SHARE_BELOW for u in range(t, int(end), BIN_S))
+                ),
+                None,
+            )
+            checks.append(
+                _at_most(f"{task}: large below {SLOW_SHARE_BELOW:.0%} for good after, s", below, SLOW_BELOW_WITHIN_S)
+            )
+        restores = [at for at, kind, m, _ in router.alerts if kind == "model_recovered" and start <= at - EPOCH < end]
+        checks.append(_at_most("restores during the incident", len(restores), 0))
+        return checks
+    if name == "slow-stationary":
+        exclusions = [a for a in router.alerts if a[1] == "model_degraded"]
+        return [_at_most("exclusions in 2 h", len(exclusions), 0)]
+    if name == "cold-start":
+        steady = [a for a in router.alerts if a[1] == "model_degraded" and a[2] == "steady"]
+        everyone = first_publication(router, 0, lambda r: not any(v > 0 for v in r.weights.values()))
+        after = COLD_START[0] + 60
+        worse = max(run.share(task, "broken", after, run.scenario.duration_s) for task in run.scenario.rates)
+        return [
+            _at_most("exclusions of the healthy model", len(steady), 0),
+            Check("a rule with no model to route to", 0.0 if everyone is None else 1.0, "never", everyone is None),
+            _at_most("failing model's share from a minute in", worse, 0.06),
         ]
     if name == "tie":
         switches = preferred_switches(router, "chat")

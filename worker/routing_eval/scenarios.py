@@ -19,6 +19,9 @@ def _models(**overrides: SimModel) -> tuple[SimModel, ...]:
 
 
 OUTAGE = (20 * MIN, 30 * MIN)
+COLD_START = (20 * MIN, 22 * MIN)  # a gateway restart: the first calls are slow for two minutes
+SLOW = SimModel("large", "deep", {"coding": 0.992, "chat": 0.993}, 8436, cost_usd=0.006)  # p95 about 15 s
+BUSY = {"coding": 50.0, "chat": 50.0}  # enough probes that the fast ones come back first
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -81,6 +84,35 @@ SCENARIOS: dict[str, Scenario] = {
             TASKS,
             40 * MIN,
             (Incident("large", *OUTAGE, latency_factor=3.0),),
+        ),
+        Scenario(
+            "slow-latency",
+            "A model with a 15 s p95 gets 3x slower for 10 min, 100 calls/s",
+            _models(large=SLOW),
+            BUSY,
+            40 * MIN,
+            (Incident("large", *OUTAGE, latency_factor=3.0),),
+        ),
+        Scenario(
+            "slow-stationary",
+            "The 15 s model in a stationary world for 2 h",
+            _models(large=SLOW),
+            TASKS,
+            120 * MIN,
+        ),
+        Scenario(
+            "cold-start",
+            "After a restart the healthy model's first calls are 3.4x slower (41 ms vs 12 ms); the other fails every call",
+            (
+                SimModel("steady", "fast", {"coding": 1.0, "chat": 1.0}, 6.7, cost_usd=0.001),
+                SimModel("broken", "fast", {"coding": 1.0, "chat": 1.0}, 6.7, cost_usd=0.0005),
+            ),
+            TASKS,
+            30 * MIN,
+            (
+                Incident("steady", *COLD_START, latency_factor=3.4),
+                Incident("broken", COLD_START[0], 30 * MIN, success=0.0),
+            ),
         ),
         Scenario(
             "tie",
