@@ -158,3 +158,25 @@ def test_the_cli_defines_shows_stops_and_promotes_like_the_tools(settings, tmp_p
     code, out, _ = run("promote", "exp-store", "--arm", "y", "--force", "the operator picks y")
     assert "forced: the operator picks y" in " ".join(out.split())
     assert code == 0 and '"preferred_model": "m-y"' in out and '"task_type": "coding"' in out
+
+
+async def test_reads_answer_for_a_stored_experiment_the_statistics_cannot_use(migrated, settings):
+    from worker.reporting.report import experiments as reported
+    from worker.tools import requests as rq
+    from worker.tools.service import ToolService
+
+    async with migrated.acquire() as conn:
+        # stored before minimumEffect was bounded: evaluating it divides by zero once both arms have calls
+        exp = Experiment.start(SPEC, dt.datetime.now(dt.UTC)).model_copy(update={"minimum_effect": 1e-200})
+        await store.create(conn, SPEC, exp)
+        await stored_offsets(conn, GROUP, [TP])
+        await flush(
+            conn, [tagged("x") for _ in range(40)] + [tagged("y", ok=i % 9 != 0) for i in range(40)], UNSTORED, 80
+        )
+        evaluations = await reported(conn)
+    assert [e.experiment.experiment_id for e in evaluations] == ["exp-store"]
+    assert evaluations[0].error is not None and evaluations[0].arms == []
+    service = ToolService(settings, migrated, producer=None)
+    view = await service.get_experiment(rq.GetExperiment(experimentId="exp-store"))
+    assert view.experiment.experiment_id == "exp-store" and view.evaluation_error == evaluations[0].error
+    print("shown instead of failing:", view.evaluation_error)

@@ -80,3 +80,14 @@ def test_tripping_again_soon_after_a_restore_continues_the_same_incident():
     assert (
         step(later, "m", "*", [Window(10, 50, 45, None)], None, 2000.0, now=1020.0, rules=R).breaker.opened_at == 1020.0
     )
+
+
+def test_a_declaration_recomputes_the_task_types_it_names_only():
+    from worker.routing.engine import catalogue_changes
+
+    before = {"coding": {"a": "fast"}, "chat": {"b": "deep"}}
+    assert catalogue_changes(before, {**before, "coding": {"a": "fast", "new": "deep"}}) == {"coding"}
+    assert catalogue_changes(before, {**before, "summaries": {"new": "fast"}}) == {"summaries"}
+    assert catalogue_changes(before, {"coding": {"a": "fast"}}) == {"chat"}  # a removal
+    assert catalogue_changes(before, {**before, "*": {"new": "fast"}}) is None  # for every task type
+    assert catalogue_changes(None, before) is None and catalogue_changes(before, dict(before)) == set()

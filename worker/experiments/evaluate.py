@@ -69,6 +69,16 @@ class Evaluation:
     arms: list[ArmEstimate]
     comparisons: list[Comparison]
     changed: bool  # the state moved (an arm stopped, the experiment ended): a new version to publish
+    error: str | None = None  # why the estimates could not be computed (a read never fails on it)
+
+
+def evaluate_or_explain(exp: Experiment, tallies: dict[str, ArmTally], now: dt.datetime) -> Evaluation:
+    """`evaluate` for readers (get_experiment, the report): a stored experiment the statistics cannot
+    use is shown with the reason instead of failing the read; its state is left as stored."""
+    try:
+        return evaluate(exp, tallies, now)
+    except Exception as error:  # noqa: BLE001 - whatever a stored record provokes, the read answers
+        return Evaluation(exp, [], [], False, f"{type(error).__name__}: {str(error)[:300]}")
 
 
 def _stats(t: ArmTally, metric: str) -> ArmStats:

@@ -30,7 +30,7 @@ from worker.feedback.quality import windowed
 from worker.kafka_client import client_options
 from worker.pipeline.experiments import ExperimentRunner
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
-from worker.routing.engine import Engine, affected_tasks
+from worker.routing.engine import Engine, affected_tasks, catalogue_changes
 from worker.routing.evidence import ANY_TASK, QualityRow
 from worker.routing.scoring import Weights
 from worker.routing.signing import Signer
@@ -61,6 +61,7 @@ class RoutingPublisher(mode.Service):
         self.producer: AIOKafkaProducer | None = None
         self.engine = Engine(settings.routing_policy, settings.breaker_rules, self.weights_for)
         self.catalogue_seen: tuple | None = None
+        self.catalogue_read: dict[str, dict[str, str]] | None = None  # what the last recompute was given
         self.published = 0
         self.breadth_warning = Throttle(600.0)
         self.promoted_weights: dict[str, dict] = {}  # task type (or "*") -> weights promoted from an experiment
@@ -142,6 +143,7 @@ class RoutingPublisher(mode.Service):
         await self._note_breadth(conn, now)
         breakers = await store.breakers(conn)
         catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s, s.routing_max_models)
+        self.catalogue_read = catalogue
         previous = await store.learned_records(conn)
         self.promoted_weights = await experiment_store.weights(conn)
         # off the event loop: the web server, the heartbeats and ingestion keep answering meanwhile
@@ -199,12 +201,13 @@ class RoutingPublisher(mode.Service):
                     )
                 )
             declared = self.catalogue_seen is not None and version != self.catalogue_seen
-            if transitions or declared:  # a declared model is explored at once, in every task type
-                await self._recompute(
-                    conn,
-                    "degradation" if transitions else "catalogue",
-                    None if declared else affected_tasks(transitions),
-                )
+            if transitions or declared:  # a declared model is explored at once, where it was declared
+                only = affected_tasks(transitions)
+                if declared:
+                    changed = await self._declared_for(conn)
+                    only = None if changed is None else only | changed
+                if only is None or only:
+                    await self._recompute(conn, "degradation" if transitions else "catalogue", only)
             self.catalogue_seen = version
             await self._publish_pending(conn)
         for alert in alerts:
@@ -219,6 +222,12 @@ class RoutingPublisher(mode.Service):
             await self._started_producer().send_and_wait(
                 self.settings.topic_alerts, key=alert.model_id.encode(), value=alert.model_dump_json().encode()
             )
+
+    async def _declared_for(self, conn: asyncpg.Connection) -> set[str] | None:
+        """The task types whose declared models changed since the last recompute (None: all of them): a
+        declaration for one task type must not republish every rule."""
+        now = await store.catalogue(conn, self.settings.heuristics_catalogue_seen_s, self.settings.routing_max_models)
+        return catalogue_changes(self.catalogue_read, now)
 
     def _started_producer(self) -> AIOKafkaProducer:
         if self.producer is None:  # the timers call in only once on_start has run

@@ -13,7 +13,7 @@ from rich.table import Table
 from worker.costs.projection import HISTORY_HOURS, CostProjection, hourly, project
 from worker.costs.savings import Savings, Usage, counterfactual
 from worker.experiments.contract import Experiment
-from worker.experiments.evaluate import Evaluation, evaluate
+from worker.experiments.evaluate import Evaluation, evaluate_or_explain
 from worker.feedback.quality import QualityScore, estimate
 from worker.store import experiments as experiment_reads
 from worker.store import reports as reads
@@ -77,6 +77,7 @@ class Report:
                 "experiment": ev.experiment.model_dump(mode="json"),
                 "arms": [asdict(a) for a in ev.arms],
                 "comparisons": [asdict(c) for c in ev.comparisons],
+                "evaluation_error": ev.error,
             }
             for ev in self.experiments
         ]
@@ -158,7 +159,7 @@ async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
     exps = [Experiment.model_validate(r) for r in records]
     tallies = await experiment_reads.tallies(conn, [e.experiment_id for e in exps])
     now = dt.datetime.fromtimestamp(await routing_reads.db_now(conn), dt.UTC)
-    return [evaluate(e, tallies.get(e.experiment_id, {}), now) for e in exps]
+    return [evaluate_or_explain(e, tallies.get(e.experiment_id, {}), now) for e in exps]
 
 
 def quality_text(scores: tuple[QualityScore, ...], named: bool = True) -> str:
@@ -315,5 +316,7 @@ def render_experiments(report: Report, console: Console) -> None:
                 a.stopped or "",
             )
         console.print(table)
+        if ev.error:
+            console.print(f"  no estimates: {ev.error}", markup=False, highlight=False)
         if e.reason:
             console.print(f"  {e.reason}", markup=False, highlight=False)

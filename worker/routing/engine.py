@@ -173,6 +173,17 @@ def _longest(windows: list):
     return max(windows, key=lambda w: w.seconds, default=None)
 
 
+def catalogue_changes(
+    before: Mapping[str, Mapping[str, str]] | None, after: Mapping[str, Mapping[str, str]]
+) -> set[str] | None:
+    """Task types whose declared models differ (None: all of them, for a model-wide declaration or
+    when nothing was read before): a declaration for one task type recomputes that one only."""
+    if before is None:
+        return None
+    changed = {t for t in set(before) | set(after) if before.get(t) != after.get(t)}
+    return None if ANY_TASK in changed else changed
+
+
 def affected_tasks(transitions: Iterable[Transition]) -> set[str]:
     """Task types whose rule must be recomputed at once (ANY_TASK: all of them)."""
     return {t.breaker.scope for t in transitions}

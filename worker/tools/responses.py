@@ -237,6 +237,9 @@ class ExperimentView(ToolResponse):
     estimates: list[ArmEstimate]
     comparisons: list[ArmComparison]
     method: str
+    evaluation_error: str | None = Field(
+        None, description="Why no estimates could be computed for this stored experiment (the read still answers)."
+    )
 
 
 class ExperimentCreated(ToolResponse):

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from worker.calls import commands
 from worker.experiments.contract import Experiment
-from worker.experiments.evaluate import evaluate
+from worker.experiments.evaluate import evaluate_or_explain
 from worker.experiments.sequential import ALPHA
 from worker.kafka_client import client_options
 from worker.reporting.report import build_report
@@ -250,12 +250,13 @@ class ToolService:
     async def _view(self, conn: asyncpg.Connection, exp: Experiment) -> ExperimentView:
         tallies = (await experiment_store.tallies(conn, [exp.experiment_id])).get(exp.experiment_id, {})
         now = dt.datetime.fromtimestamp(await routing_store.db_now(conn), dt.UTC)
-        ev = evaluate(exp, tallies, now)  # the estimates as of now; the leader alone moves the state
+        ev = evaluate_or_explain(exp, tallies, now)  # the estimates as of now; the leader alone moves the state
         return ExperimentView(
             experiment=exp,
             estimates=[ArmEstimate.model_validate(a, from_attributes=True) for a in ev.arms],
             comparisons=[ArmComparison.model_validate(c, from_attributes=True) for c in ev.comparisons],
             method=METHOD,
+            evaluation_error=ev.error,
         )
 
     async def create_experiment(self, r: rq.CreateExperiment) -> ExperimentCreated:
