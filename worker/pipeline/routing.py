@@ -202,10 +202,10 @@ class RoutingPublisher(mode.Service):
                 )
             declared = self.catalogue_seen is not None and version != self.catalogue_seen
             if transitions or declared:  # a declared model is explored at once, where it was declared
-                only = affected_tasks(transitions)
+                only: set[str] | None = affected_tasks(transitions)
                 if declared:
                     changed = await self._declared_for(conn)
-                    only = None if changed is None else only | changed
+                    only = None if changed is None or only is None else only | changed
                 if only is None or only:
                     await self._recompute(conn, "degradation" if transitions else "catalogue", only)
             self.catalogue_seen = version
