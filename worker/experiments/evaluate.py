@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from worker.calls import histogram
 from worker.experiments.contract import QUALITY_PREFIX, Experiment, higher_is_better
-from worker.experiments.sequential import ALPHA, ArmStats, difference, mean_interval, quantile_interval
+from worker.experiments.sequential import (
+    ALPHA,
+    ArmStats,
+    difference,
+    mean_interval,
+    quantile_interval,
+    rate_variance_floor,
+)
 from worker.experiments.tally import ArmTally
 
 MIN_CALLS = 30  # per arm, before any interval is finite
@@ -100,8 +107,18 @@ def interval(t: ArmTally, metric: str, tau: float, alpha: float) -> tuple[float 
         low, high = quantile_interval(t.latency, 0.95, tau, alpha, MIN_CALLS)
         return histogram.quantile(t.latency, 0.95), low, high
     s = _stats(t, metric)
-    low, high = mean_interval(s, tau, alpha, MIN_CALLS)
+    low, high = mean_interval(s, tau, alpha, MIN_CALLS, _variance_floor(s, metric))
     return (s.mean if s.n else None), low, high
+
+
+def _variance_floor(s: ArmStats, metric: str) -> float:
+    """Rates are 0 or 1 per call, scores lie in [0, 1]: none has a variance of 0 because the first
+    calls happened to agree. Costs and utilities have no such bound: their own variance stands."""
+    if metric in ("success_rate", "failure_rate"):
+        return rate_variance_floor(s)
+    if metric.startswith(QUALITY_PREFIX) and s.variance == 0:
+        return rate_variance_floor(s)
+    return 0.0
 
 
 def compare(a: ArmTally, b: ArmTally, metric: str, tau: float, alpha: float) -> tuple[float, float, float]:
@@ -122,20 +139,23 @@ def evaluate(exp: Experiment, tallies: dict[str, ArmTally], now: dt.datetime, al
     arms = list(exp.arms)
     changed = False
     if exp.status == "running":
+        # guardrails guard the treatments (the control is what runs anyway), each test at alpha over
+        # the number of tests: a family of arms x guardrails at alpha in all
+        guarded_level = alpha / max(1, (len(arms) - 1) * len(exp.guardrails))
         for i, arm in enumerate(arms):
-            if arm.stopped is not None:
+            if i == 0 or arm.stopped is not None:
                 continue
             for g in exp.guardrails:
-                _, low, high = interval(tally[arm.name], g.metric, _effect(GUARDRAIL_EFFECT, g.metric), alpha)
+                _, low, high = interval(tally[arm.name], g.metric, _effect(GUARDRAIL_EFFECT, g.metric), guarded_level)
                 if g.above is not None and low > g.above:
                     reason = (
                         f"guardrail: {g.metric} is above {g.above:g} (at least {low:.4g}, "
-                        f"always-valid 95 % interval, after {tally[arm.name].calls} calls)"
+                        f"always-valid interval at {guarded_level:.3g}, after {tally[arm.name].calls} calls)"
                     )
                 elif g.below is not None and high < g.below:
                     reason = (
-                        f"guardrail: {g.metric} is below {g.below:g} (at most {high:.4g}, always-valid 95 % "
-                        f"interval, after {_stats(tally[arm.name], g.metric).n} feedback)"
+                        f"guardrail: {g.metric} is below {g.below:g} (at most {high:.4g}, always-valid interval "
+                        f"at {guarded_level:.3g}, after {_stats(tally[arm.name], g.metric).n} feedback)"
                     )
                 else:
                     continue
@@ -161,11 +181,9 @@ def evaluate(exp: Experiment, tallies: dict[str, ArmTally], now: dt.datetime, al
             elif c.worse:
                 beats[c.against] += 1
         best = [name for name, n in beats.items() if n == len(running) - 1]
-        if not running:
-            status, reason = "stopped", "every arm was stopped by a guardrail"
-        elif len(running) == 1 and len(arms) > 1:
-            status, winner = "completed", running[0]
-            reason = f"{running[0]} is the only arm left: the others were stopped by guardrails"
+        if len(running) == 1 and len(arms) > 1:  # the control alone: nothing is left to compare it with
+            status = "completed"
+            reason = f"every arm but the control {running[0]} was stopped by a guardrail: no winner"
         elif len(best) == 1:
             status, winner = "completed", best[0]
             reason = f"{best[0]} is better than every other arm on {metric} (always-valid intervals at {alpha:g})"

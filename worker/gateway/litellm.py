@@ -157,8 +157,9 @@ class HeuristicsRoutingPlugin:
     split follows `weights`, never a model in `excluded`, and candidates the rule does not mention
     get `explore_share`. The draw is SHA-256 of the request id (`metadata["request_id"]`) and the
     attempt. With no rule, the candidates are left as they are (LiteLLM's own strategy decides). A
-    running experiment puts the request in an arm by `metadata["session_id"]` (the key is
-    configurable) or else the request id, and the callback reports its experiment_id and arm.
+    running experiment puts the request in an arm by its request id (by `metadata["session_id"]`,
+    the key configurable, only for an experiment stored with session units), and the callback
+    reports its experiment_id and arm.
 
     Retries: LiteLLM runs the plugins again on every attempt with a fresh copy of the metadata, but
     keeps the signals of the last attempt on the request; the models tried so far travel there, so a

@@ -178,15 +178,17 @@ class RoutingTable:
     ) -> Route:
         """The model for one request and what its events carry, experiments included.
 
-        A running experiment covering the task type puts the request in an arm from `unit` (a
-        session key) or else `key` (the request id); without either, the request stays out of it.
+        A running experiment covering the task type puts the request in an arm from `key` (the
+        request id), or from `unit` (a session key) for an experiment stored with unit "session";
+        without it, the request stays out of it.
         A stopped arm's requests, and a fixed model the router cannot reach, route as usual and
         untagged. `u` overrides the model draw (a retry's), which is otherwise hash_unit(key).
         """
         draw = u if u is not None else (hash_unit(key) if key is not None else random.random())
         exp = self.experiment_for(task_type) if (unit or key) is not None else None
-        if exp is not None:
-            name = arm_of(exp.experiment_id, str(unit or key), [(a.name, a.share) for a in exp.arms])
+        who = (unit if exp.unit == "session" and unit else key) if exp is not None else None
+        if exp is not None and who is not None:
+            name = arm_of(exp.experiment_id, str(who), [(a.name, a.share) for a in exp.arms])
             arm = exp.arm(name)
             if arm is not None and arm.stopped is None:
                 route = self._arm_route(exp, arm, task_type, text, draw, candidates, explore_share)

@@ -214,8 +214,8 @@ export class RoutingTable {
   ): Route {
     const { key, candidates, unit, exploreShare = EXPLORE_SHARE } = options;
     const draw = options.u ?? (key !== undefined ? hashUnit(key) : Math.random());
-    const who = unit || key;
-    const exp = who !== undefined ? this.experimentFor(taskType) : null;
+    const exp = (unit || key) !== undefined ? this.experimentFor(taskType) : null;
+    const who = exp ? (exp.unit === "session" && unit ? unit : key) : undefined;
     if (exp && who !== undefined) {
       const name = armOf(exp.experiment_id, who, exp.arms.map((a) => [a.name, a.share] as [string, number]));
       const arm = exp.arms.find((a) => a.name === name);

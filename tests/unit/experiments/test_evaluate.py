@@ -52,24 +52,37 @@ def test_lower_is_better_for_cost_and_the_control_can_win():
     assert out.experiment.winner == "a" and out.comparisons[0].worse
 
 
-def test_a_guardrail_stops_the_arm_at_once_and_the_other_arm_is_left_as_the_winner():
+def test_a_guardrail_stops_the_arm_at_once_and_that_alone_makes_no_winner():
     exp = Experiment.start(spec(guardrails=[{"metric": "failure_rate", "above": 0.2}]), T0)
     early = evaluate(exp, {"a": tally(95, 100), "b": tally(60, 100)}, T0)
     assert early.experiment.arm("b").stopped.startswith("guardrail: failure_rate")
     assert early.experiment.arm("a").stopped is None
-    assert early.experiment.status == "completed" and early.experiment.winner == "a"
+    # the control is left alone: the stop is no comparison on the primary metric, so no winner
+    assert early.experiment.status == "completed" and early.experiment.winner is None
+    assert "no winner" in early.experiment.reason
     # an arm whose failure rate is near the limit is not stopped on noise
     near = evaluate(exp, {"a": tally(95, 100), "b": tally(82, 100)}, T0)
     assert near.experiment.arm("b").stopped is None and near.experiment.status == "running"
 
 
-def test_every_arm_stopped_stops_the_experiment_and_the_maximum_duration_ends_it_without_a_winner():
+def test_guardrails_guard_the_treatments_not_the_control_and_the_maximum_duration_ends_without_a_winner():
     exp = Experiment.start(spec(guardrails=[{"metric": "p95_latency_ms", "above": 1000}]), T0)
     slow = evaluate(exp, {"a": tally(100, 100, latency_ms=5000), "b": tally(100, 100, latency_ms=6000)}, T0)
-    assert slow.experiment.status == "stopped" and slow.experiment.winner is None
+    assert slow.experiment.arm("a").stopped is None and slow.experiment.arm("b").stopped
+    assert slow.experiment.status == "completed" and slow.experiment.winner is None
     late = evaluate(exp, {"a": tally(90, 100), "b": tally(90, 100)}, T0 + dt.timedelta(days=15))
     assert late.experiment.status == "completed" and late.experiment.winner is None
     assert "maximum duration" in late.experiment.reason
+
+
+def test_with_three_arms_a_stop_leaves_the_others_to_be_compared_on_the_primary_metric():
+    three = [
+        {"name": n, "share": 1 / 3, "strategy": {"kind": "model", "model": f"m-{n}", "layer": "fast"}}
+        for n in ("a", "b", "c")
+    ]
+    exp = Experiment.start(spec(arms=three, guardrails=[{"metric": "failure_rate", "above": 0.2}]), T0)
+    out = evaluate(exp, {"a": tally(900, 1000), "b": tally(400, 1000), "c": tally(905, 1000)}, T0)
+    assert out.experiment.arm("b").stopped and out.experiment.status == "running"  # c has not beaten a
 
 
 def test_a_finished_experiment_is_reported_but_never_changes():

@@ -55,12 +55,16 @@ def test_requests_split_by_share_and_each_request_keeps_its_arm_and_carries_it()
     assert table.pick("coding").arm is None and table.pick("coding").model in ("a", "b")
 
 
-def test_a_session_key_puts_every_request_of_a_session_in_one_arm():
-    exp = experiment(
-        [{"name": "x", "share": 0.5, "strategy": {"kind": "learned"}}, {"name": "y", "share": 0.5, "strategy": FIXED}]
-    )
-    table = table_with(exp)
-    assert len({table.pick("coding", key=f"r{i}", unit="session-7").arm for i in range(50)}) == 1
+def test_arms_go_by_request_and_a_session_key_counts_only_for_an_experiment_stored_with_session_units():
+    arms = [
+        {"name": "x", "share": 0.5, "strategy": {"kind": "learned"}},
+        {"name": "y", "share": 0.5, "strategy": FIXED},
+    ]
+    table = table_with(experiment(arms))
+    # the analysis treats calls as independent: each request draws its own arm, session or not
+    assert len({table.pick("coding", key=f"r{i}", unit="session-7").arm for i in range(50)}) == 2
+    older = table_with(experiment(arms).model_copy(update={"unit": "session"}))  # created before the refusal
+    assert len({older.pick("coding", key=f"r{i}", unit="session-7").arm for i in range(50)}) == 1
 
 
 def test_a_stopped_arm_and_an_ended_experiment_route_as_usual_and_untagged():
