@@ -1,5 +1,5 @@
 """Experiments' rows on a real PostgreSQL: arm sums added exactly once by the flush, and the report's
-cost forecast and counterfactual savings computed from real minute rows."""
+cost forecast computed from real minute rows."""
 
 import datetime as dt
 import json
@@ -117,17 +117,10 @@ async def test_the_report_forecasts_a_seasonal_cost_and_prices_the_last_day_unde
     )
     assert dear.next_day.low < truth < dear.next_day.high, (dear.next_day, truth)
     assert dear.next_day.high - dear.next_day.low < 0.5 * truth  # and it says something (at most 19 % over 168 phases)
-    assert dear.next_month is not None and dear.next_month.total > 0
+    assert dear.next_month is None and "720-point total" in dear.notes["next_month"]  # five weeks cannot check it
     (cheap,) = [f for f in report.forecasts if f.model_id == "cheap"]
-    assert cheap.next_day is None  # two hours of history: nothing to say
-    # the last 24 h (the hour that began 24 h before this hour is just outside): 23 hours of dear's 100 calls
-    # and cheap's 100; the rule sends all to cheap ($0.001 per call, 80 %)
-    s = report.savings
-    last_day = sum(r[7] for r in rows if r[0] > now_hour - dt.timedelta(hours=24))
-    assert s is not None and s.calls == 23 * 100 + 100
-    assert math.isclose(s.actual_cost_usd, last_day, rel_tol=1e-9)
-    assert math.isclose(s.counterfactual_cost_usd, 2400 * 0.001, rel_tol=1e-9)
-    assert math.isclose(s.counterfactual_success_rate, 0.8) and s.saved_usd > 0
+    assert cheap.next_day is None and "needs 12" in cheap.notes["next_day"]  # two hours of history
+    assert "not estimated" in report.savings_note  # no counterfactual figure without logged propensities
 
 
 def test_the_cli_defines_shows_stops_and_promotes_like_the_tools(settings, tmp_path):

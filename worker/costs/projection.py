@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from worker.costs.forecast import Forecast, forecast
+from worker.costs.forecast import Forecast, forecast, why_not
+
+# Why the report prints no "last 24 h under the learned rules" figure: the one it printed was not an estimate.
+SAVINGS_NOTE = (
+    "not estimated. Pricing each model's own averages onto requests it never served is biased as soon as "
+    "models serve different requests (which is what rules do), and rules scored on the calls they were "
+    "learned from flatter themselves. An honest figure is an off-policy estimate with an interval, from "
+    "the probability with which each call's model was drawn (a route_probability on the call events, "
+    "which routers do not log yet)."
+)
 
 HOUR = 3600
 HISTORY_HOURS = 35 * 24
@@ -25,8 +34,9 @@ class CostProjection:
     task_type: str
     history_hours: int
     last_day_usd: float
-    next_day: Forecast | None  # None: too little history to say anything
+    next_day: Forecast | None  # None: too little history to say anything (the reason in `notes`)
     next_month: Forecast | None
+    notes: dict[str, str]  # horizon ("next_day", "next_month") -> why it has no forecast
 
 
 def hourly(points: Iterable[tuple[float, float]], until_hour: float) -> list[float]:
@@ -46,4 +56,9 @@ def project(model_id: str, task_type: str, series: list[float]) -> CostProjectio
         last_day_usd=sum(series[-DAY_HOURS:]),
         next_day=forecast(series, DAY_HOURS, WEEK_HOURS),
         next_month=forecast(series, MONTH_HOURS, WEEK_HOURS),
+        notes={
+            name: why
+            for name, horizon in (("next_day", DAY_HOURS), ("next_month", MONTH_HOURS))
+            if (why := why_not(len(series), horizon, WEEK_HOURS)) is not None
+        },
     )

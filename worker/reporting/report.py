@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, cast
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from worker.costs.projection import HISTORY_HOURS, CostProjection, hourly, project
-from worker.costs.savings import Savings, Usage, counterfactual
+from worker.costs.projection import HISTORY_HOURS, SAVINGS_NOTE, CostProjection, hourly, project
 from worker.experiments.contract import Experiment
 from worker.experiments.evaluate import Evaluation, evaluate_or_explain
 from worker.feedback.quality import QualityScore, estimate
@@ -62,16 +61,12 @@ class Report:
     recent_bugs: list[RecentBug]
     models_left_out: int = 0  # past the per-task or total bound: the least called
     forecasts: list[CostProjection] = field(default_factory=list)
-    savings: Savings | None = None
+    savings_note: str = ""  # why there is no counterfactual figure (worker/costs/projection.py)
     experiments: list[Evaluation] = field(default_factory=list)  # the latest few (the printed report only)
     rules: list[dict] = field(default_factory=list)  # the learned rules as published (the printed report only)
 
     def as_dict(self) -> dict:
         plain = asdict(replace(self, experiments=[], rules=[]))
-        plain["savings"] = plain["savings"] and {
-            **plain["savings"],
-            "saved_usd": self.savings and self.savings.saved_usd,
-        }
         plain["experiments"] = [
             {
                 "experiment": ev.experiment.model_dump(mode="json"),
@@ -116,7 +111,7 @@ async def build_report(
         )
         for r in await reads.recent_bugs(conn)
     ]
-    forecasts, savings = await costs(conn, task_type)
+    forecasts = await costs(conn, task_type)
     return Report(
         models,
         regression_tests=summary["regression_tests"],
@@ -125,30 +120,24 @@ async def build_report(
         recent_bugs=bugs,
         models_left_out=left_out,
         forecasts=forecasts,
-        savings=savings,
+        savings_note=SAVINGS_NOTE,
     )
 
 
 REPORTED_EXPERIMENTS = 10
 
 
-async def costs(conn: asyncpg.Connection, task_type: str | None) -> tuple[list[CostProjection], Savings | None]:
-    """Next day's and month's cost per model and task type, and the last 24 hours' counterfactual."""
+async def costs(conn: asyncpg.Connection, task_type: str | None) -> list[CostProjection]:
+    """Next day's and month's cost per model and task type."""
     until = await reads.hour_now(conn)
     series: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for r in await reads.hourly_costs(conn, task_type, HISTORY_HOURS):
         series.setdefault((r["model_id"], r["task_type"]), []).append((r["hour"], r["cost"]))
 
-    def fit() -> list[CostProjection]:  # 18 fits per series and horizon: off the event loop
+    def fit() -> list[CostProjection]:  # 36 fits per series and horizon: off the event loop
         return [project(m, t, hourly(points, until)) for (m, t), points in sorted(series.items())]
 
-    forecasts = await asyncio.to_thread(fit)
-    usage = [
-        Usage(r["task_type"], r["model_id"], r["calls"], r["successes"], r["cost"])
-        for r in await reads.last_day_usage(conn, task_type)
-    ]
-    rules = await routing_reads.learned_records(conn)
-    return forecasts, (counterfactual(usage, rules) if usage else None)
+    return await asyncio.to_thread(fit)
 
 
 async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
@@ -269,7 +258,10 @@ def render_costs(report: Report, console: Console) -> None:
     if report.models and not report.forecasts:
         console.print("Cost forecast: no complete hour of costs yet (a forecast needs 12 hours of history)")
     if report.forecasts:
-        table = Table(title="Cost forecast (additive Holt-Winters, 95 % interval)", title_justify="left")
+        table = Table(
+            title="Cost forecast (damped Holt-Winters on log costs; 95 % interval checked on the last two weeks)",
+            title_justify="left",
+        )
         for name in ("model", "task type", "last 24 h", "next 24 h", "next 30 days", "history h"):
             table.add_column(name, justify="left" if name in ("model", "task type") else "right")
         for f in report.forecasts:
@@ -283,14 +275,10 @@ def render_costs(report: Report, console: Console) -> None:
                 f"{f.history_hours:,}",
             )
         console.print(table)
-    s = report.savings
-    if s is not None:
-        console.print(
-            f"Last {s.hours} h under the current learned rules: {_usd(s.counterfactual_cost_usd)} instead of "
-            f"{_usd(s.actual_cost_usd)} ({'saving' if s.saved_usd >= 0 else 'costing'} {_usd(abs(s.saved_usd))}), "
-            f"success {s.counterfactual_success_rate:.2%} instead of {s.actual_success_rate:.2%}, over {s.calls:,} calls",
-            highlight=False,
-        )
+        for why in sorted({f.notes["next_month"] for f in report.forecasts if "next_month" in f.notes}):
+            console.print(f"  next 30 days: no figure: {why}", markup=False, highlight=False)
+    if report.savings_note:
+        console.print(f"Savings under the learned rules: {report.savings_note}", markup=False, highlight=False)
 
 
 def render_experiments(report: Report, console: Console) -> None:

@@ -67,13 +67,6 @@ WHERE m.minute >= date_trunc('hour', now()) - make_interval(hours => $3) AND m.m
 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
 FORECAST_MAX_SERIES = 20
 
-LAST_DAY_USAGE = """
-SELECT task_type, model_id, sum(total_calls)::int8 AS calls, sum(success_count)::int8 AS successes,
-       sum(cost_sum_usd) AS cost
-FROM model_performance_minutes
-WHERE minute >= now() - interval '24 hours' AND ($1::text IS NULL OR task_type = $1)
-GROUP BY task_type, model_id ORDER BY sum(total_calls) DESC, task_type, model_id LIMIT $2"""
-USAGE_MAX_ROWS = 10_000
 
 HOUR_NOW = "SELECT extract(epoch FROM date_trunc('hour', now()))::float8"
 
@@ -84,10 +77,6 @@ async def hourly_costs(conn: asyncpg.Connection, task_type: str | None, hours: i
 
 async def hour_now(conn: asyncpg.Connection) -> float:
     return await conn.fetchval(HOUR_NOW)
-
-
-async def last_day_usage(conn: asyncpg.Connection, task_type: str | None) -> list[asyncpg.Record]:
-    return await conn.fetch(LAST_DAY_USAGE, task_type, USAGE_MAX_ROWS)
 
 
 async def model_rows(conn: asyncpg.Connection, task_type: str | None, per_task: int, rows: int) -> list[asyncpg.Record]:

@@ -10,7 +10,6 @@ from worker.tools.responses import (
     ModelRanking,
     QualityEstimate,
     RecentBug,
-    Savings,
     TopModel,
 )
 
@@ -54,15 +53,14 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
             ],
         )
     forecasts = [CostForecast.model_validate(f, from_attributes=True) for f in report.forecasts]
-    savings = None if report.savings is None else Savings.model_validate(report.savings, from_attributes=True)
     return Analysis(
         task_type=task_type,
         rankings=rankings,
         report=summary,
         models_left_out=report.models_left_out,
         forecasts=forecasts,
-        savings=savings,
-        text=as_text(rankings, summary, forecasts, savings),
+        savings_note=report.savings_note,
+        text=as_text(rankings, summary, forecasts, report.savings_note),
     )
 
 
@@ -70,7 +68,7 @@ def as_text(
     rankings: dict[str, list[ModelRanking]],
     summary: ImprovementReport | None,
     forecasts: list[CostForecast] | None = None,
-    savings: Savings | None = None,
+    savings_note: str = "",
 ) -> str:
     """The gateway's plain-text layout, for an assistant reading the MCP answer."""
     lines = ["Model Performance Analysis:", ""]
@@ -109,11 +107,6 @@ def as_text(
             day = f"${f.next_day.total:.4f} (${f.next_day.low:.4f}-${f.next_day.high:.4f})" if f.next_day else "n/a"
             month = f"${f.next_month.total:.2f}" if f.next_month else "n/a"
             lines.append(f"  {f.model_id} ({f.task_type}): next 24h {day}, next 30d {month}")
-    if savings is not None:
-        lines += [
-            "",
-            f"Counterfactual (last {savings.hours}h under the current rules): "
-            f"${savings.counterfactual_cost_usd:.4f} instead of ${savings.actual_cost_usd:.4f}, "
-            f"success {savings.counterfactual_success_rate:.2%} instead of {savings.actual_success_rate:.2%}",
-        ]
+    if savings_note:
+        lines += ["", f"Savings under the learned rules: {savings_note}"]
     return "\n".join(lines).rstrip() + "\n"

@@ -77,6 +77,9 @@ class Projected(ToolResponse):
     low: float = Field(description="95 % prediction interval of the total.")
     high: float
     seasonal: bool = Field(description="Weekly season fitted (two weeks of history or more).")
+    checks: int = Field(
+        0, description="Past origins the interval was calibrated on (its forecast against what happened)."
+    )
 
 
 class CostForecast(ToolResponse):
@@ -84,31 +87,9 @@ class CostForecast(ToolResponse):
     task_type: str
     history_hours: int
     last_day_usd: float
-    next_day: Projected | None = Field(description="Null: too little history (under 12 hours).")
-    next_month: Projected | None
-
-
-class TaskSavings(ToolResponse):
-    task_type: str
-    calls: int
-    actual_cost_usd: float
-    counterfactual_cost_usd: float
-    actual_success_rate: float
-    counterfactual_success_rate: float
-    rule: str | None = Field(description="The learned rule re-spent over; null: no rule, counted as it was.")
-
-
-class Savings(ToolResponse):
-    """The last 24 hours had every call followed its task type's current learned rule."""
-
-    hours: int
-    calls: int
-    actual_cost_usd: float
-    counterfactual_cost_usd: float
-    saved_usd: float = Field(description="Actual minus counterfactual: negative when the rules cost more.")
-    actual_success_rate: float = Field(description="0-1.")
-    counterfactual_success_rate: float
-    tasks: list[TaskSavings]
+    next_day: Projected | None = Field(description="Null: the history cannot check an interval (see notes).")
+    next_month: Projected | None = Field(description="Null: the history cannot check an interval (see notes).")
+    notes: dict[str, str] = Field(default_factory=dict, description="Horizon -> why it has no forecast.")
 
 
 class Analysis(ToolResponse):
@@ -123,7 +104,9 @@ class Analysis(ToolResponse):
     forecasts: list[CostForecast] = Field(
         default_factory=list, description="Next day's and month's cost of the 20 costliest (model, task type) pairs."
     )
-    savings: Savings | None = None
+    savings_note: str = Field(
+        "", description="Why there is no figure for the last 24 hours under the learned rules (not an estimate yet)."
+    )
     text: str = Field(description="The same analysis as readable text, in the gateway's format.")
 
 
