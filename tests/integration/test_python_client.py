@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+
+from tests.integration.harness import read_topic
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_ONLY = ("faust", "asyncpg", "mcp", "uvicorn", "numpy", "prometheus_client", "rich")
@@ -78,16 +79,5 @@ async def test_a_fresh_virtualenv_with_the_client_alone_reports_a_call_to_kafka(
     run = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["1", "0"]
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=10_000)
-    finally:
-        await consumer.stop()
-    values = [orjson.loads(r.value) for records in batch.values() for r in records]
+    values = [orjson.loads(r.value) for r in await read_topic(settings, topic)]
     assert [(v["request_id"], v["model_id"], v["layer"]) for v in values] == [(request_id, "gpt-4o", "fast")]

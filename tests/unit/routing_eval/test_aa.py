@@ -15,12 +15,14 @@ from worker.experiments.sequential import quantile_interval
 from worker.routing_eval.aa import METRICS, ArmWorld, Setup, false_winners, guardrail_stops
 
 RUNS = 100
+P95_RUNS = 30  # a p95 look reads the histogram: the slowest, and the most conservative (0 of 200 in the grid)
 LEVEL = 0.05
 
 
 @pytest.mark.parametrize("metric", METRICS)
 def test_identical_arms_with_shares_of_90_and_10_rarely_produce_a_winner(metric):
-    rate = false_winners(Setup(metric=metric, shares=(0.9, 0.1), rate_per_s=5.0, duration_s=2 * 3600), RUNS)
+    runs = P95_RUNS if metric == "p95_latency_ms" else RUNS
+    rate = false_winners(Setup(metric=metric, shares=(0.9, 0.1), rate_per_s=5.0, duration_s=2 * 3600), runs)
     print(f"{metric}, 90/10, 5 calls/s, 2 h: false winners {rate}")
     assert rate.value <= LEVEL, str(rate)  # 22 % for success_rate before the pooled variance
 
@@ -39,7 +41,7 @@ def test_a_p95_exactly_at_its_guardrail_limit_is_rarely_stopped_and_a_stop_crown
         duration_s=2 * 3600,
         guardrails=({"metric": "p95_latency_ms", "above": limit},),
     )
-    stopped, crowned = guardrail_stops(setup, 40)
+    stopped, crowned = guardrail_stops(setup, 25)
     assert stopped.value <= LEVEL and crowned.hits == 0, (str(stopped), str(crowned))
 
 
