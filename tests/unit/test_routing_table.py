@@ -74,3 +74,22 @@ def test_a_probe_share_in_weights_reaches_a_half_open_model(share):
     rule = learned(weights={"a": 1 - share, "probed": share}, probes={"probed": share})
     picks = [choose_model(rule, u / 1000) for u in range(1000)]
     assert picks.count("probed") == 50
+
+
+def test_each_route_carries_the_probability_its_model_was_drawn_with():
+    from collections import Counter
+
+    from worker.routing.table import choose_with_probability
+
+    rule = learned(task="coding", weights={"a": 0.7, "b": 0.3}, excluded={"x": "down"})
+    draws = [choose_with_probability(rule, i / 10_000, ["a", "b", "c", "x"]) for i in range(10_000)]
+    seen = Counter(model for model, _ in draws)
+    stated = dict(draws)
+    assert set(stated) == {"a", "b", "c"} and abs(sum(stated.values()) - 1) < 1e-9
+    for model, probability in stated.items():  # the stated propensity is the draw's real frequency
+        assert abs(seen[model] / 10_000 - probability) < 1e-3
+    assert stated["c"] == 0.01  # an unmentioned candidate: the exploration share
+    table = RoutingTable()
+    table.apply("coding", rule.model_dump_json().encode())
+    route = table.pick("coding", key="req-1", candidates=["a", "b"])
+    assert route.event_fields()["route_probability"] == route.probability == {"a": 0.7, "b": 0.3}[route.model]

@@ -69,6 +69,7 @@ MUTATIONS = {
     "routing_rule_id": TEXTS,
     "experiment_id": TEXTS,
     "arm": TEXTS,
+    "route_probability": st.sampled_from([0.25, 1, 1.0, 0, 0.0, -0.5, 1.5, 1e-300, True, "0.5", None]),
 }
 
 

@@ -83,6 +83,11 @@ class CallEvent(BaseModel):
     arm: Annotated[Text, Field(min_length=1, max_length=50)] | None = Field(
         None, description="The experiment's arm that routed this request."
     )
+    route_probability: Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)] | None = Field(
+        None,
+        description="The probability with which the rule named in routing_rule_id drew this model for this "
+        "request (its share of the split the router drew from): what an off-policy estimate of another rule needs.",
+    )
 
 
 class CallCompleted(CallEvent):

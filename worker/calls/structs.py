@@ -48,6 +48,7 @@ class Completed(msgspec.Struct, gc=False):
     routing_rule_id: Text200 | None = None
     experiment_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
     arm: Annotated[str, msgspec.Meta(min_length=1, max_length=50)] | None = None
+    route_probability: Annotated[float, msgspec.Meta(gt=0, le=1)] | None = None
 
 
 # one value: an event object or an envelope (array) of them; any refusal sends the value to the contract path

@@ -105,6 +105,8 @@ class TelemetryLogger(CustomLogger):
         for field, signal in (("routing_rule_id", "rule"), ("experiment_id", "experiment_id"), ("arm", "arm")):
             if ours.get(signal):
                 fields[field] = str(ours[signal])
+        if isinstance(ours.get("probability"), float | int) and not isinstance(ours.get("probability"), bool):
+            fields["route_probability"] = float(ours["probability"])
         return fields
 
     def _emit(self, build, **fields: Any) -> None:
@@ -217,6 +219,7 @@ class HeuristicsRoutingPlugin:
             "model": route.model,
             "experiment_id": route.experiment_id,
             "arm": route.arm,
+            "probability": route.probability,
             "tried": [*tried, route.model] if route.model is not None else tried,
         }
         return context

@@ -38,7 +38,7 @@ MAX_EXPLORE_TOTAL = 0.05
 
 EXPERIMENT_PREFIX = "experiment:"
 
-__all__ = ["Route", "RoutingTable", "choose_model", "hash_unit"]
+__all__ = ["Route", "RoutingTable", "choose_model", "choose_with_probability", "hash_unit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +49,16 @@ class Route:
     rule_id: str | None = None  # "learned:coding@v3", "manual:7@v1", "experiment:<id>:<arm>"
     experiment_id: str | None = None
     arm: str | None = None
+    probability: float | None = None  # the share of the split `model` was drawn from (1: no draw)
 
-    def event_fields(self) -> dict[str, str]:
-        """`routing_rule_id`, `experiment_id` and `arm` for the call events (only those set)."""
-        fields = {"routing_rule_id": self.rule_id, "experiment_id": self.experiment_id, "arm": self.arm}
+    def event_fields(self) -> dict[str, str | float]:
+        """`routing_rule_id`, `experiment_id`, `arm` and `route_probability` for the call events (those set)."""
+        fields = {
+            "routing_rule_id": self.rule_id,
+            "experiment_id": self.experiment_id,
+            "arm": self.arm,
+            "route_probability": self.probability,
+        }
         return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -60,6 +66,14 @@ def choose_model(
     rule: RoutingHeuristic, u: float, candidates: Sequence[str] | None = None, explore_share: float = EXPLORE_SHARE
 ) -> str | None:
     """The model for one request under `rule`, for a draw `u` in [0, 1); None: nothing may be used."""
+    return choose_with_probability(rule, u, candidates, explore_share)[0]
+
+
+def choose_with_probability(
+    rule: RoutingHeuristic, u: float, candidates: Sequence[str] | None = None, explore_share: float = EXPLORE_SHARE
+) -> tuple[str | None, float | None]:
+    """The model for a draw `u`, and the probability with which the split gives it (1.0 for a
+    fallback, which is no draw; None when nothing may be used): the propensity events carry."""
     reachable = None if candidates is None else frozenset(candidates)
 
     def allowed(m: str) -> bool:
@@ -79,15 +93,17 @@ def choose_model(
     if total > 0:
         target, cumulative = u * total, 0.0
         ordered = sorted(weights)
-        for chosen in ordered:
-            cumulative += weights[chosen]
+        chosen = ordered[-1]
+        for name in ordered:
+            cumulative += weights[name]
             if target < cumulative:
-                return chosen
-        return ordered[-1]
+                chosen = name
+                break
+        return chosen, min(1.0, weights[chosen] / total)
     for model in [*rule.fallback_models, rule.preferred_model]:
         if model and allowed(model):
-            return model
-    return None
+            return model, 1.0
+    return None, None
 
 
 class RoutingTable:
@@ -184,25 +200,26 @@ class RoutingTable:
         A stopped arm's requests, and a fixed model the router cannot reach, route as usual and
         untagged. `u` overrides the model draw (a retry's), which is otherwise hash_unit(key).
         """
-        draw = u if u is not None else (hash_unit(key) if key is not None else random.random())
+        u = u if u is not None else (hash_unit(key) if key is not None else random.random())
         exp = self.experiment_for(task_type) if (unit or key) is not None else None
         who = (unit if exp.unit == "session" and unit else key) if exp is not None else None
         if exp is not None and who is not None:
             name = arm_of(exp.experiment_id, str(who), [(a.name, a.share) for a in exp.arms])
             arm = exp.arm(name)
             if arm is not None and arm.stopped is None:
-                route = self._arm_route(exp, arm, task_type, text, draw, candidates, explore_share)
+                route = self._arm_route(exp, arm, task_type, text, u, candidates, explore_share)
                 if route is not None:
                     return route
-        return self._learned(task_type, text, draw, candidates, explore_share)
+        return self._learned(task_type, text, u, candidates, explore_share)
 
     def _learned(
-        self, task_type: str, text: str, draw: float, candidates: Sequence[str] | None, explore_share: float
+        self, task_type: str, text: str, u: float, candidates: Sequence[str] | None, explore_share: float
     ) -> Route:
         rule = self.choose(task_type, text)
         if rule is None:
             return Route(None)
-        return Route(choose_model(rule, draw, candidates, explore_share), f"{rule.heuristic_id}@v{rule.version}")
+        model, probability = choose_with_probability(rule, u, candidates, explore_share)
+        return Route(model, f"{rule.heuristic_id}@v{rule.version}", probability=probability)
 
     def _arm_route(
         self,
@@ -210,7 +227,7 @@ class RoutingTable:
         arm: ArmState,
         task_type: str,
         text: str,
-        draw: float,
+        u: float,
         candidates: Sequence[str] | None,
         explore_share: float,
     ) -> Route | None:
@@ -222,14 +239,13 @@ class RoutingTable:
         if fixed is not None:
             if candidates is not None and fixed not in candidates:
                 return None  # the router cannot reach it: route as usual, outside the experiment
-            return Route(fixed, f"experiment:{exp.experiment_id}:{arm.name}", **tag)
+            return Route(fixed, f"experiment:{exp.experiment_id}:{arm.name}", **tag, probability=1.0)
         rule = arm.routes.get(task_type) if s.kind == "weights" else None
         if rule is not None:
-            return Route(
-                choose_model(rule, draw, candidates, explore_share), f"{rule.heuristic_id}@v{rule.version}", **tag
-            )
-        learned = self._learned(task_type, text, draw, candidates, explore_share)
-        return Route(learned.model, learned.rule_id, **tag)
+            model, probability = choose_with_probability(rule, u, candidates, explore_share)
+            return Route(model, f"{rule.heuristic_id}@v{rule.version}", **tag, probability=probability)
+        learned = self._learned(task_type, text, u, candidates, explore_share)
+        return Route(learned.model, learned.rule_id, **tag, probability=learned.probability)
 
 
 Versioned = TypeVar("Versioned", RoutingHeuristic, Experiment)

@@ -7,6 +7,6 @@ export type { RoutingHeuristic } from "./generated/routing-heuristic.js";
 export type { RoutingAlert } from "./generated/routing-alert.js";
 export type { Experiment } from "./generated/routing-experiment.js";
 export { HeuristicsSubscriber, type SubscriberOptions } from "./subscriber.js";
-export { RoutingTable, chooseModel, hashUnit, armOf, eventFields, EXPLORE_SHARE, MAX_VERSION_STEP, type Route } from "./routing.js";
+export { RoutingTable, chooseModel, chooseWithProbability, hashUnit, armOf, eventFields, EXPLORE_SHARE, MAX_VERSION_STEP, type Route } from "./routing.js";
 export { redactPayload, redactText } from "./redaction.js";
 export { Verifier, signedBytes, SIGNATURE_HEADER, KEY_ID_HEADER, type RecordHeaders } from "./signing.js";

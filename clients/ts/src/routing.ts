@@ -15,14 +15,19 @@ export interface Route {
   ruleId: string | null;
   experimentId: string | null;
   arm: string | null;
+  /** The share of the split the model was drawn from (1: a fixed model or a fallback; null: no model). */
+  probability: number | null;
 }
 
-/** `routing_rule_id`, `experiment_id` and `arm` for the call events (only those set). */
-export function eventFields(route: Route): { routing_rule_id?: string; experiment_id?: string; arm?: string } {
-  const out: { routing_rule_id?: string; experiment_id?: string; arm?: string } = {};
+type Tags = { routing_rule_id?: string; experiment_id?: string; arm?: string; route_probability?: number };
+
+/** `routing_rule_id`, `experiment_id`, `arm` and `route_probability` for the call events (only those set). */
+export function eventFields(route: Route): Tags {
+  const out: Tags = {};
   if (route.ruleId !== null) out.routing_rule_id = route.ruleId;
   if (route.experimentId !== null) out.experiment_id = route.experimentId;
   if (route.arm !== null) out.arm = route.arm;
+  if (route.probability !== null && route.probability !== undefined) out.route_probability = route.probability;
   return out;
 }
 
@@ -61,6 +66,12 @@ function byCodePoint(a: string, b: string): number {
 
 /** The model for one request under `rule`, for a draw `u` in [0, 1); null: nothing may be used. */
 export function chooseModel(rule: RoutingHeuristic, u: number, candidates?: string[], exploreShare = EXPLORE_SHARE): string | null {
+  return chooseWithProbability(rule, u, candidates, exploreShare)[0];
+}
+
+/** The model and the probability with which the split gives it (choose_with_probability in Python). */
+export function chooseWithProbability(rule: RoutingHeuristic, u: number, candidates?: string[],
+                                      exploreShare = EXPLORE_SHARE): [string | null, number | null] {
   const excluded = rule.excluded ?? {};
   const reachable = candidates ? new Set(candidates) : null;
   const allowed = (m: string) => !(m in excluded) && (reachable === null || reachable.has(m));
@@ -84,14 +95,15 @@ export function chooseModel(rule: RoutingHeuristic, u: number, candidates?: stri
     const ordered = [...weights.keys()].sort(byCodePoint);
     const target = u * total;
     let cumulative = 0;
+    let chosen = ordered[ordered.length - 1];
     for (const m of ordered) {
       cumulative += weights.get(m)!;
-      if (target < cumulative) return m;
+      if (target < cumulative) { chosen = m; break; }
     }
-    return ordered[ordered.length - 1];
+    return [chosen, Math.min(1, weights.get(chosen)! / total)];
   }
-  for (const m of [...(rule.fallback_models ?? []), rule.preferred_model]) if (m && allowed(m)) return m;
-  return null;
+  for (const m of [...(rule.fallback_models ?? []), rule.preferred_model]) if (m && allowed(m)) return [m, 1];
+  return [null, null];
 }
 
 const compiled = new Map<string, RE2JS | null>();
@@ -229,8 +241,9 @@ export class RoutingTable {
 
   private learned(taskType: string, text: string, draw: number, candidates: string[] | undefined, exploreShare: number): Route {
     const rule = this.choose(taskType, text);
-    if (!rule) return { model: null, ruleId: null, experimentId: null, arm: null };
-    return { model: chooseModel(rule, draw, candidates, exploreShare), ruleId: `${rule.heuristic_id}@v${rule.version}`, experimentId: null, arm: null };
+    if (!rule) return { model: null, ruleId: null, experimentId: null, arm: null, probability: null };
+    const [model, probability] = chooseWithProbability(rule, draw, candidates, exploreShare);
+    return { model, ruleId: `${rule.heuristic_id}@v${rule.version}`, experimentId: null, arm: null, probability };
   }
 
   private armRoute(exp: Experiment, arm: ArmState, taskType: string, text: string, draw: number,
@@ -240,11 +253,14 @@ export class RoutingTable {
     const fixed = s.kind === "model" || (s.kind === "manual" && s.pattern && matches(s.pattern, text)) ? s.model ?? null : null;
     if (fixed !== null) {
       if (candidates && !candidates.includes(fixed)) return null; // unreachable: as usual, outside the experiment
-      return { model: fixed, ruleId: `experiment:${exp.experiment_id}:${arm.name}`, ...tag };
+      return { model: fixed, ruleId: `experiment:${exp.experiment_id}:${arm.name}`, ...tag, probability: 1 };
     }
     const rule = s.kind === "weights" ? (arm.routes ?? {})[taskType] : undefined;
-    if (rule) return { model: chooseModel(rule, draw, candidates, exploreShare), ruleId: `${rule.heuristic_id}@v${rule.version}`, ...tag };
+    if (rule) {
+      const [model, probability] = chooseWithProbability(rule, draw, candidates, exploreShare);
+      return { model, ruleId: `${rule.heuristic_id}@v${rule.version}`, ...tag, probability };
+    }
     const learned = this.learned(taskType, text, draw, candidates, exploreShare);
-    return { model: learned.model, ruleId: learned.ruleId, ...tag };
+    return { model: learned.model, ruleId: learned.ruleId, ...tag, probability: learned.probability };
   }
 }

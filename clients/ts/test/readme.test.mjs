@@ -54,7 +54,7 @@ test("the README's TypeScript snippet routes by the rules and reports the call",
     const out = JSON.parse(execFileSync(process.execPath, [file], { encoding: "utf8", timeout: 60_000 }).trim().split("\n").pop());
     // the experiment's arm (share 1 of 1 + 1e-12) sends the request to its fixed model, and the event carries the arm
     assert.equal(out.model, "gpt-4o");
-    assert.deepEqual(out.fields, { routing_rule_id: "experiment:ts-readme:fixed", experiment_id: "ts-readme", arm: "fixed" });
+    assert.deepEqual(out.fields, { routing_rule_id: "experiment:ts-readme:fixed", experiment_id: "ts-readme", arm: "fixed", route_probability: 1 });
     assert.deepEqual(out.stats, { enqueued: 2, sent: 2, dropped: 0, sendErrors: 0 });  // the call, then its feedback
     for (const topic of [topics.completed, topics.feedback]) {
       const [offsets] = await admin.fetchTopicOffsets(topic);

@@ -42,7 +42,7 @@ def kwargs(model="openai/gpt-4o", **slo):
                 "task_type": "coding",
                 "request_id": "req-1",
                 "model_group": "chat",
-                "routing_plugin_signals": {"gateway-telemetry": {"rule": "learned:coding@v3"}},
+                "routing_plugin_signals": {"gateway-telemetry": {"rule": "learned:coding@v3", "probability": 0.8}},
             }
         },
     }
@@ -71,6 +71,7 @@ async def test_a_success_and_a_failure_become_call_events():
         0.0021,
     )
     assert ok.request_id == "req-1" and ok.routing_rule_id == "learned:coding@v3" and ok.provider == "openai"
+    assert ok.route_probability == 0.8 and bad.route_probability == 0.8
     assert (bad.error_type, bad.http_status, bad.retryable, bad.category) == ("RateLimitError", 429, True, "api")
     assert "sk-abcdef" not in bad.error_message
 
@@ -105,6 +106,7 @@ async def test_the_plugin_narrows_to_the_chosen_deployment_and_a_retry_moves_on(
         len(first) == 1
         and first[0] != "openai/o3"
         and context.signals["gateway-telemetry"]["rule"] == "learned:coding@v1"
+        and context.signals["gateway-telemetry"]["probability"] == 0.5  # its share of the even split
     )
     # a retry: LiteLLM runs the plugins again with a fresh metadata copy that holds the last signals
     context = RoutingContext(

@@ -23,6 +23,10 @@ export type OccurredAt = string;
 export type OutputTokens = number;
 export type Provider = string | null;
 export type RequestId = string | null;
+/**
+ * The probability with which the rule named in routing_rule_id drew this model for this request (its share of the split the router drew from): what an off-policy estimate of another rule needs.
+ */
+export type RouteProbability = number | null;
 export type RoutingRuleId = string | null;
 export type SchemaVersion = 1;
 export type TaskType = string;
@@ -44,6 +48,7 @@ export interface CallCompleted {
   output_tokens?: OutputTokens;
   provider?: Provider;
   request_id?: RequestId;
+  route_probability?: RouteProbability;
   routing_rule_id?: RoutingRuleId;
   schema_version?: SchemaVersion;
   task_type: TaskType;

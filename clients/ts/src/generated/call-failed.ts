@@ -31,6 +31,10 @@ export type Request = {
 } | null;
 export type RequestId = string | null;
 export type Retryable = boolean | null;
+/**
+ * The probability with which the rule named in routing_rule_id drew this model for this request (its share of the split the router drew from): what an off-policy estimate of another rule needs.
+ */
+export type RouteProbability = number | null;
 export type RoutingRuleId = string | null;
 export type SchemaVersion = 1;
 export type TaskType = string;
@@ -58,6 +62,7 @@ export interface CallFailed {
   request?: Request;
   request_id?: RequestId;
   retryable?: Retryable;
+  route_probability?: RouteProbability;
   routing_rule_id?: RoutingRuleId;
   schema_version?: SchemaVersion;
   task_type: TaskType;
