@@ -7,6 +7,7 @@ drives its own consumer).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import asyncpg
@@ -27,6 +28,8 @@ from worker.tools import http as tools_http
 from worker.tools.service import ToolService
 
 log = logging.getLogger(__name__)
+
+POOL_CLOSE_S = 30.0  # how long stopping waits for the database connections to be released
 
 PRUNE_INTERVAL_S = 300.0
 PROGRESS_LOG_S = 30.0
@@ -75,7 +78,11 @@ class Runtime(mode.Service):
         if self.tools is not None:
             await self.tools.close()
         if self.pool is not None:
-            await self.pool.close()
+            try:  # a connection something failed to release must not keep the process alive
+                await asyncio.wait_for(self.pool.close(), POOL_CLOSE_S)
+            except TimeoutError:
+                log.warning("database pool did not close within %.0f s; terminating its connections", POOL_CLOSE_S)
+                self.pool.terminate()
 
     @property
     def ready(self) -> bool:

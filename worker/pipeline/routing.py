@@ -42,6 +42,8 @@ from worker.topics import create_missing
 
 log = logging.getLogger(__name__)
 
+STOP_WAIT_S = 20.0  # how long stopping waits for a routing tick in progress
+
 HEALTH_SPAN_S = 60  # the longest detection window
 
 
@@ -99,6 +101,12 @@ class RoutingPublisher(mode.Service):
             log.info("catalogue: declared %d models from ROUTING_CATALOGUE", len(self.settings.routing_catalogue))
 
     async def on_stop(self) -> None:
+        # a tick in progress holds the lock, a database connection and needs the producer: let it end
+        # first (bounded), or it would wait on a stopped producer and hold its connection for ever
+        try:
+            await asyncio.wait_for(self.lock.acquire(), STOP_WAIT_S)
+        except TimeoutError:
+            log.warning("a routing tick did not end within %.0f s; stopping without it", STOP_WAIT_S)
         if self.producer is not None:
             await self.producer.stop()
 
