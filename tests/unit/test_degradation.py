@@ -68,7 +68,7 @@ def test_probes_are_not_restored_until_the_settled_cohort_is_large_enough():
     from worker.calls import histogram
 
     h = histogram.from_values([900.0] * 5)
-    settling = Window(30, 5, 0, 900.0, h, latency_calls=5)  # 5 of the 10 probe calls needed have settled
+    settling = Window(30, 5, 0, 900.0, h)  # the settled cohort: 5 of the 10 probe calls needed
     assert probe_verdict(settling, 1000.0, R) is None
-    settled = Window(30, 12, 0, 900.0, histogram.from_values([900.0] * 12), latency_calls=12)
+    settled = Window(30, 12, 0, 900.0, histogram.from_values([900.0] * 12))
     assert probe_verdict(settled, 1000.0, R)[0] == "restore"

@@ -105,8 +105,9 @@ class TelemetryLogger(CustomLogger):
         for field, signal in (("routing_rule_id", "rule"), ("experiment_id", "experiment_id"), ("arm", "arm")):
             if ours.get(signal):
                 fields[field] = str(ours[signal])
-        if isinstance(ours.get("probability"), float | int) and not isinstance(ours.get("probability"), bool):
-            fields["route_probability"] = float(ours["probability"])
+        probability = ours.get("probability")
+        if isinstance(probability, float | int) and not isinstance(probability, bool):
+            fields["route_probability"] = float(probability)
         return fields
 
     def _emit(self, build, **fields: Any) -> None:

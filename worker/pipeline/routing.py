@@ -138,7 +138,14 @@ class RoutingPublisher(mode.Service):
             await self._publish_pending(conn)
         return changed
 
-    async def _recompute(self, conn: asyncpg.Connection, reason: str, only: set[str] | None = None) -> int:
+    async def _recompute(
+        self,
+        conn: asyncpg.Connection,
+        reason: str,
+        only: set[str] | None = None,
+        catalogue: dict[str, dict[str, str]] | None = None,
+    ) -> int:
+        """`catalogue`: as the caller just read it (None: read it here)."""
         s = self.settings
         now = await store.db_now(conn)
         minutes = await store.minute_rows(
@@ -150,7 +157,8 @@ class RoutingPublisher(mode.Service):
         export_quality(quality)
         await self._note_breadth(conn, now)
         breakers = await store.breakers(conn)
-        catalogue = await store.catalogue(conn, s.heuristics_catalogue_seen_s, s.routing_max_models)
+        if catalogue is None:
+            catalogue = await self._read_catalogue(conn)
         self.catalogue_read = catalogue
         previous = await store.learned_records(conn)
         self.promoted_weights = await experiment_store.weights(conn)
@@ -211,11 +219,13 @@ class RoutingPublisher(mode.Service):
             declared = self.catalogue_seen is not None and version != self.catalogue_seen
             if transitions or declared:  # a declared model is explored at once, where it was declared
                 only: set[str] | None = affected_tasks(transitions)
-                if declared:
-                    changed = await self._declared_for(conn)
+                catalogue = None
+                if declared:  # only the task types whose declared models changed: not every rule
+                    catalogue = await self._read_catalogue(conn)
+                    changed = catalogue_changes(self.catalogue_read, catalogue)
                     only = None if changed is None or only is None else only | changed
                 if only is None or only:
-                    await self._recompute(conn, "degradation" if transitions else "catalogue", only)
+                    await self._recompute(conn, "degradation" if transitions else "catalogue", only, catalogue)
             self.catalogue_seen = version
             await self._publish_pending(conn)
         for alert in alerts:
@@ -231,11 +241,8 @@ class RoutingPublisher(mode.Service):
                 self.settings.topic_alerts, key=alert.model_id.encode(), value=alert.model_dump_json().encode()
             )
 
-    async def _declared_for(self, conn: asyncpg.Connection) -> set[str] | None:
-        """The task types whose declared models changed since the last recompute (None: all of them): a
-        declaration for one task type must not republish every rule."""
-        now = await store.catalogue(conn, self.settings.heuristics_catalogue_seen_s, self.settings.routing_max_models)
-        return catalogue_changes(self.catalogue_read, now)
+    async def _read_catalogue(self, conn: asyncpg.Connection) -> dict[str, dict[str, str]]:
+        return await store.catalogue(conn, self.settings.heuristics_catalogue_seen_s, self.settings.routing_max_models)
 
     def _started_producer(self) -> AIOKafkaProducer:
         if self.producer is None:  # the timers call in only once on_start has run

@@ -54,12 +54,12 @@ def is_latency(reason: str) -> bool:
     return reason.startswith(LATENCY_REASONS)
 
 
-def slow(w: Window, limit_ms: float) -> bool:
-    """The window's p95 lies above `limit_ms` with 95 % confidence (on its p95 without a histogram)."""
-    above = w.above(limit_ms)
+def slow(w: Window, limit_ms: float, above: int | None) -> bool:
+    """The window's p95 lies above `limit_ms` with 95 % confidence: more than SLOW_SHARE of its calls
+    lie above it (`above`, from `w.above(limit_ms)`; on its p95 alone without a histogram)."""
     if above is None:
         return bool(w.p95_latency_ms and w.p95_latency_ms >= limit_ms)
-    return wilson_lower_bound(above, w.latency_calls if w.latency_calls is not None else w.calls) > SLOW_SHARE
+    return wilson_lower_bound(above, w.calls) > SLOW_SHARE
 
 
 def degraded(
@@ -75,8 +75,11 @@ def degraded(
             continue
         if wilson_lower_bound(w.failures, w.calls) >= rules.failure_rate:
             return f"failure rate {w.failures / w.calls:.0%} over the last {w.seconds:.0f} s ({w.failures}/{w.calls} calls)"
-        if baseline_p95_ms and w.p95_latency_ms and slow(w, limit := latency_limit(baseline_p95_ms, rules)):
-            above = w.above(limit)
+        if not (baseline_p95_ms and w.p95_latency_ms):
+            continue
+        limit = latency_limit(baseline_p95_ms, rules)
+        above = w.above(limit)
+        if slow(w, limit, above):
             share = f"; {above}/{w.calls} calls above {limit:,.0f} ms" if above is not None else ""
             return (
                 f"p95 latency {w.p95_latency_ms:,.0f} ms over the last {w.seconds:.0f} s, "
@@ -92,24 +95,22 @@ def probe_verdict(
 
     Restore: at least `probe_calls` calls, failing less often than `recover_rate`, and with 95 %
     confidence less often than twice that (1 failure in 10 restores, 2 need more probes), and, when
-    a latency baseline exists, at least `probe_calls` calls of the settled cohort (`probes.latency_calls`)
-    whose p95 lies well below the limit. Reopen: failing more often than `recover_rate` with 95 %
-    confidence (2 failures out of 2 do), or slow.
+    a latency baseline exists, a p95 well below the limit. Where a latency is at stake the caller
+    gives the settled cohort (worker.routing.evidence.since_window with `settle_s`), so `probe_calls`
+    counts calls that have had time to come back. Reopen: failing more often than `recover_rate`
+    with 95 % confidence (2 failures out of 2 do), or slow.
     """
     if probes.calls and wilson_lower_bound(probes.failures, probes.calls) >= rules.recover_rate:
         return "reopen", f"probes still failing: {probes.failures}/{probes.calls} calls"
-    judged = probes.latency_calls if probes.latency_calls is not None else probes.calls
     if probes.calls < rules.probe_calls:
         return None
-    if baseline_p95_ms and judged >= rules.probe_calls and probes.p95_latency_ms:
+    if baseline_p95_ms and probes.p95_latency_ms:
         limit = latency_limit(baseline_p95_ms, rules) / RESTORE_LATENCY_MARGIN  # restore only well below (hysteresis)
         if probes.p95_latency_ms >= limit:
             return "reopen", (
                 f"probes still slow: p95 {probes.p95_latency_ms:,.0f} ms, "
                 f"{probes.p95_latency_ms / baseline_p95_ms:.1f}x its usual {baseline_p95_ms:,.0f} ms"
             )
-    elif baseline_p95_ms and probes.latency_calls is not None:
-        return None  # the settled cohort is too small yet: slow probes may still be on their way
     confidently_healthy = wilson_upper_bound(probes.failures, probes.calls) < 2 * rules.recover_rate
     if probes.failures / probes.calls < rules.recover_rate and confidently_healthy:
         return "restore", f"{probes.calls - probes.failures}/{probes.calls} probe calls succeeded"

@@ -67,7 +67,6 @@ class Window:
     failures: int
     p95_latency_ms: float | None
     latency: histogram.Histogram | None = None  # the calls' latencies: how many lie above a limit
-    latency_calls: int | None = None  # calls the latency is judged on, when not all (a probe cohort)
 
     def above(self, limit_ms: float) -> int | None:
         """Calls whose latency lies above `limit_ms` (None without a histogram)."""
@@ -249,7 +248,7 @@ def since_window(
         total = sum(r.latency_histogram.values())
         calls += kept
         failures += r.failures * kept / total if total else 0.0
-    return Window(now - since, calls, round(failures), histogram.quantile(h, 0.95), h, calls if settle_s > 0 else None)
+    return Window(now - since, calls, round(failures), histogram.quantile(h, 0.95), h)
 
 
 def with_quality(
