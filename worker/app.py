@@ -58,7 +58,9 @@ class Runtime(mode.Service):
     async def _bring_up(self) -> None:
         self.phase = "waiting for PostgreSQL"
         log.info("connecting to %s", redact_dsn(self.settings.database_url))
-        self.pool = await wait_for_pool(self.settings.database_url)
+        self.pool = await wait_for_pool(
+            self.settings.database_url, idle_in_transaction_timeout_s=self.settings.idle_in_transaction_timeout_s
+        )
         async with self.pool.acquire() as conn:
             applied = await migrate(conn)
         log.info("schema migrations applied: %s", ", ".join(applied) or "none pending")

@@ -130,6 +130,12 @@ class PipelineSettings(BaseSettings):
     flush_interval_ms: int = Field(1000, ge=10, description="Flush at least this often while events arrive.")
     flush_timeout_s: float = Field(30.0, gt=0, description="Give up one flush attempt after this long and retry.")
     retry_backoff_max_s: float = Field(10.0, gt=0, description="Longest wait between retries of a failed flush.")
+    idle_in_transaction_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        description="PostgreSQL ends a worker's transaction left idle this long (a frozen or partitioned pod), "
+        "releasing the offset locks the pod that took over its partitions waits on.",
+    )
     revoke_flush_timeout_s: float = Field(
         10.0, gt=0, description="On a rebalance, how long to try the final flush before handing the batch back."
     )

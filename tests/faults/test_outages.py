@@ -87,30 +87,47 @@ async def test_five_kill9_at_random_moments(settings, workers, pool):
     await kill9_scenario(settings, workers, pool, kills=5, seed=17)
 
 
-async def test_rebalance_while_a_flush_is_in_flight_is_fenced(settings, workers, pool):
-    """The first worker freezes (SIGSTOP) holding an unwritten batch; the group gives its partitions to a
-    second worker, which writes; when the first thaws, its stale write must be fenced, not added."""
+async def test_a_pod_frozen_inside_its_flush_transaction_neither_blocks_the_group_nor_counts_twice(
+    settings, workers, pool
+):
+    """The first worker freezes (SIGSTOP) inside its flush transaction, holding its partitions' offset
+    locks. The group gives the partitions to a second worker, which can write only once PostgreSQL ends
+    the frozen transaction (IDLE_IN_TRANSACTION_TIMEOUT_S); when the first thaws, its stale write must
+    meet the fence, not be added."""
     await ensure_topics(settings, partitions=4)
-    first = workers(flush_interval_ms=2000)  # long batches: there is almost always one in flight
+    first = workers(flush_interval_ms=2000, idle_in_transaction_timeout_s=5.0)
     await first.wait_ready()
     traffic = asyncio.create_task(simulate(settings, count=20_000, rate=1500, seed=81, progress=False))
     await first.wait_flushing()
-    await asyncio.sleep(1.0)
-    os.kill(first.proc.pid, signal.SIGSTOP)
-    second = workers()
-    await second.wait_flushing(timeout=60)  # it owns the partitions only after the first's session expires
+    blocker = await asyncpg.connect(settings.database_url)
+    try:
+        await blocker.execute("BEGIN; LOCK TABLE model_performance IN ACCESS EXCLUSIVE MODE")
+        deadline = time.monotonic() + 30  # the first's next flush locks its offsets, then waits here
+        while time.monotonic() < deadline and not await pool.fetchval(WAITING_ON_A_LOCK):
+            await asyncio.sleep(0.1)
+        assert await pool.fetchval(WAITING_ON_A_LOCK), "the first worker's flush never reached model_performance"
+        os.kill(first.proc.pid, signal.SIGSTOP)
+    finally:
+        await blocker.execute("ROLLBACK")  # the frozen flush's statement completes; its transaction stays open
+        await blocker.close()
+    second = workers(idle_in_transaction_timeout_s=5.0)
+    await second.wait_flushing(timeout=60)  # after the first's Kafka session and its transaction both end
     await asyncio.sleep(2.0)
     os.kill(first.proc.pid, signal.SIGCONT)
     result = await traffic
     await wait_drained(settings, pool, workers=[first, second])
     await assert_matches_ledger(pool, result.ledger)
     await assert_patterns_match_ledger(pool, result.ledger)
-    deadline, fenced = time.monotonic() + 120, 0  # the thawed worker's write times out, is retried, is fenced
+    deadline, fenced = time.monotonic() + 120, 0  # the thawed worker's write fails, is retried, is fenced
     while time.monotonic() < deadline and fenced < 1:
         answer = await first.readiness()
         fenced = answer[1]["stats"]["fenced"] if answer and answer[1].get("stats") else 0
         await asyncio.sleep(0.5)
     assert fenced >= 1, "the thawed worker's stale batch should have met the fence"
+
+
+WAITING_ON_A_LOCK = """SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%model_performance%'"""
 
 
 async def test_a_flush_blocked_by_a_lock_makes_the_pod_not_ready_then_counts_exactly(settings, workers, pool):

@@ -37,11 +37,23 @@ async def prepare_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(dsn: str, *, max_size: int = 4, statement_timeout_s: float | None = None) -> asyncpg.Pool:
-    """`statement_timeout_s`: PostgreSQL cancels longer statements (the tools' pool: a heavy read ends)."""
-    server = {"statement_timeout": f"{int(statement_timeout_s * 1000)}"} if statement_timeout_s else None
+async def create_pool(
+    dsn: str,
+    *,
+    max_size: int = 4,
+    statement_timeout_s: float | None = None,
+    idle_in_transaction_timeout_s: float | None = None,
+) -> asyncpg.Pool:
+    """`statement_timeout_s`: PostgreSQL cancels longer statements (the tools' pool: a heavy read ends).
+    `idle_in_transaction_timeout_s`: PostgreSQL ends a transaction its client stopped driving (a pod
+    frozen mid-flush would otherwise hold its offset locks, and block the pod that took over, forever)."""
+    server = {}
+    if statement_timeout_s:
+        server["statement_timeout"] = f"{int(statement_timeout_s * 1000)}"
+    if idle_in_transaction_timeout_s:
+        server["idle_in_transaction_session_timeout"] = f"{int(idle_in_transaction_timeout_s * 1000)}"
     return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, command_timeout=60, init=prepare_connection, server_settings=server
+        dsn, min_size=1, max_size=max_size, command_timeout=60, init=prepare_connection, server_settings=server or None
     )
 
 
@@ -57,14 +69,24 @@ async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def wait_for_pool(
-    dsn: str, *, attempts: int | None = None, max_size: int = 4, statement_timeout_s: float | None = None
+    dsn: str,
+    *,
+    attempts: int | None = None,
+    max_size: int = 4,
+    statement_timeout_s: float | None = None,
+    idle_in_transaction_timeout_s: float | None = None,
 ) -> asyncpg.Pool:
     """Connect, retrying with backoff; `attempts=None` retries until cancelled."""
     attempt = 0
     while True:
         attempt += 1
         try:
-            return await create_pool(dsn, max_size=max_size, statement_timeout_s=statement_timeout_s)
+            return await create_pool(
+                dsn,
+                max_size=max_size,
+                statement_timeout_s=statement_timeout_s,
+                idle_in_transaction_timeout_s=idle_in_transaction_timeout_s,
+            )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             if attempts is not None and attempt >= attempts:
                 raise
