@@ -120,7 +120,7 @@ async def test_the_report_forecasts_a_seasonal_cost_and_prices_the_last_day_unde
     assert dear.next_month is None and "720-point total" in dear.notes["next_month"]  # five weeks cannot check it
     (cheap,) = [f for f in report.forecasts if f.model_id == "cheap"]
     assert cheap.next_day is None and "needs 12" in cheap.notes["next_day"]  # two hours of history
-    assert "not estimated" in report.savings_note  # no counterfactual figure without logged propensities
+    assert report.counterfactuals == []  # a rule never published has no calls after its publication
 
 
 def test_the_cli_defines_shows_stops_and_promotes_like_the_tools(settings, tmp_path):

@@ -30,6 +30,15 @@ def test_a_failed_event_keeps_its_failure_details():
     assert not calls[0].ok and calls[0].failure.error_type == "timeout"
 
 
+def test_the_route_probability_reaches_the_call_on_both_decoding_paths():
+    """The fast path (msgspec, completed events) and the full one (pydantic, failed events) both keep it:
+    off-policy estimates weigh each call by it (worker/routing/counterfactual.py)."""
+    (fast,), _ = decode(orjson.dumps(samples.completed(route_probability=0.25)), EventKind.completed)
+    (full,), _ = decode(orjson.dumps(samples.failed(route_probability=0.5)), EventKind.failed)
+    (none,), _ = decode(orjson.dumps(samples.completed()), EventKind.completed)
+    assert (fast.route_probability, full.route_probability, none.route_probability) == (0.25, 0.5, None)
+
+
 def test_envelope_elements_are_judged_one_by_one():
     envelope = [samples.completed(), samples.completed(latency_ms=-3), "junk", samples.completed()]
     calls, rejections = decode(orjson.dumps(envelope), EventKind.completed)

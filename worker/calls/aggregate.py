@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from worker.calls import histogram
 from worker.calls.decode import Call
 from worker.experiments.tally import ArmTally
+from worker.routing.counterfactual import LoggedTally
 
 ALL_LAYERS = "all"
 
@@ -64,6 +65,7 @@ MinuteKey = tuple[int, str, str, str]  # minute (epoch s), model_id, task_type, 
 LayerMinuteKey = tuple[int, str]  # minute (epoch s), layer or "all"
 HealthKey = tuple[int, str, str, str]  # 1-second bucket (epoch s), model_id, task_type, layer
 ArmKey = tuple[str, str]  # experiment_id, arm
+LoggedKey = tuple[str, int, str]  # task_type, minute (epoch s), model_id
 
 HEALTH_BUCKET_S = 1
 # How old (by the flush's clock) a call may be and still get a health bucket. The fast path reads the
@@ -79,6 +81,7 @@ class Deltas:
     by_layer_minute: dict[LayerMinuteKey, Tally] = field(default_factory=dict)
     by_health: dict[HealthKey, Tally] = field(default_factory=dict)
     by_arm: dict[ArmKey, ArmTally] = field(default_factory=dict)  # calls an experiment's router tagged
+    by_logged: dict[LoggedKey, LoggedTally] = field(default_factory=dict)  # calls with a route_probability
 
     @property
     def calls(self) -> int:
@@ -107,7 +110,14 @@ def aggregate(calls: Iterable[Call], recent_from: float = float("-inf")) -> Delt
     finest: dict[tuple[int, str, str, str], Tally] = {}
     by_minute: dict[MinuteKey, Tally] = {}
     by_arm: dict[ArmKey, ArmTally] = {}
+    by_logged: dict[LoggedKey, LoggedTally] = {}
     for call in calls:
+        if call.route_probability is not None:
+            key = (call.task_type, minute_of(call.occurred_at), call.model_id)
+            logged = by_logged.get(key)
+            if logged is None:
+                logged = by_logged[key] = LoggedTally()
+            logged.add(call.ok, call.cost_usd, call.route_probability)
         if call.arm is not None and call.experiment_id is not None:
             arm = by_arm.get((call.experiment_id, call.arm))
             if arm is None:
@@ -121,7 +131,9 @@ def aggregate(calls: Iterable[Call], recent_from: float = float("-inf")) -> Delt
         else:
             tally = _tally(by_minute, (minute_of(at), call.model_id, call.task_type, call.layer))
         tally.add(call, histogram.bucket_of(call.latency_ms))
-    deltas = Deltas(by_health=finest, by_arm=by_arm)  # health per (model, task type): the finest key itself
+    deltas = Deltas(
+        by_health=finest, by_arm=by_arm, by_logged=by_logged
+    )  # health per (model, task type): the finest key itself
     for (second, model_id, task_type, layer), tally in finest.items():
         _tally(by_minute, (minute_of(second), model_id, task_type, layer)).merge(tally)
     deltas.by_minute = by_minute

@@ -51,6 +51,7 @@ class Call(NamedTuple):
     arm: str | None = None
     request_id: str | None = None  # what feedback may name the call by (worker/feedback)
     routing_rule_id: str | None = None
+    route_probability: float | None = None  # the propensity the router drew the model with (counterfactuals)
 
 
 class Feedback(NamedTuple):
@@ -100,6 +101,7 @@ def to_call(event: CallEvent) -> Call:
         event.arm,
         event.request_id,
         event.routing_rule_id,
+        event.route_probability,
     )
 
 
@@ -161,6 +163,7 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
                 e.arm,
                 e.request_id,
                 e.routing_rule_id,
+                e.route_probability,
             )
         )
     return calls

@@ -31,6 +31,7 @@ class FlushPlan:
     model_rows: list[list]
     minute_rows: list[list]
     health_rows: list[list]
+    logged_rows: list[list]  # calls with a route_probability (off-policy estimates)
     patterns: dict[str, PatternDelta]
 
     @property
@@ -97,6 +98,7 @@ def _planned(items: Sequence[Item], consumed: int, now: float) -> FlushPlan:
         model_rows=rows.model_rows(deltas),
         minute_rows=rows.minute_rows(deltas),
         health_rows=rows.health_rows(deltas),
+        logged_rows=rows.logged_rows(deltas),
         patterns=pattern_deltas(calls),
     )
 

@@ -52,6 +52,28 @@ def minute_rows(deltas: Deltas) -> list[list[Any]]:
     return columns(rows, 11)
 
 
+def logged_rows(deltas: Deltas) -> list[list[Any]]:
+    """route_propensity_minutes sums of the calls that carry a route_probability."""
+    rows = (
+        (
+            task,
+            minute,
+            m,
+            t.calls,
+            t.unweighted,
+            t.weight,
+            t.weight_sq,
+            t.success_w,
+            t.success_w_sq,
+            t.cost_w,
+            t.cost_w_sq,
+            t.cost_sq_w_sq,
+        )
+        for (task, minute, m), t in sorted(deltas.by_logged.items())
+    )
+    return columns(rows, 12)
+
+
 def health_rows(deltas: Deltas) -> list[list[Any]]:
     rows = (
         (bucket, m, task, layer, t.calls, t.failures, _hist_json(t.latency_histogram))

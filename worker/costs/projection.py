@@ -13,15 +13,6 @@ from dataclasses import dataclass
 
 from worker.costs.forecast import Forecast, forecast, why_not
 
-# Why the report prints no "last 24 h under the learned rules" figure: the one it printed was not an estimate.
-SAVINGS_NOTE = (
-    "not estimated. Pricing each model's own averages onto requests it never served is biased as soon as "
-    "models serve different requests (which is what rules do), and rules scored on the calls they were "
-    "learned from flatter themselves. An honest figure is an off-policy estimate with an interval, from "
-    "the probability with which each call's model was drawn (a route_probability on the call events, "
-    "which routers do not log yet)."
-)
-
 HOUR = 3600
 HISTORY_HOURS = 35 * 24
 WEEK_HOURS = 168

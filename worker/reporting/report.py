@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, cast
 
+from pydantic import ValidationError
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
-from worker.costs.projection import HISTORY_HOURS, SAVINGS_NOTE, CostProjection, hourly, project
+from worker.costs.projection import HISTORY_HOURS, CostProjection, hourly, project
 from worker.experiments.contract import Experiment
 from worker.experiments.evaluate import Evaluation, evaluate_or_explain
 from worker.feedback.quality import QualityScore, estimate
+from worker.routing import counterfactual
+from worker.routing.contract import RoutingHeuristic
+from worker.routing.table import split
 from worker.store import experiments as experiment_reads
 from worker.store import reports as reads
 from worker.store import routing as routing_reads
@@ -21,6 +26,8 @@ from worker.store.reports import MAX_MODEL_ROWS, MAX_MODELS_PER_TASK
 
 if TYPE_CHECKING:
     import asyncpg
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,8 @@ class Report:
     recent_bugs: list[RecentBug]
     models_left_out: int = 0  # past the per-task or total bound: the least called
     forecasts: list[CostProjection] = field(default_factory=list)
-    savings_note: str = ""  # why there is no counterfactual figure (worker/costs/projection.py)
+    counterfactuals: list[counterfactual.TaskCounterfactual] = field(default_factory=list)
+    counterfactual_assumptions: str = counterfactual.ASSUMPTIONS
     experiments: list[Evaluation] = field(default_factory=list)  # the latest few (the printed report only)
     rules: list[dict] = field(default_factory=list)  # the learned rules as published (the printed report only)
 
@@ -120,11 +128,58 @@ async def build_report(
         recent_bugs=bugs,
         models_left_out=left_out,
         forecasts=forecasts,
-        savings_note=SAVINGS_NOTE,
+        counterfactuals=await counterfactuals(conn, task_type),
     )
 
 
 REPORTED_EXPERIMENTS = 10
+MAX_COUNTERFACTUAL_TASKS = 50
+
+
+async def counterfactuals(conn: asyncpg.Connection, task_type: str | None) -> list[counterfactual.TaskCounterfactual]:
+    """Each learned rule as published, and each model alone, estimated on the calls logged since its
+    publication (never on the calls it was learned from)."""
+    rules = await reads.published_rules(conn, task_type, MAX_COUNTERFACTUAL_TASKS)
+    if not rules:
+        return []
+    since = {r["task_type"]: r["published_at"] for r in rules}
+    totals = await reads.calls_since(conn, since)
+    cells = {
+        (r["task_type"], r["model_id"]): counterfactual.LoggedTally(
+            **{k: r[k] for k in counterfactual.LoggedTally.__slots__ if not k.startswith("quality")}
+        )
+        for r in await reads.logged_since(conn, since)
+    }
+    judged: dict[str, dict[tuple[str, str], counterfactual.LoggedTally]] = {}
+    for r in await reads.judged_since(conn, since, counterfactual.MIN_PROPENSITY):
+        judged.setdefault(r["name"], {})[(r["task_type"], r["model_id"])] = counterfactual.LoggedTally(
+            calls=r["calls"],
+            weight=r["weight"],
+            weight_sq=r["weight_sq"],
+            quality_w=r["quality_w"],
+            quality_w_sq=r["quality_w_sq"],
+            quality_sq_w_sq=r["quality_sq_w_sq"],
+        )
+    out = []
+    for r in rules:
+        try:
+            heuristic = RoutingHeuristic.model_validate_json(r["heuristic"])
+        except ValidationError as error:  # a stored row no router would follow either: nothing to estimate
+            log.warning("counterfactual of %s left out: its stored rule is not valid (%s)", r["task_type"], error)
+            continue
+        drawable = sorted(model for task, model in cells if task == r["task_type"])  # what its routers drew
+        out.append(
+            counterfactual.against_current(
+                r["task_type"],
+                f"learned:{r['task_type']}@v{r['version']}",
+                r["published_at"],
+                split(heuristic, drawable or None),
+                cells,
+                total_calls=totals.get(r["task_type"], 0),
+                judged=judged,
+            )
+        )
+    return out
 
 
 async def costs(conn: asyncpg.Connection, task_type: str | None) -> list[CostProjection]:
@@ -277,8 +332,48 @@ def render_costs(report: Report, console: Console) -> None:
         console.print(table)
         for why in sorted({f.notes["next_month"] for f in report.forecasts if "next_month" in f.notes}):
             console.print(f"  next 30 days: no figure: {why}", markup=False, highlight=False)
-    if report.savings_note:
-        console.print(f"Savings under the learned rules: {report.savings_note}", markup=False, highlight=False)
+    for line in counterfactual_lines(report.counterfactuals, report.counterfactual_assumptions):
+        console.print(line, markup=False, highlight=False)
+
+
+def counterfactual_lines(found: list[counterfactual.TaskCounterfactual], assumptions: str) -> list[str]:
+    """The counterfactuals as text: the printed report and analyze_metrics' text say the same."""
+    if not found:
+        return []
+    lines = [f"Counterfactuals ({assumptions}):"]
+    for cf in found:
+        since = dt.datetime.fromtimestamp(cf.since, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(
+            f"  {cf.task_type}, {cf.rule} since {since} ({cf.calls:,} calls with a propensity, "
+            f"{cf.unweighted:,} without): success {_figure(cf.success, 'rate')}, cost {_figure(cf.cost, 'usd')}"
+            + "".join(f", {name} {_figure(e, 'score')}" for name, e in cf.quality.items())
+        )
+        for alt in cf.alternatives:
+            if alt.success.value is None:
+                lines.append(f"    all to {alt.model_id}: no figure: {alt.success.reason}")
+                continue
+            lines.append(
+                f"    all to {alt.model_id} instead: success {_figure(alt.success, 'pp')}, "
+                f"cost {_figure(alt.cost, 'usd_delta')}"
+                + "".join(f", {name} {_figure(e, 'score_delta')}" for name, e in alt.quality.items())
+            )
+    return lines
+
+
+def _figure(e: counterfactual.Estimate, unit: str) -> str:
+    if e.value is None or e.low is None or e.high is None:
+        return f"no figure ({e.reason})"
+    if unit == "rate":
+        return f"{e.value:.1%} (95% {e.low:.1%} to {e.high:.1%})"
+    if unit == "pp":
+        return f"{e.value * 100:+.1f} pp (95% {e.low * 100:+.1f} to {e.high * 100:+.1f})"
+    if unit == "score":
+        return f"{e.value:.3f} (95% {e.low:.3f} to {e.high:.3f}, {e.calls:,} judged calls)"
+    if unit == "score_delta":
+        return f"{e.value:+.3f} (95% {e.low:+.3f} to {e.high:+.3f})"
+    if unit == "usd":
+        return f"${e.value:.5f}/call (95% ${e.low:.5f} to ${e.high:.5f})"
+    return f"{e.value:+.5f} $/call (95% {e.low:+.5f} to {e.high:+.5f})"
 
 
 def render_experiments(report: Report, console: Console) -> None:

@@ -38,7 +38,7 @@ MAX_EXPLORE_TOTAL = 0.05
 
 EXPERIMENT_PREFIX = "experiment:"
 
-__all__ = ["Route", "RoutingTable", "choose_model", "choose_with_probability", "hash_unit"]
+__all__ = ["Route", "RoutingTable", "choose_model", "choose_with_probability", "hash_unit", "split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,26 @@ def choose_with_probability(
 ) -> tuple[str | None, float | None]:
     """The model for a draw `u`, and the probability with which the split gives it (1.0 for a
     fallback, which is no draw; None when nothing may be used): the propensity events carry."""
+    shares = split(rule, candidates, explore_share)
+    if not shares:
+        return None, None
+    target, cumulative = u, 0.0
+    ordered = sorted(shares)
+    chosen = ordered[-1]
+    for name in ordered:
+        cumulative += shares[name]
+        if target < cumulative:
+            chosen = name
+            break
+    return chosen, shares[chosen]
+
+
+def split(
+    rule: RoutingHeuristic, candidates: Sequence[str] | None = None, explore_share: float = EXPLORE_SHARE
+) -> dict[str, float]:
+    """The probability with which a router following `rule` sends a request to each model (shares sum
+    to 1; a fallback takes all of it; empty: nothing may be used). Counterfactual estimates of the rule
+    (worker/routing/counterfactual.py) weigh logged calls by these."""
     reachable = None if candidates is None else frozenset(candidates)
 
     def allowed(m: str) -> bool:
@@ -91,19 +111,11 @@ def choose_with_probability(
             weights |= dict.fromkeys(unmentioned, share)
     total = sum(weights.values())
     if total > 0:
-        target, cumulative = u * total, 0.0
-        ordered = sorted(weights)
-        chosen = ordered[-1]
-        for name in ordered:
-            cumulative += weights[name]
-            if target < cumulative:
-                chosen = name
-                break
-        return chosen, min(1.0, weights[chosen] / total)
+        return {m: min(1.0, w / total) for m, w in weights.items()}
     for model in [*rule.fallback_models, rule.preferred_model]:
         if model and allowed(model):
-            return model, 1.0
-    return None, None
+            return {model: 1.0}
+    return {}
 
 
 class RoutingTable:

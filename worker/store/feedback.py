@@ -24,10 +24,10 @@ NAME_LOCK_KEY = 0x7E1E_FEED  # serialises the rare addition of a new feedback na
 
 INDEX_CALLS = """
 INSERT INTO call_index (event_id, request_id, occurred_at, minute, model_id, task_type, layer, ok,
-    experiment_id, arm, routing_rule_id)
-SELECT e, r, to_timestamp(a), to_timestamp(w), m, k, y, o, x, g, u
+    experiment_id, arm, routing_rule_id, route_probability)
+SELECT e, r, to_timestamp(a), to_timestamp(w), m, k, y, o, x, g, u, p
 FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::bool[],
-            $9::text[], $10::text[], $11::text[]) AS c(e, r, a, w, m, k, y, o, x, g, u)
+            $9::text[], $10::text[], $11::text[], $12::float8[]) AS c(e, r, a, w, m, k, y, o, x, g, u, p)
 ON CONFLICT DO NOTHING"""
 
 _PENDING_COLUMNS = """event_id::text, call_event_id::text, request_id, name, source, score_micro,
@@ -198,10 +198,10 @@ async def index_calls(conn: asyncpg.Connection, calls: Sequence[Call]) -> None:
     """Keep what the join needs of each new call (commands' reported calls included: they are calls)."""
     facts = (
         (c.event_id, c.request_id, c.occurred_at, float(minute_of(c.occurred_at)), c.model_id, c.task_type, c.layer)
-        + (c.ok, c.experiment_id, c.arm, c.routing_rule_id)
+        + (c.ok, c.experiment_id, c.arm, c.routing_rule_id, c.route_probability)
         for c in calls
     )
-    await conn.execute(INDEX_CALLS, *columns(facts, 11))
+    await conn.execute(INDEX_CALLS, *columns(facts, 12))
 
 
 async def _find_calls(

@@ -74,6 +74,19 @@ ON CONFLICT (bucket, model_id, task_type, layer) DO UPDATE SET
     failure_count = t.failure_count + EXCLUDED.failure_count,
     latency_histogram = hist_merge(t.latency_histogram, EXCLUDED.latency_histogram)"""
 
+UPSERT_LOGGED = """
+INSERT INTO route_propensity_minutes AS t (task_type, minute, model_id, calls, unweighted, weight, weight_sq,
+    success_w, success_w_sq, cost_w, cost_w_sq, cost_sq_w_sq)
+SELECT k, to_timestamp(w), m, n, u, a, b, c, d, e, f, g
+FROM unnest($1::text[], $2::float8[], $3::text[], $4::int8[], $5::int8[], $6::float8[], $7::float8[],
+            $8::float8[], $9::float8[], $10::float8[], $11::float8[], $12::float8[]) AS x(k, w, m, n, u, a, b, c, d, e, f, g)
+ON CONFLICT (task_type, minute, model_id) DO UPDATE SET
+    calls = t.calls + EXCLUDED.calls, unweighted = t.unweighted + EXCLUDED.unweighted,
+    weight = t.weight + EXCLUDED.weight, weight_sq = t.weight_sq + EXCLUDED.weight_sq,
+    success_w = t.success_w + EXCLUDED.success_w, success_w_sq = t.success_w_sq + EXCLUDED.success_w_sq,
+    cost_w = t.cost_w + EXCLUDED.cost_w, cost_w_sq = t.cost_w_sq + EXCLUDED.cost_w_sq,
+    cost_sq_w_sq = t.cost_sq_w_sq + EXCLUDED.cost_sq_w_sq"""
+
 _SERIES = """
 INSERT INTO performance_metrics AS t (metric_name, metric_value, metric_unit, context, recorded_at,
     series_key, histogram, quantile)
@@ -179,6 +192,8 @@ async def write_flush(
             await conn.execute(UPSERT_MINUTES, *plan.minute_rows)
             if plan.health_rows[0]:
                 await conn.execute(UPSERT_HEALTH, *plan.health_rows)
+            if plan.logged_rows[0]:
+                await conn.execute(UPSERT_LOGGED, *plan.logged_rows)
             if plan.patterns:
                 new_patterns, folded = await write_patterns(
                     conn, plan.patterns, pattern_window_s, patterns_max_new_per_hour

@@ -71,6 +71,70 @@ FORECAST_MAX_SERIES = 20
 HOUR_NOW = "SELECT extract(epoch FROM date_trunc('hour', now()))::float8"
 
 
+# The learned rules as published, with the time their published version went out (what counterfactuals
+# of a rule are measured from), and the propensity sums of the calls logged since then.
+PUBLISHED_RULES = """
+SELECT r.task_type, r.published_version AS version, v.heuristic,
+       extract(epoch FROM v.published_at)::float8 AS published_at
+FROM routing_rules r JOIN routing_rule_versions v ON v.rule_id = r.id AND v.version = r.published_version
+WHERE r.source = 'learned' AND r.active AND v.published_at IS NOT NULL AND ($1::text IS NULL OR r.task_type = $1)
+ORDER BY r.task_type LIMIT $2"""
+
+LOGGED_SINCE = """
+SELECT p.task_type, p.model_id, sum(calls)::int8 AS calls, sum(unweighted)::int8 AS unweighted,
+       sum(weight) AS weight, sum(weight_sq) AS weight_sq, sum(success_w) AS success_w,
+       sum(success_w_sq) AS success_w_sq, sum(cost_w) AS cost_w, sum(cost_w_sq) AS cost_w_sq,
+       sum(cost_sq_w_sq) AS cost_sq_w_sq
+FROM route_propensity_minutes p JOIN unnest($1::text[], $2::float8[]) AS s(task_type, since)
+    ON p.task_type = s.task_type AND p.minute >= to_timestamp(s.since)
+GROUP BY p.task_type, p.model_id ORDER BY p.task_type, p.model_id"""
+
+
+# Judged calls (each call's mean score per feedback name over its sources), weighted like LOGGED_SINCE.
+JUDGED_SINCE = """
+WITH judged AS (
+    SELECT c.task_type, c.model_id, f.name, c.route_probability AS p, avg(f.score_micro) / 1e6 AS q
+    FROM call_feedback f
+    JOIN call_index c ON c.event_id = f.call_event_id
+    JOIN unnest($1::text[], $2::float8[]) AS s(task_type, since)
+        ON c.task_type = s.task_type AND c.occurred_at >= to_timestamp(s.since)
+    WHERE c.route_probability >= $3 AND c.route_probability <= 1
+    GROUP BY c.event_id, c.task_type, c.model_id, f.name, c.route_probability)
+SELECT task_type, model_id, name, count(*)::int8 AS calls, sum(1 / p) AS weight, sum(1 / (p * p)) AS weight_sq,
+       sum(q / p) AS quality_w, sum(q / (p * p)) AS quality_w_sq, sum(q * q / (p * p)) AS quality_sq_w_sq
+FROM judged GROUP BY task_type, model_id, name ORDER BY task_type, model_id, name"""
+
+CALLS_SINCE = """
+SELECT m.task_type, sum(total_calls)::int8 AS calls
+FROM model_performance_minutes m JOIN unnest($1::text[], $2::float8[]) AS s(task_type, since)
+    ON m.task_type = s.task_type AND m.minute >= to_timestamp(s.since)
+GROUP BY m.task_type"""
+
+
+async def published_rules(conn: asyncpg.Connection, task_type: str | None, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(PUBLISHED_RULES, task_type, limit)
+
+
+async def logged_since(conn: asyncpg.Connection, since: dict[str, float]) -> list[asyncpg.Record]:
+    """Propensity sums per (task type, model) of the calls logged from each task type's `since` on."""
+    tasks = sorted(since)
+    return await conn.fetch(LOGGED_SINCE, tasks, [since[t] for t in tasks])
+
+
+async def judged_since(
+    conn: asyncpg.Connection, since: dict[str, float], min_propensity: float
+) -> list[asyncpg.Record]:
+    """Per (task type, model, feedback name): propensity-weighted score sums of the judged calls."""
+    tasks = sorted(since)
+    return await conn.fetch(JUDGED_SINCE, tasks, [since[t] for t in tasks], min_propensity)
+
+
+async def calls_since(conn: asyncpg.Connection, since: dict[str, float]) -> dict[str, int]:
+    """All calls per task type from each one's `since` on, propensity or not."""
+    tasks = sorted(since)
+    return {r["task_type"]: r["calls"] for r in await conn.fetch(CALLS_SINCE, tasks, [since[t] for t in tasks])}
+
+
 async def hourly_costs(conn: asyncpg.Connection, task_type: str | None, hours: int) -> list[asyncpg.Record]:
     return await conn.fetch(HOURLY_COSTS, task_type, FORECAST_MAX_SERIES, hours)
 

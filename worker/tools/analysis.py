@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from worker.reporting.report import Report
+from worker.reporting.report import Report, counterfactual_lines
 from worker.tools.responses import (
     Analysis,
     CostForecast,
+    Counterfactual,
     ImprovementReport,
     ModelRanking,
     QualityEstimate,
@@ -59,8 +60,14 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
         report=summary,
         models_left_out=report.models_left_out,
         forecasts=forecasts,
-        savings_note=report.savings_note,
-        text=as_text(rankings, summary, forecasts, report.savings_note),
+        counterfactuals=[Counterfactual.model_validate(c, from_attributes=True) for c in report.counterfactuals],
+        counterfactual_assumptions=report.counterfactual_assumptions,
+        text=as_text(
+            rankings,
+            summary,
+            forecasts,
+            counterfactual_lines(report.counterfactuals, report.counterfactual_assumptions),
+        ),
     )
 
 
@@ -68,7 +75,7 @@ def as_text(
     rankings: dict[str, list[ModelRanking]],
     summary: ImprovementReport | None,
     forecasts: list[CostForecast] | None = None,
-    savings_note: str = "",
+    counterfactuals: list[str] | None = None,
 ) -> str:
     """The gateway's plain-text layout, for an assistant reading the MCP answer."""
     lines = ["Model Performance Analysis:", ""]
@@ -107,6 +114,6 @@ def as_text(
             day = f"${f.next_day.total:.4f} (${f.next_day.low:.4f}-${f.next_day.high:.4f})" if f.next_day else "n/a"
             month = f"${f.next_month.total:.2f}" if f.next_month else "n/a"
             lines.append(f"  {f.model_id} ({f.task_type}): next 24h {day}, next 30d {month}")
-    if savings_note:
-        lines += ["", f"Savings under the learned rules: {savings_note}"]
+    if counterfactuals:
+        lines += ["", *counterfactuals]
     return "\n".join(lines).rstrip() + "\n"

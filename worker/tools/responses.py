@@ -92,6 +92,42 @@ class CostForecast(ToolResponse):
     notes: dict[str, str] = Field(default_factory=dict, description="Horizon -> why it has no forecast.")
 
 
+class OffPolicyEstimate(ToolResponse):
+    metric: str = Field(description="success (a rate), cost (USD per call) or quality (a mean score in [0, 1]).")
+    value: float | None = Field(description="Null: no figure; `reason` says why.")
+    low: float | None
+    high: float | None
+    effective_calls: float = Field(description="How many calls the weighted logged calls are worth.")
+    calls: int
+    reason: str = ""
+
+
+class AlternativeRule(ToolResponse):
+    model_id: str
+    success: OffPolicyEstimate = Field(description="Success rate of all calls to this model minus the current rule's.")
+    cost: OffPolicyEstimate = Field(description="Cost per call of all calls to this model minus the current rule's.")
+    quality: dict[str, OffPolicyEstimate] = Field(
+        default_factory=dict,
+        description="Feedback name -> its mean score with all calls to this model minus the rule's.",
+    )
+
+
+class Counterfactual(ToolResponse):
+    task_type: str
+    rule: str = Field(description="The learned rule as published, e.g. learned:coding@v7.")
+    since: float = Field(description="Epoch seconds: its publication; only calls logged after it are used.")
+    calls: int = Field(description="Calls logged since then with a route_probability.")
+    unweighted: int = Field(description="Calls logged since then without a usable route_probability (left out).")
+    success: OffPolicyEstimate
+    cost: OffPolicyEstimate
+    quality: dict[str, OffPolicyEstimate] = Field(
+        default_factory=dict,
+        description="Feedback name -> the rule's mean score, on the judged calls (assumes whether a call is judged "
+        "does not depend on its model, given the task type).",
+    )
+    alternatives: list[AlternativeRule]
+
+
 class Analysis(ToolResponse):
     task_type: str | None
     rankings: dict[str, list[ModelRanking]] = Field(description="Per task type, best first.")
@@ -104,9 +140,12 @@ class Analysis(ToolResponse):
     forecasts: list[CostForecast] = Field(
         default_factory=list, description="Next day's and month's cost of the 20 costliest (model, task type) pairs."
     )
-    savings_note: str = Field(
-        "", description="Why there is no figure for the last 24 hours under the learned rules (not an estimate yet)."
+    counterfactuals: list[Counterfactual] = Field(
+        default_factory=list,
+        description="Per learned rule: its success and cost, and every model alone against it, estimated off-policy "
+        "from logged route_probability values on calls after its publication (see counterfactual_assumptions).",
     )
+    counterfactual_assumptions: str = ""
     text: str = Field(description="The same analysis as readable text, in the gateway's format.")
 
 
