@@ -143,3 +143,16 @@ def test_propensities_out_of_bounds_are_counted_not_weighted():
     assert (tally.calls, tally.unweighted, tally.weight) == (1, 2, 2.0)
     with pytest.raises(ValueError, match="latency"):
         tally.sums("latency")
+
+
+def test_a_rule_whose_routers_log_no_propensity_gets_one_line_with_the_reason():
+    from worker.reporting.report import counterfactual_lines
+    from worker.routing.counterfactual import ASSUMPTIONS, against_current
+
+    found = against_current(TASK, "learned:coding@v2", 1_790_000_000.0, {"a": 1.0}, {}, total_calls=1200)
+    assert (found.calls, found.unweighted, found.alternatives) == (0, 1200, [])
+    lines = counterfactual_lines([found], ASSUMPTIONS)
+    assert lines[1] == (
+        "  coding, learned:coding@v2 since 2026-09-21 14:13 UTC: no figure: none of its 1,200 calls since then "
+        "carries a route_probability (its routers do not log one)"
+    )

@@ -343,6 +343,12 @@ def counterfactual_lines(found: list[counterfactual.TaskCounterfactual], assumpt
     lines = [f"Counterfactuals ({assumptions}):"]
     for cf in found:
         since = dt.datetime.fromtimestamp(cf.since, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if cf.calls == 0:
+            lines.append(
+                f"  {cf.task_type}, {cf.rule} since {since}: no figure: none of its {cf.unweighted:,} calls since "
+                "then carries a route_probability (its routers do not log one)"
+            )
+            continue
         lines.append(
             f"  {cf.task_type}, {cf.rule} since {since} ({cf.calls:,} calls with a propensity, "
             f"{cf.unweighted:,} without): success {_figure(cf.success, 'rate')}, cost {_figure(cf.cost, 'usd')}"
