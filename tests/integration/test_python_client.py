@@ -33,7 +33,7 @@ def test_the_wheel_holds_every_module_the_gateway_side_imports(tmp_path):
         for name in zipfile.ZipFile(_wheel(tmp_path)).namelist()
         if name.startswith("worker/") and name.endswith(".py")
     }
-    probe = "import sys, worker.gateway.emitter, worker.gateway.router, worker.gateway.litellm; "
+    probe = "import sys, worker.gateway.emitter, worker.gateway.router, worker.gateway.litellm, worker.gateway.litellm_proxy; "
     probe += "print(' '.join(m for m in sys.modules if m == 'worker' or m.startswith('worker.')))"
     imported = subprocess.run(
         [sys.executable, "-c", probe],

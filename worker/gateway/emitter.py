@@ -151,6 +151,7 @@ class CallEmitter:
         self.status = "not started"
         self._task: asyncio.Task | None = None
         self._warning = Throttle()
+        self._acks: dict[str, asyncio.Future[bool]] = {}  # event id -> resolved once Kafka answered for it
 
     async def start(self) -> None:
         """Returns at once: the producer connects in the background (see `status`)."""
@@ -214,6 +215,26 @@ class CallEmitter:
         self.stats.enqueued += 1
         return True
 
+    async def emit_acked(self, event: Emitted, timeout_s: float) -> bool:
+        """Enqueue, then wait up to `timeout_s` for Kafka's acknowledgement while connected (never while the
+        broker is away: then it returns at once, the event buffered as by `emit`). For callers that must
+        not report a request done before its event is durable, such as a proxy draining its callbacks on
+        shutdown. True: acknowledged."""
+        if not self.connected.is_set() or self.status != "connected":
+            self.emit(event)
+            return False
+        key = str(event.event_id)
+        waiter = self._acks[key] = asyncio.get_running_loop().create_future()
+        if not self.emit(event):
+            self._acks.pop(key, None)
+            return False
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout_s)
+        except TimeoutError:
+            return False
+        finally:
+            self._acks.pop(key, None)
+
     async def emit_wait(self, event: Emitted) -> bool:
         """With when_full='block': wait up to block_timeout_s for room; else the same as emit()."""
         if self.when_full == "drop":
@@ -260,6 +281,12 @@ class CallEmitter:
                 log.warning(
                     "call emitter: a batch of %d events was not sent (%s: %s)", len(batch), type(error).__name__, error
                 )
+                results = [BaseException()] * len(batch)
             finally:
                 for _ in batch:
                     self.queue.task_done()
+            if self._acks:
+                for e, result in zip(batch, results, strict=True):
+                    waiter = self._acks.get(str(e.event_id))
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(not isinstance(result, BaseException))

@@ -47,9 +47,19 @@ CATEGORIES = {
 }
 
 
+TASK_TAG = "task:"
+
+
 def task_type_of(metadata: Mapping[str, Any], key: str, default: str) -> str:
-    value = metadata.get(key) or metadata.get("model_group") or default
-    return str(value)
+    """`metadata[key]` (on the LiteLLM Proxy, the request body's `metadata`, which the proxy keeps as
+    `requester_metadata`), else a `task:<name>` tag, else the model group, else `default`."""
+    requester = metadata.get("requester_metadata")
+    value = metadata.get(key) or (requester.get(key) if isinstance(requester, Mapping) else None)
+    if not value:
+        tags = metadata.get("tags")
+        if isinstance(tags, list):
+            value = next((t[len(TASK_TAG) :] for t in tags if isinstance(t, str) and t.startswith(TASK_TAG)), None)
+    return str(value or metadata.get("model_group") or default)
 
 
 def _millis(start: Any, end: Any) -> float:
@@ -71,7 +81,11 @@ class TelemetryLogger(CustomLogger):
         default_layer: str = "balanced",
         task_type_key: str = "task_type",
         default_task_type: str = "default",
+        ack_timeout_s: float = 0.0,
     ):
+        """`ack_timeout_s` > 0: each callback waits (up to that long, only while Kafka answers) until its
+        event is acknowledged, so that a host draining its callbacks on shutdown (the LiteLLM Proxy)
+        has delivered every event of the requests it answered."""
         super().__init__()
         known = {layer.value for layer in Layer}
         wrong = {m: v for m, v in {**(layers or {}), "(default_layer)": default_layer}.items() if v not in known}
@@ -82,6 +96,7 @@ class TelemetryLogger(CustomLogger):
         self.instance_id = uuid.uuid4().hex
         self.emitter, self.layers, self.default_layer = emitter, dict(layers or {}), default_layer
         self.task_type_key, self.default_task_type = task_type_key, default_task_type
+        self.ack_timeout_s = ack_timeout_s
         self.rejected = 0
         self._warning = Throttle()
 
@@ -110,16 +125,21 @@ class TelemetryLogger(CustomLogger):
             fields["route_probability"] = float(probability)
         return fields
 
-    def _emit(self, build, **fields: Any) -> None:
+    async def _emit(self, build, **fields: Any) -> None:
         try:
-            self.emitter.emit(build(**fields))
+            event = build(**fields)
         except EventRejected as problem:
             self.rejected += 1
             if self._warning.ready():
                 log.warning("telemetry: a LiteLLM call was not reported (%s); %d so far", problem, self.rejected)
+            return
+        if self.ack_timeout_s > 0:
+            await self.emitter.emit_acked(event, self.ack_timeout_s)
+        else:
+            self.emitter.emit(event)
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        self._emit(completed, **self._common(kwargs, start_time, end_time))
+        await self._emit(completed, **self._common(kwargs, start_time, end_time))
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
         slo = kwargs.get("standard_logging_object") or {}
@@ -137,7 +157,7 @@ class TelemetryLogger(CustomLogger):
             "http_status": status if 100 <= status <= 599 else None,
             "retryable": status in RETRYABLE_STATUS if status else None,
         }
-        self._emit(failed, **fields)
+        await self._emit(failed, **fields)
 
 
 def _prompt(messages: list) -> str:

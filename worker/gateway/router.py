@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -39,8 +40,11 @@ class HeuristicsSubscriber:
         *,
         topic: str = "gateway.routing.heuristics",
         on_change: Callable[[RoutingHeuristic | Experiment], None] | None = None,
+        **consumer_options: Any,
     ):
+        """`consumer_options`: more AIOKafkaConsumer arguments (TLS: `security_protocol`, `ssl_context`; SASL)."""
         self.bootstrap_servers = bootstrap_servers
+        self.consumer_options = consumer_options
         self.table = table
         self.topic = topic
         self.on_change = on_change
@@ -64,7 +68,9 @@ class HeuristicsSubscriber:
     async def _run(self) -> None:
         positions: dict[TopicPartition, int] = {}
         while True:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False)
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap_servers, enable_auto_commit=False, **self.consumer_options
+            )
             try:
                 await consumer.start()
                 await self._follow(consumer, positions)
