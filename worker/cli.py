@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -76,6 +77,26 @@ def _cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
     from worker.tools.mcp_server import run
 
     run(settings)
+    return 0
+
+
+def _cmd_otlp(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+
+    from worker.otlp.receiver import serve
+
+    logs.configure(settings.log_level)
+
+    async def until_signalled() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(settings)
+
+    asyncio.run(until_signalled())
     return 0
 
 
@@ -492,6 +513,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="machine-readable output")
     r.set_defaults(func=_cmd_report)
     sub.add_parser("mcp", help="serve the tools over MCP on stdin/stdout").set_defaults(func=_cmd_mcp)
+    sub.add_parser(
+        "otlp", help="receive OpenTelemetry GenAI spans (OTLP/HTTP on OTLP_PORT) and produce them as call events"
+    ).set_defaults(func=_cmd_otlp)
     s = sub.add_parser("simulate", help="produce simulated gateway traffic")
     s.add_argument("--count", type=int, default=20_000, help="call events to produce (default 20000)")
     s.add_argument("--rate", type=float, default=None, help="events per second (default: as fast as possible)")

@@ -395,7 +395,59 @@ class ToolsSettings(BaseSettings):
         return None if value == "" else value  # TOOLS_TOKEN= (empty) means unset, never "the empty token"
 
 
-class Settings(KafkaSettings, DatabaseSettings, PipelineSettings, RoutingSettings, ToolsSettings):
+class OtlpSettings(BaseSettings):
+    """`telemetry-worker otlp`: the receiver of OpenTelemetry GenAI spans (docs/otlp.md)."""
+
+    otlp_host: str = Field("0.0.0.0", description="Address the OTLP/HTTP receiver listens on.")
+    otlp_port: int = Field(4318, ge=0, le=65535, description="Port of the OTLP/HTTP receiver (OTLP's own default).")
+    otlp_max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest request body, compressed and decompressed alike (413 past it)."
+    )
+    otlp_max_spans: int = Field(10_000, ge=1, description="Most spans in one export request (400 past it).")
+    otlp_max_attributes: int = Field(
+        256, ge=8, description="Most attributes on one span or resource: a GenAI span with more is rejected."
+    )
+    otlp_task_type_attributes: str = Field(
+        "gateway.task_type,task_type",
+        description="Span (then resource) attributes that name the task type, first found wins; else the "
+        "span's gen_ai.operation.name.",
+    )
+    otlp_layer_attributes: str = Field(
+        "gateway.layer,layer", description="Span (then resource) attributes that name the layer."
+    )
+    otlp_layers: dict[str, str] = Field(
+        default_factory=dict, description='JSON model -> layer for spans naming none, e.g. {"gpt-4o-mini": "fast"}.'
+    )
+    otlp_default_layer: Literal["fast", "balanced", "deep"] = Field(
+        "balanced", description="The layer of a span that names none and whose model is not in OTLP_LAYERS."
+    )
+    otlp_cost_attributes: str = Field(
+        "gen_ai.usage.cost,gateway.cost_usd", description="Span (then resource) attributes carrying the cost in USD."
+    )
+    otlp_prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="JSON model -> [USD per million input tokens, per million output tokens], for spans without "
+        'a cost attribute, e.g. {"gpt-4o-mini": [0.15, 0.6]}. Neither: cost 0.',
+    )
+    otlp_kafka_topic: str | None = Field(
+        None,
+        description="A topic the OpenTelemetry Collector's Kafka exporter writes traces to (encoding otlp_proto): "
+        "the receiver also maps those. Unset: HTTP only.",
+    )
+    otlp_produce_timeout_s: float = Field(
+        10.0, gt=0, description="An export waits this long for Kafka's acknowledgement, then answers 503."
+    )
+
+    @field_validator("otlp_layers")
+    @classmethod
+    def _known_layers(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = {m: layer for m, layer in value.items() if layer not in ("fast", "balanced", "deep")}
+        if wrong:
+            raise ValueError(f"unknown layers {wrong}: a layer is one of fast, balanced, deep")
+        return value
+
+
+class Settings(KafkaSettings, DatabaseSettings, PipelineSettings, RoutingSettings, ToolsSettings, OtlpSettings):
     """Every setting; what the rest of the worker receives."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")

@@ -82,6 +82,23 @@ def test_every_manifest_validates_against_its_schema(overlay):
     } <= set(kinds)
 
 
+def test_the_otlp_receiver_manifests_validate_and_agree_with_the_receiver():
+    docs = rendered("otlp")
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (config,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    (service,) = [d for d in docs if d["kind"] == "Service"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["otlp"] and "otlp" in SUBCOMMANDS
+    assert set(config["data"]) <= SETTINGS
+    settings = Settings(**{k.lower(): v for k, v in config["data"].items()})
+    assert container["ports"][0]["containerPort"] == settings.otlp_port == service["spec"]["ports"][0]["port"]
+    assert settings.otlp_host == "0.0.0.0"
+    assert {container[p]["httpGet"]["path"] for p in ("livenessProbe", "readinessProbe")} == {"/healthz", "/readyz"}
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
 def test_a_broken_manifest_is_caught():
     deployment = next(d for d in rendered("base") if d["kind"] == "Deployment")
     broken = json.loads(json.dumps(deployment))
