@@ -7,7 +7,7 @@ export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export KAFKA_BOOTSTRAP_SERVERS ?= 127.0.0.1:9092
 export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
-.PHONY: install lint format services-up services-down services-status test test-unit test-integration test-faults demo demo-litellm bench routing-eval schemas clean
+.PHONY: install lint format services-up services-down services-status test test-unit test-integration test-faults demo demo-litellm demo-litellm-proxy bench routing-eval schemas clean
 
 install: $(VENV)/.installed tests/typescript/node_modules/.installed clients/ts/dist/.built kustomize
 
@@ -83,6 +83,10 @@ demo: install services-up
 ## The same with a real litellm.Router as the gateway: one deployment fails, loses its traffic, gets it back.
 demo-litellm: install services-up
 	@DEMO_GATEWAY=litellm bash deploy/local/demo.sh
+
+## The same through the LiteLLM Proxy (`litellm --config`, the README's config.yaml) and the openai client.
+demo-litellm-proxy: install services-up
+	@DEMO_GATEWAY=litellm-proxy bash deploy/local/demo.sh
 
 ## Closed-loop routing evaluation (simulated clock, no services): the table, and a PNG per scenario.
 ROUTING_EVAL_ARGS ?= --seeds 3 --out .cache/routing-eval

@@ -31,6 +31,13 @@ if [ "${DEMO_GATEWAY:-simulator}" = "litellm" ]; then
   $BIN/telemetry-worker report --task-type chat
   exit 0
 fi
+if [ "${DEMO_GATEWAY:-simulator}" = "litellm-proxy" ]; then
+  echo "worker ready; the LiteLLM Proxy (litellm --config, the README's config.yaml) serves the openai client"
+  $BIN/python -m examples.litellm_proxy_gateway ${DEMO_LITELLM_ARGS:-}
+  $BIN/telemetry-worker status --wait 60 >/dev/null
+  $BIN/telemetry-worker report
+  exit 0
+fi
 echo "worker ready; producing $EVENTS calls at $RATE events/s, with correctness feedback on 30 % of the answers"
 echo "(llama-3.1-8b-instant answers fastest and cheapest and rarely fails, but is often wrong: only feedback shows it)"
 

@@ -6,152 +6,17 @@ its traffic; SIGTERM loses nothing the proxy answered."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import subprocess
-import sys
-import time
-import uuid
 from collections import Counter
-from pathlib import Path
 
-import httpx
 import openai
 import pytest
-import yaml
-from aiohttp import web
 
-from tests.integration.harness import free_port, wait_drained
+from examples.litellm_proxy_gateway import MASTER_KEY, TASKS, FakeProvider, Proxy, ask, readme_config
+from tests.integration.harness import wait_drained
 from tests.integration.test_routing import OBEYED, wait_for
 from worker.gateway.router import HeuristicsSubscriber, RoutingTable
 from worker.simulation.producer import ensure_topics
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-MASTER_KEY = "sk-test-" + "0123456789abcdef" * 2
-TASKS = ("coding", "summarization", "chat")  # by metadata, by tag, and the model group
-
-
-class FakeProvider:
-    """An OpenAI-compatible chat endpoint that counts what it served; `failing` answers 500."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.served: Counter = Counter()
-        self.hits = 0
-        self.failing = False
-        self._runner: web.AppRunner | None = None
-
-    async def chat(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        self.hits += 1
-        if self.failing:
-            return web.json_response({"error": {"message": "upstream overloaded", "type": "server_error"}}, status=500)
-        self.served[body["model"]] += 1
-        return web.json_response(
-            {
-                "id": f"chatcmpl-{uuid.uuid4().hex}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
-                "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
-            }
-        )
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.chat)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-def readme_config(providers: dict[str, FakeProvider]) -> dict:
-    """The README's config.yaml as written, its model list pointed at the fake providers."""
-    found = re.search(r"<!-- snippet: litellm-proxy -->\n```yaml\n(.*?)```", README.read_text(), re.S)
-    assert found, "the README's LiteLLM Proxy configuration is missing"
-    config = yaml.safe_load(found.group(1))
-    assert {e["litellm_params"]["model"] for e in config["model_list"]} == {"openai/gpt-4o", "openai/gpt-4o-mini"}
-    config["model_list"] = [
-        {
-            "model_name": "chat",
-            "litellm_params": {"model": f"openai/{name}", "api_base": f"http://127.0.0.1:{p.port}/v1", "api_key": "x"},
-        }
-        for name, p in providers.items()
-    ]
-    return config
-
-
-class Proxy:
-    def __init__(self, settings, config: dict, tmp_path: Path) -> None:
-        self.port = free_port()
-        self.path = tmp_path / "config.yaml"
-        self.path.write_text(yaml.safe_dump(config))
-        self.log = tmp_path / "proxy.log"
-        self.env = {
-            **{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},  # the worker's; the proxy's own DB if set
-            "LITELLM_MASTER_KEY": MASTER_KEY,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-            "TOPIC_CALLS_COMPLETED": settings.topic_calls_completed,
-            "TOPIC_CALLS_FAILED": settings.topic_calls_failed,
-            "TOPIC_CALLS_FEEDBACK": settings.topic_calls_feedback,
-            "TOPIC_HEURISTICS": settings.topic_heuristics,
-            "GATEWAY_LAYERS": '{"openai/fake-a": "fast", "openai/fake-b": "balanced", "openai/fake-c": "deep"}',
-        }
-        self.proc: subprocess.Popen | None = None
-
-    async def start(self, timeout: float = 120.0) -> None:
-        litellm_cli = Path(sys.executable).with_name("litellm")
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [str(litellm_cli), "--config", str(self.path), "--port", str(self.port), "--host", "127.0.0.1"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient() as client:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"the proxy exited:\n{self.tail()}"
-                try:
-                    if (
-                        await client.get(f"http://127.0.0.1:{self.port}/health/liveliness", timeout=2)
-                    ).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.5)
-        raise AssertionError(f"the proxy did not answer within {timeout} s:\n{self.tail()}")
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-async def ask(client: openai.AsyncOpenAI, task: str) -> bool:
-    """One request as a user's code sends it; True when the proxy answered it."""
-    extra: dict = {}
-    if task == "coding":
-        extra = {"metadata": {"task_type": "coding", "request_id": str(uuid.uuid4())}}
-    elif task == "summarization":
-        extra = {"tags": ["task:summarization"]}
-    try:
-        await client.chat.completions.create(
-            model="chat", messages=[{"role": "user", "content": f"a {task} request"}], extra_body=extra
-        )
-    except openai.OpenAIError:
-        return False
-    return True
 
 
 async def traffic(client, count: int, answered: Counter, concurrency: int = 10) -> None:
@@ -211,7 +76,10 @@ async def test_the_proxy_from_the_readme_reports_exactly_routes_by_the_rules_and
     await ensure_topics(settings, partitions=2)
     worker = workers(**OBEYED)
     await worker.wait_ready()
-    proxy = Proxy(settings, readme_config(providers), tmp_path)
+    config = readme_config(providers)
+    assert config["litellm_settings"]["callbacks"] == ["worker.gateway.litellm_proxy.telemetry"]
+    assert config["router_settings"]["plugins"] == ["worker.gateway.litellm_proxy.routing"]
+    proxy = Proxy(settings, config, tmp_path)
     await proxy.start()
     table = RoutingTable()
     subscriber = HeuristicsSubscriber(settings.kafka_bootstrap_servers, table, topic=settings.topic_heuristics)

@@ -26,8 +26,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from examples.litellm_proxy_gateway import FakeProvider
 from tests.integration.harness import dead_letters, free_port, settings_env, wait_drained
-from tests.integration.test_litellm_proxy import FakeProvider
 from worker.otlp.receiver import Receiver
 from worker.simulation.producer import ensure_topics
 

@@ -344,10 +344,12 @@ def counterfactual_lines(found: list[counterfactual.TaskCounterfactual], assumpt
     for cf in found:
         since = dt.datetime.fromtimestamp(cf.since, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         if cf.calls == 0:
-            lines.append(
-                f"  {cf.task_type}, {cf.rule} since {since}: no figure: none of its {cf.unweighted:,} calls since "
-                "then carries a route_probability (its routers do not log one)"
+            why = (
+                f"none of its {cf.unweighted:,} calls since then carries a route_probability (its routers do not log one)"
+                if cf.unweighted
+                else "no call logged since then yet (counted from the first full minute after the publication)"
             )
+            lines.append(f"  {cf.task_type}, {cf.rule} since {since}: no figure: {why}")
             continue
         lines.append(
             f"  {cf.task_type}, {cf.rule} since {since} ({cf.calls:,} calls with a propensity, "

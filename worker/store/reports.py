@@ -80,6 +80,7 @@ FROM routing_rules r JOIN routing_rule_versions v ON v.rule_id = r.id AND v.vers
 WHERE r.source = 'learned' AND r.active AND v.published_at IS NOT NULL AND ($1::text IS NULL OR r.task_type = $1)
 ORDER BY r.task_type LIMIT $2"""
 
+# Minute rows from the first full minute after `since`: a rule is never scored on a call it was learned from.
 LOGGED_SINCE = """
 SELECT p.task_type, p.model_id, sum(calls)::int8 AS calls, sum(unweighted)::int8 AS unweighted,
        sum(weight) AS weight, sum(weight_sq) AS weight_sq, sum(success_w) AS success_w,
