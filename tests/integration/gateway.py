@@ -29,6 +29,7 @@ class ObeyingGateway:
     seed: int = 5
     calls: list[tuple[float, str, str, bool]] = field(default_factory=list)  # (monotonic t, task, model, ok)
     tagged: Counter = field(default_factory=Counter)  # (experiment_id, arm) -> calls sent with that tag
+    routes: list[tuple[float, str, str | None, str | None]] = field(default_factory=list)  # (t, model, rule, arm)
 
     async def run(self, stop: asyncio.Event) -> None:
         rng = random.Random(self.seed)
@@ -78,6 +79,7 @@ class ObeyingGateway:
         topic = self.settings.topic_calls_completed if ok else self.settings.topic_calls_failed
         await producer.send(topic, orjson.dumps(event))
         self.calls.append((tick, task, model, ok))
+        self.routes.append((tick, model, route.rule_id, route.arm))
 
     def calls_to(self, model: str, since: float, until: float = float("inf")) -> Counter:
         return Counter(m for t, _, m, _ in self.calls if since <= t < until and m == model)
