@@ -6,6 +6,7 @@ re-sent export counted once, and every refusal with its reason."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import os
 import subprocess
@@ -16,6 +17,7 @@ import httpx
 import openai
 import orjson
 import pytest
+from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -180,16 +182,24 @@ async def test_openllmetry_instrumenting_the_openai_client_reaches_the_aggregate
         receiver.stop()
 
 
-async def test_json_gzip_partial_success_and_every_refusal_has_its_reason(settings):
-    receiver = Receiver(settings.model_copy(update={"otlp_max_body_bytes": 64 * 1024, "otlp_max_spans": 50}))
+@contextlib.asynccontextmanager
+async def in_process(settings):
+    """A Receiver served on a free port in this process, stopped however the test ends."""
+    receiver = Receiver(settings)
     await receiver.start()
-    from aiohttp import web
-
     runner = web.AppRunner(receiver.app())
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}/v1/traces"
+    try:
+        yield receiver, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+        await receiver.stop()
+
+
+async def test_json_gzip_partial_success_and_every_refusal_has_its_reason(settings):
+    own = settings.model_copy(update={"otlp_max_body_bytes": 64 * 1024, "otlp_max_spans": 50})
     span = {
         "traceId": "5b8efff798038103d269b633813fc60c",
         "spanId": "eee19b7ec3c1b174",
@@ -204,7 +214,8 @@ async def test_json_gzip_partial_success_and_every_refusal_has_its_reason(settin
     }
     bad = {**span, "spanId": "eee19b7ec3c1b175", "attributes": [span["attributes"][0]]}
     body = {"resourceSpans": [{"resource": {}, "scopeSpans": [{"spans": [span, bad]}]}]}
-    try:
+    async with in_process(own) as (receiver, base):
+        url = f"{base}/v1/traces"
         await asyncio.wait_for(_until(lambda: receiver.producer is not None), 30)
         async with httpx.AsyncClient() as client:
             answer = await client.post(
@@ -239,24 +250,13 @@ async def test_json_gzip_partial_success_and_every_refusal_has_its_reason(settin
             assert refused.status_code == 400 and "ExportTraceServiceRequest" in refused.json()["message"]
             refused = await client.post(url, content=b"{}", headers={"Content-Type": "text/plain"})
             assert refused.status_code == 400 and "Content-Type" in refused.json()["message"]
-    finally:
-        await runner.cleanup()
-        await receiver.stop()
     records = await _events(settings)
     assert [(e["model_id"], e["layer"], e["task_type"]) for e in records] == [("claude-sonnet-4", "deep", "chat")]
 
 
 async def test_with_kafka_away_an_export_is_answered_503_with_retry_after(settings):
     away = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
-    receiver = Receiver(away)
-    await receiver.start()
-    from aiohttp import web
-
-    runner = web.AppRunner(receiver.app())
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with in_process(away) as (_, base):
         exporter_body = ExportTraceServiceRequest()
         span = exporter_body.resource_spans.add().scope_spans.add().spans.add()
         span.trace_id, span.span_id, span.name = b"\1" * 16, b"\2" * 8, "chat"
@@ -266,16 +266,13 @@ async def test_with_kafka_away_an_export_is_answered_503_with_retry_after(settin
             attribute.key, attribute.value.string_value = key, value
         async with httpx.AsyncClient() as client:
             answer = await client.post(
-                f"http://127.0.0.1:{port}/v1/traces",
+                f"{base}/v1/traces",
                 content=exporter_body.SerializeToString(),
                 headers={"Content-Type": "application/x-protobuf"},
             )
-            ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+            ready = await client.get(f"{base}/readyz")
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
         assert ready.status_code == 503
-    finally:
-        await runner.cleanup()
-        await receiver.stop()
 
 
 async def test_the_collector_kafka_exporter_topic_is_mapped_and_a_bad_record_dead_lettered(settings, workers, pool):

@@ -21,7 +21,7 @@ calls without a propensity are left out (a fallback's or a retry's choice is no 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 Z95 = 1.959963984540054
@@ -166,14 +166,6 @@ def _compare(cells: Mapping[CellKey, LoggedTally], rule: Rule, baseline: Rule | 
 def single_model(task: str, model: str) -> Rule:
     """The rule that sends every call of `task` to `model`."""
     return {task: {model: 1.0}}
-
-
-def merged(cells: Iterable[tuple[CellKey, LoggedTally]]) -> dict[CellKey, LoggedTally]:
-    """Cells summed by key (minute rows of the same task and model)."""
-    out: dict[CellKey, LoggedTally] = {}
-    for key, tally in cells:
-        out.setdefault(key, LoggedTally()).merge(tally)
-    return out
 
 
 @dataclass(frozen=True, slots=True)
