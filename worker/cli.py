@@ -50,22 +50,43 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _report(settings: Settings, task_type: str | None):
+async def _report(settings: Settings, task_type: str | None, overrides: dict[str, float] | None = None):
     from dataclasses import replace
 
-    from worker.reporting.report import build_report, experiments
+    from worker.reporting.report import CandidateSetting, build_report, experiments
     from worker.store.db import connect
     from worker.store.routing import learned_records
 
     async with connect(settings.database_url) as conn:
         rules = [r for t, r in sorted((await learned_records(conn)).items()) if task_type in (None, t)]
-        return replace(await build_report(conn, task_type), experiments=await experiments(conn), rules=rules)
+        candidate = await CandidateSetting.of(conn, overrides, settings) if overrides else None
+        report = await build_report(conn, task_type, candidate=candidate)
+        return replace(report, experiments=await experiments(conn), rules=rules)
+
+
+def candidate_weights(text: str) -> dict[str, float]:
+    """`latency=0.2,cost=0.1` (snake_case or camelCase names) -> checked overrides."""
+    from pydantic import ValidationError
+
+    from worker.tools.requests import CandidateWeights
+
+    pairs = [part.partition("=") for part in text.split(",") if part.strip()]
+    if any(not sep for _, sep, _ in pairs):
+        raise argparse.ArgumentTypeError(f"expected name=value pairs separated by commas, got {text!r}")
+    camel = {"latency_ref_ms": "latencyRefMs", "cost_ref_usd": "costRefUsd", "value_usd": "valueUsd"}
+    try:
+        return CandidateWeights.model_validate(
+            {camel.get(k.strip(), k.strip()): v.strip() for k, _, v in pairs}
+        ).overrides()
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'weights'}: {e['msg']}" for e in error.errors())
+        raise argparse.ArgumentTypeError(problems) from None
 
 
 def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from worker.reporting.report import render
 
-    report = asyncio.run(_report(settings, args.task_type))
+    report = asyncio.run(_report(settings, args.task_type, args.candidate_weights))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
@@ -511,6 +532,13 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="print the analyze_metrics report")
     r.add_argument("--task-type", help="only this task type")
     r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.add_argument(
+        "--candidate-weights",
+        type=candidate_weights,
+        metavar="NAME=VALUE,...",
+        help="also estimate each learned rule's alternative under these scoring weights (latency, cost, "
+        "latency_ref_ms, cost_ref_usd, value_usd), learned before its publication and estimated after it",
+    )
     r.set_defaults(func=_cmd_report)
     sub.add_parser("mcp", help="serve the tools over MCP on stdin/stdout").set_defaults(func=_cmd_mcp)
     sub.add_parser(

@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import os
 import socket
-from dataclasses import replace
 
 import asyncpg
 import mode
@@ -32,7 +31,7 @@ from worker.pipeline.experiments import ExperimentRunner
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
 from worker.routing.engine import Engine, affected_tasks, catalogue_changes
 from worker.routing.evidence import ANY_TASK, QualityRow
-from worker.routing.scoring import Weights
+from worker.routing.scoring import Weights, weights_for
 from worker.routing.signing import Signer
 from worker.settings import Settings
 from worker.store import experiments as experiment_store
@@ -125,11 +124,8 @@ class RoutingPublisher(mode.Service):
         )
 
     def weights_for(self, task_type: str) -> Weights:
-        base = Weights(value_usd=self.settings.routing_value_usd)
-        promoted = self.promoted_weights.get(task_type) or self.promoted_weights.get("*")
-        if promoted is not None:
-            return replace(base, **promoted)
-        return replace(base, **self.settings.routing_weights.get(task_type, {}))
+        s = self.settings
+        return weights_for(task_type, s.routing_value_usd, s.routing_weights, self.promoted_weights)
 
     async def recompute(self, reason: str = "period") -> int:
         """Recompute every task type's learned rule; returns how many new versions were stored."""

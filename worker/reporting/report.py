@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
 from rich.console import Console, JustifyMethod
@@ -18,6 +19,10 @@ from worker.experiments.evaluate import Evaluation, evaluate_or_explain
 from worker.feedback.quality import QualityScore, estimate
 from worker.routing import counterfactual
 from worker.routing.contract import RoutingHeuristic
+from worker.routing.engine import Engine
+from worker.routing.evidence import FUTURE_TOLERANCE_S
+from worker.routing.heuristics import Policy
+from worker.routing.scoring import Weights, weights_for
 from worker.routing.table import split
 from worker.store import experiments as experiment_reads
 from worker.store import reports as reads
@@ -26,6 +31,8 @@ from worker.store.reports import MAX_MODEL_ROWS, MAX_MODELS_PER_TASK
 
 if TYPE_CHECKING:
     import asyncpg
+
+    from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +94,43 @@ class Report:
         return plain
 
 
+@dataclass(frozen=True)
+class CandidateSetting:
+    """Scoring weights to weigh against the published rules: for each task type, the weights its rule
+    was scored with, these fields replaced. The candidate rule is learned as the worker would have at
+    the rule's publication, from the calls before it, and estimated on the calls after it."""
+
+    overrides: dict[str, float]
+    weights_for: Callable[[str], Weights]  # what the worker scores each task type with
+    policy: Policy
+    max_models: int
+    max_task_types: int
+
+    @property
+    def label(self) -> str:
+        return "weights " + " ".join(f"{k}={v:g}" for k, v in sorted(self.overrides.items()))
+
+    @classmethod
+    async def of(cls, conn: asyncpg.Connection, overrides: dict[str, float], settings: Settings) -> CandidateSetting:
+        """With the weights and policy the worker's leader uses now (experiments' promoted weights included)."""
+        promoted = await experiment_reads.weights(conn)
+        s = settings
+        return cls(
+            dict(overrides),
+            lambda task: weights_for(task, s.routing_value_usd, s.routing_weights, promoted),
+            s.routing_policy,
+            s.routing_max_models,
+            s.routing_max_task_types,
+        )
+
+
 async def build_report(
     conn: asyncpg.Connection,
     task_type: str | None = None,
     *,
     max_models_per_task: int = MAX_MODELS_PER_TASK,
     max_rows: int = MAX_MODEL_ROWS,
+    candidate: CandidateSetting | None = None,
 ) -> Report:
     rows = await reads.model_rows(conn, task_type, max_models_per_task, max_rows)
     left_out = await reads.model_row_count(conn, task_type) - len(rows)
@@ -128,7 +166,7 @@ async def build_report(
         recent_bugs=bugs,
         models_left_out=left_out,
         forecasts=forecasts,
-        counterfactuals=await counterfactuals(conn, task_type),
+        counterfactuals=await counterfactuals(conn, task_type, candidate),
     )
 
 
@@ -136,9 +174,11 @@ REPORTED_EXPERIMENTS = 10
 MAX_COUNTERFACTUAL_TASKS = 50
 
 
-async def counterfactuals(conn: asyncpg.Connection, task_type: str | None) -> list[counterfactual.TaskCounterfactual]:
-    """Each learned rule as published, and each model alone, estimated on the calls logged since its
-    publication (never on the calls it was learned from)."""
+async def counterfactuals(
+    conn: asyncpg.Connection, task_type: str | None, candidate: CandidateSetting | None = None
+) -> list[counterfactual.TaskCounterfactual]:
+    """Each learned rule as published, each model alone, and the `candidate` weights' rule, estimated
+    on the calls logged since its publication (never on the calls it was learned from)."""
     rules = await reads.published_rules(conn, task_type, MAX_COUNTERFACTUAL_TASKS)
     if not rules:
         return []
@@ -168,6 +208,10 @@ async def counterfactuals(conn: asyncpg.Connection, task_type: str | None) -> li
             log.warning("counterfactual of %s left out: its stored rule is not valid (%s)", r["task_type"], error)
             continue
         drawable = sorted(model for task, model in cells if task == r["task_type"])  # what its routers drew
+        other = None
+        if candidate is not None and drawable:
+            learned = await candidate_rule(conn, candidate, heuristic, r["published_at"])
+            other = (candidate.label, split(learned, drawable) if learned is not None else {})
         out.append(
             counterfactual.against_current(
                 r["task_type"],
@@ -177,9 +221,30 @@ async def counterfactuals(conn: asyncpg.Connection, task_type: str | None) -> li
                 cells,
                 total_calls=totals.get(r["task_type"], 0),
                 judged=judged,
+                candidate=other,
             )
         )
     return out
+
+
+async def candidate_rule(
+    conn: asyncpg.Connection, candidate: CandidateSetting, published: RoutingHeuristic, published_at: float
+) -> RoutingHeuristic | None:
+    """The rule the worker would have published at `published_at` with the candidate's weights: the same
+    engine on the minute rows before it (none after), the published rule's exclusions kept (they are
+    health, not weights); None when there is nothing to decide."""
+    task = published.task_type or ""
+    until = published_at - FUTURE_TOLERANCE_S - 0.001  # the reads allow that much skew: stop short of it
+    window, models, tasks = candidate.policy.window_s, candidate.max_models, candidate.max_task_types
+    minutes = [m for m in await routing_reads.minute_rows(conn, until, window, models, tasks) if m.task_type == task]
+    quality = [q for q in await routing_reads.quality_rows(conn, until, window, models, tasks) if q.task_type == task]
+    weights = replace(candidate.weights_for(task), **cast(dict[str, Any], candidate.overrides))
+    engine = Engine(candidate.policy, weights=lambda _: weights)
+    decisions = await asyncio.to_thread(engine.recompute, until, minutes, {}, {}, {task: None}, [task], quality)
+    if task not in decisions:
+        return None
+    rule = RoutingHeuristic.learned(decisions[task], 1, window, dt.datetime.fromtimestamp(until, dt.UTC))
+    return rule.model_copy(update={"excluded": {**rule.excluded, **published.excluded}})
 
 
 async def costs(conn: asyncpg.Connection, task_type: str | None) -> list[CostProjection]:
@@ -364,6 +429,17 @@ def counterfactual_lines(found: list[counterfactual.TaskCounterfactual], assumpt
                 f"    all to {alt.model_id} instead: success {_figure(alt.success, 'pp')}, "
                 f"cost {_figure(alt.cost, 'usd_delta')}"
                 + "".join(f", {name} {_figure(e, 'score_delta')}" for name, e in alt.quality.items())
+            )
+        if (c := cf.candidate) is not None:
+            shares = ", ".join(f"{m} {share:.0%}" for m, share in sorted(c.split.items(), key=lambda kv: -kv[1]))
+            lines.append(
+                f"    {c.label} ({shares}; learned from the calls before the publication) instead: "
+                + (
+                    f"success {_figure(c.success, 'pp')}, cost {_figure(c.cost, 'usd_delta')}"
+                    + "".join(f", {name} {_figure(e, 'score_delta')}" for name, e in c.quality.items())
+                    if c.success.value is not None
+                    else f"no figure: {c.success.reason}"
+                )
             )
     return lines
 

@@ -179,6 +179,19 @@ class Alternative:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidate:
+    """A rule the worker did not publish (the same data scored with other weights), against the current
+    rule on the same calls."""
+
+    label: str  # what it is, e.g. "weights latency=0.2 cost=0.1"
+    split: dict[str, float]  # model -> the share a router following it would send there
+    learned_until: float  # epoch s: it was learned from the calls before this (the current rule's publication)
+    success: Estimate  # difference in success rate (candidate minus current)
+    cost: Estimate
+    quality: dict[str, Estimate]
+
+
+@dataclass(frozen=True, slots=True)
 class TaskCounterfactual:
     task_type: str
     rule: str  # the evaluated rule, e.g. "learned:coding@v7"
@@ -189,6 +202,7 @@ class TaskCounterfactual:
     cost: Estimate  # its cost per call
     quality: dict[str, Estimate]  # feedback name -> its mean score, on the judged calls
     alternatives: list[Alternative]
+    candidate: Candidate | None = None
 
 
 def against_current(
@@ -199,12 +213,14 @@ def against_current(
     cells: Mapping[CellKey, LoggedTally],
     total_calls: int,
     judged: Mapping[str, Mapping[CellKey, LoggedTally]] | None = None,
+    candidate: tuple[str, Mapping[str, float]] | None = None,
 ) -> TaskCounterfactual:
     """The current rule's figures (its split `current`: model -> share), and every model the logs hold
     as an alternative, from the calls of `task` in `cells` (those logged since the rule's publication);
     `total_calls`: all calls of `task` since then, with a propensity or not; `judged`: per feedback
     name, the cells of the calls judged under it (quality assumes a call's chance of being judged
-    does not depend on its model, given the task type)."""
+    does not depend on its model, given the task type); `candidate`: (label, split) of a rule learned
+    from the calls before `since` (then it, too, is estimated on calls it was not learned from)."""
     own = {key: tally for key, tally in cells.items() if key[0] == task}
     scored = {
         name: {key: tally for key, tally in named.items() if key[0] == task} for name, named in (judged or {}).items()
@@ -221,6 +237,23 @@ def against_current(
         )
         for (_, model) in sorted(own)
     ]
+    other = None
+    if candidate is not None:
+        label, shares = candidate
+        target = {task: dict(shares)}
+        if any(share > 0 for share in shares.values()):
+            other = Candidate(
+                label,
+                dict(shares),
+                since,
+                difference(own, target, baseline, "success"),
+                difference(own, target, baseline, "cost"),
+                {name: difference(named, target, baseline, "quality") for name, named in sorted(scored.items())},
+            )
+        else:
+            why = "no rule to estimate: nothing before the publication to learn it from"
+            none = {m: Estimate(m, None, None, None, 0.0, weighted, why) for m in ("success", "cost")}
+            other = Candidate(label, {}, since, none["success"], none["cost"], {})
     return TaskCounterfactual(
         task_type=task,
         rule=rule,
@@ -231,4 +264,5 @@ def against_current(
         cost=estimate(own, baseline, "cost"),
         quality={name: estimate(named, baseline, "quality") for name, named in sorted(scored.items())},
         alternatives=alternatives,
+        candidate=other,
     )

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -42,6 +44,19 @@ class Weights:
     cost_ref_usd: float = 0.01
     value_usd: float = 0.1  # V: what a good answer is worth, when the task type has feedback
     quality_name: str | None = None  # the feedback name routing weighs (None: the most given one)
+
+
+def weights_for(
+    task_type: str,
+    value_usd: float,
+    configured: Mapping[str, Mapping[str, Any]],
+    promoted: Mapping[str, Mapping[str, Any]],
+) -> Weights:
+    """What a task type is scored with: an experiment's promoted weights (for it, else for every task
+    type: "*"), else its ROUTING_WEIGHTS entry, over the defaults with ROUTING_VALUE_USD."""
+    base = Weights(value_usd=value_usd)
+    chosen = promoted.get(task_type) or promoted.get("*")
+    return replace(base, **(chosen if chosen is not None else configured.get(task_type, {})))
 
 
 @dataclass(frozen=True)

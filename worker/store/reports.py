@@ -91,14 +91,15 @@ FROM route_propensity_minutes p JOIN unnest($1::text[], $2::float8[]) AS s(task_
 GROUP BY p.task_type, p.model_id ORDER BY p.task_type, p.model_id"""
 
 
-# Judged calls (each call's mean score per feedback name over its sources), weighted like LOGGED_SINCE.
+# Judged calls (each call's mean score per feedback name over its sources), weighted like LOGGED_SINCE and
+# from the same first full minute (a candidate rule is learned from the minutes before it).
 JUDGED_SINCE = """
 WITH judged AS (
     SELECT c.task_type, c.model_id, f.name, c.route_probability AS p, avg(f.score_micro) / 1e6 AS q
     FROM call_feedback f
     JOIN call_index c ON c.event_id = f.call_event_id
     JOIN unnest($1::text[], $2::float8[]) AS s(task_type, since)
-        ON c.task_type = s.task_type AND c.occurred_at >= to_timestamp(s.since)
+        ON c.task_type = s.task_type AND c.occurred_at >= to_timestamp(ceil(s.since / 60) * 60)
     WHERE c.route_probability >= $3 AND c.route_probability <= 1
     GROUP BY c.event_id, c.task_type, c.model_id, f.name, c.route_probability)
 SELECT task_type, model_id, name, count(*)::int8 AS calls, sum(1 / p) AS weight, sum(1 / (p * p)) AS weight_sq,

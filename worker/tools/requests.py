@@ -50,6 +50,28 @@ class Page(ToolRequest):
     offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = Field(0, description="Rows to skip (at most 1,000,000).")
 
 
+class CandidateWeights(ToolRequest):
+    """Scoring weights to weigh against the published learned rules; a field left out keeps the task
+    type's own (ROUTING_WEIGHTS, ROUTING_VALUE_USD, or an experiment's promoted weights)."""
+
+    latency: Annotated[float, Field(ge=0, le=1)] | None = None
+    cost: Annotated[float, Field(ge=0, le=1)] | None = None
+    latency_ref_ms: Annotated[float, Field(gt=0, le=600_000)] | None = None
+    cost_ref_usd: Annotated[float, Field(gt=0, le=1000)] | None = None
+    value_usd: Annotated[float, Field(gt=0, le=1_000_000)] | None = Field(
+        None, description="What a good answer is worth (task types with feedback)."
+    )
+
+    @model_validator(mode="after")
+    def _some(self) -> CandidateWeights:
+        if not self.overrides():
+            raise ValueError("name at least one weight: latency, cost, latencyRefMs, costRefUsd or valueUsd")
+        return self
+
+    def overrides(self) -> dict[str, float]:
+        return self.model_dump(exclude_none=True)
+
+
 class AnalyzeMetrics(ToolRequest):
     """Model rankings per task type and the self-improvement summary."""
 
@@ -61,6 +83,11 @@ class AnalyzeMetrics(ToolRequest):
         le=500,
         description="At most this many models per task type, the most called "
         "first (2,000 rows in all); modelsLeftOut counts the rest.",
+    )
+    candidate_weights: CandidateWeights | None = Field(
+        None,
+        description="Also estimate, for each published learned rule, the rule these weights would have given "
+        "at its publication (learned from the calls before it, estimated on the calls after it).",
     )
 
 

@@ -112,6 +112,17 @@ class AlternativeRule(ToolResponse):
     )
 
 
+class CandidateRule(ToolResponse):
+    label: str = Field(description="The candidate, e.g. `weights cost=0.2`.")
+    split: dict[str, float] = Field(description="Model -> the share of calls a router following it sends there.")
+    learned_until: float = Field(description="Epoch seconds: it was learned from the calls before this.")
+    success: OffPolicyEstimate = Field(description="Its success rate minus the current rule's.")
+    cost: OffPolicyEstimate = Field(description="Its cost per call minus the current rule's.")
+    quality: dict[str, OffPolicyEstimate] = Field(
+        default_factory=dict, description="Feedback name -> its mean score minus the current rule's."
+    )
+
+
 class Counterfactual(ToolResponse):
     task_type: str
     rule: str = Field(description="The learned rule as published, e.g. learned:coding@v7.")
@@ -126,6 +137,9 @@ class Counterfactual(ToolResponse):
         "does not depend on its model, given the task type).",
     )
     alternatives: list[AlternativeRule]
+    candidate: CandidateRule | None = Field(
+        None, description="The rule of the request's candidateWeights, when asked and the logs can speak for it."
+    )
 
 
 class Analysis(ToolResponse):

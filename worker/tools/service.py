@@ -20,7 +20,7 @@ from worker.experiments.contract import Experiment
 from worker.experiments.evaluate import evaluate_or_explain
 from worker.experiments.sequential import ALPHA
 from worker.kafka_client import client_options
-from worker.reporting.report import build_report
+from worker.reporting.report import CandidateSetting, build_report
 from worker.routing.contract import RoutingHeuristic
 from worker.settings import Settings
 from worker.store import experiments as experiment_store
@@ -109,7 +109,12 @@ class ToolService:
 
     async def analyze_metrics(self, r: rq.AnalyzeMetrics) -> Analysis:
         async with self.pool.acquire() as conn:
-            report = await build_report(conn, r.task_type, max_models_per_task=r.max_models)
+            candidate = (
+                await CandidateSetting.of(conn, r.candidate_weights.overrides(), self.settings)
+                if r.candidate_weights is not None
+                else None
+            )
+            report = await build_report(conn, r.task_type, max_models_per_task=r.max_models, candidate=candidate)
         return analyse(report, r.task_type, r.include_report)
 
     async def get_routing_heuristics(self, r: rq.GetRoutingHeuristics) -> PageOf:

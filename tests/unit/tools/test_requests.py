@@ -1,11 +1,15 @@
 """Tool parameters: the gateway's names, strict JSON, unknown names refused, stored-text limits."""
 
+import argparse
+
 import pytest
 from pydantic import ValidationError
 
+from worker.cli import candidate_weights
 from worker.tools.requests import (
     READS,
     WRITES,
+    AnalyzeMetrics,
     GenerateRegressionTest,
     GetRoutingHeuristics,
     RecordMetric,
@@ -101,3 +105,20 @@ def test_the_gateway_tool_names_are_all_served_and_the_catalogue_and_experiment_
         "stop_experiment",
         "promote_experiment",
     }
+
+
+def test_candidate_weights_name_at_least_one_bounded_weight_on_the_wire_and_on_the_command_line():
+    r = AnalyzeMetrics.model_validate_json(b'{"candidateWeights": {"costRefUsd": 0.001, "cost": 0.5}}', strict=True)
+    assert r.candidate_weights is not None and r.candidate_weights.overrides() == {"cost": 0.5, "cost_ref_usd": 0.001}
+    assert candidate_weights("cost=0.5, cost_ref_usd=0.001") == {"cost": 0.5, "cost_ref_usd": 0.001}
+    for body, field in [
+        (b'{"candidateWeights": {}}', "candidateWeights"),  # nothing to try
+        (b'{"candidateWeights": {"cost": 2}}', "candidateWeights.cost"),  # past its bound
+        (b'{"candidateWeights": {"speed": 0.1}}', "candidateWeights.speed"),  # unknown
+    ]:
+        with pytest.raises(ValidationError) as error:
+            AnalyzeMetrics.model_validate_json(body, strict=True)
+        assert field in fields(error.value), body
+    for text, says in [("cost", "name=value pairs"), ("cost=2", "cost: Input should be less than or equal to 1")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=says):
+            candidate_weights(text)
