@@ -24,6 +24,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from worker.routing.scoring import wilson_lower_bound, wilson_upper_bound
+
 Z95 = 1.959963984540054
 MIN_PROPENSITY = 1e-3  # a smaller logged p is counted as unweighted: one such call would outweigh thousands
 MIN_EFFECTIVE_CALLS = 30.0  # below this effective sample size the normal interval is not trusted
@@ -158,9 +160,87 @@ def _compare(cells: Mapping[CellKey, LoggedTally], rule: Rule, baseline: Rule | 
         alpha, beta = a1 - a2, a1 * value - a2 * base  # each call's influence: (alpha·r - beta) / p
         r_w, r_w_sq, r_sq_w_sq = tally.sums(metric)
         variance += alpha * alpha * r_sq_w_sq - 2 * alpha * beta * r_w_sq + beta * beta * tally.weight_sq
-    half = Z95 * math.sqrt(max(variance, 0.0))
     figure = value - base
-    return Estimate(metric, figure, figure - half, figure + half, effective, calls)
+    low, high = _interval(figure, variance, effective, bounded=baseline is None and metric != "cost")
+    return Estimate(metric, figure, low, high, effective, calls)
+
+
+def _interval(value: float, variance: float, effective: float, bounded: bool) -> tuple[float, float]:
+    """The delta method's normal interval; for a rate or a mean score in [0, 1], Wilson's interval at
+    the sample size the estimated variance implies (a design effect), which near 0 or 1 stretches
+    toward the middle where the normal interval would be too narrow (measured: 88.7 % coverage for a
+    mean score of 0.85 on 60 effective calls, normal; see tests/unit/test_counterfactual.py)."""
+    variance = max(variance, 0.0)
+    if not bounded:
+        half = Z95 * math.sqrt(variance)
+        return value - half, value + half
+    p = min(1.0, max(0.0, value))
+    n = p * (1 - p) / variance if variance > 0 and 0 < p < 1 else effective
+    return wilson_lower_bound(p * n, n, Z95), wilson_upper_bound(p * n, n, Z95)
+
+
+def quality(
+    cells: Mapping[CellKey, LoggedTally],
+    judged: Mapping[CellKey, LoggedTally],
+    rule: Rule,
+    baseline: Rule | None = None,
+) -> Estimate:
+    """The mean score under `rule` (minus `baseline`'s, if given), from the judged calls (`judged`: each
+    cell's sums over the calls whose verdict has arrived) and all logged calls (`cells`).
+
+    Each model's mean score is estimated on its own judged calls (weighted by 1/p, so it speaks for the
+    requests the rule would send it), then the models are mixed by the rule's weight of all their logged
+    calls: V = Σ π·W·Q / Σ π·W, with W = Σ 1/p over all of a cell's calls and Q = its judged mean. So a
+    model whose verdicts come later or more rarely (slow judges, late feedback) is not under-weighted,
+    as it would be if the judged calls were mixed directly; what remains assumed is that, within a task
+    type and model, whether a call's verdict has arrived does not depend on the call."""
+    tasks = set(rule) | set(baseline or {})
+    calls = sum(t.calls for (task, _), t in judged.items() if task in tasks)
+    missing = (
+        [
+            f"{task}: no judged call to {model} logged with a route_probability"
+            for r in (rule, baseline or {})
+            for task, shares in sorted(r.items())
+            for model, share in sorted(shares.items())
+            if share > 0 and (judged.get((task, model)) is None or judged[(task, model)].weight <= 0)
+        ]
+        + unsupported(cells, rule)
+        + unsupported(cells, baseline or {})
+    )
+    if missing:
+        return Estimate("quality", None, None, None, 0.0, calls, "; ".join(sorted(set(missing))))
+    means = {key: t.quality_w / t.weight for key, t in judged.items() if t.weight > 0}
+    parts = []  # per rule: (sign, its shares, D = Σ π·W, V)
+    for sign, r in ((1.0, rule), (-1.0, baseline)):
+        if r is None:
+            continue
+        mass = {key: r.get(key[0], {}).get(key[1], 0.0) * cells[key].weight for key in means if key in cells}
+        total = sum(mass.values())
+        parts.append((sign, r, total, sum(m * means[key] for key, m in mass.items()) / total))
+    effective = math.inf
+    for _, r, _, _ in parts:
+        w = sum(r.get(k[0], {}).get(k[1], 0.0) * t.weight for k, t in judged.items())
+        w_sq = sum(r.get(k[0], {}).get(k[1], 0.0) ** 2 * t.weight_sq for k, t in judged.items())
+        effective = min(effective, w * w / w_sq if w_sq else 0.0)
+    if effective < MIN_EFFECTIVE_CALLS:
+        why = f"the judged calls are worth {effective:.0f} under this rule, fewer than {MIN_EFFECTIVE_CALLS:.0f}"
+        return Estimate("quality", None, None, None, effective, calls, why)
+    variance = 0.0
+    for key, q in means.items():
+        if key not in cells:
+            continue
+        j = judged[key]
+        a = b = 0.0  # a call's influence: w·a, plus w·(score - q)·b when its verdict arrived
+        for sign, r, total, value in parts:
+            share = r.get(key[0], {}).get(key[1], 0.0)
+            a += sign * share * (q - value) / total
+            b += sign * share * cells[key].weight / (total * j.weight)
+        spread = j.quality_w_sq - q * j.weight_sq  # Σ w²(score - q) over the judged calls
+        spread_sq = j.quality_sq_w_sq - 2 * q * j.quality_w_sq + q * q * j.weight_sq
+        variance += a * a * cells[key].weight_sq + 2 * a * b * spread + b * b * spread_sq
+    figure = parts[0][3] - (parts[1][3] if len(parts) > 1 else 0.0)
+    low, high = _interval(figure, variance, effective, bounded=baseline is None)
+    return Estimate("quality", figure, low, high, effective, calls)
 
 
 def single_model(task: str, model: str) -> Rule:
@@ -218,8 +298,7 @@ def against_current(
     """The current rule's figures (its split `current`: model -> share), and every model the logs hold
     as an alternative, from the calls of `task` in `cells` (those logged since the rule's publication);
     `total_calls`: all calls of `task` since then, with a propensity or not; `judged`: per feedback
-    name, the cells of the calls judged under it (quality assumes a call's chance of being judged
-    does not depend on its model, given the task type); `candidate`: (label, split) of a rule learned
+    name, the cells of the calls judged under it (see `quality`); `candidate`: (label, split) of a rule learned
     from the calls before `since` (then it, too, is estimated on calls it was not learned from)."""
     own = {key: tally for key, tally in cells.items() if key[0] == task}
     scored = {
@@ -233,7 +312,7 @@ def against_current(
             model,
             difference(own, single_model(task, model), baseline, "success"),
             difference(own, single_model(task, model), baseline, "cost"),
-            {name: difference(named, single_model(task, model), baseline, "quality") for name, named in scored.items()},
+            {name: quality(own, named, single_model(task, model), baseline) for name, named in scored.items()},
         )
         for (_, model) in sorted(own)
     ]
@@ -248,7 +327,7 @@ def against_current(
                 since,
                 difference(own, target, baseline, "success"),
                 difference(own, target, baseline, "cost"),
-                {name: difference(named, target, baseline, "quality") for name, named in sorted(scored.items())},
+                {name: quality(own, named, target, baseline) for name, named in sorted(scored.items())},
             )
         else:
             why = "no rule to estimate: nothing before the publication to learn it from"
@@ -262,7 +341,7 @@ def against_current(
         unweighted=max(0, total_calls - weighted),
         success=estimate(own, baseline, "success"),
         cost=estimate(own, baseline, "cost"),
-        quality={name: estimate(named, baseline, "quality") for name, named in sorted(scored.items())},
+        quality={name: quality(own, named, baseline) for name, named in sorted(scored.items())},
         alternatives=alternatives,
         candidate=other,
     )

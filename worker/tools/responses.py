@@ -133,8 +133,9 @@ class Counterfactual(ToolResponse):
     cost: OffPolicyEstimate
     quality: dict[str, OffPolicyEstimate] = Field(
         default_factory=dict,
-        description="Feedback name -> the rule's mean score, on the judged calls (assumes whether a call is judged "
-        "does not depend on its model, given the task type).",
+        description="Feedback name -> the rule's mean score: each model's mean on its judged calls, mixed by the "
+        "rule's weight of all its calls (assumes whether a call's verdict has arrived does not depend on the call, "
+        "given its task type and model).",
     )
     alternatives: list[AlternativeRule]
     candidate: CandidateRule | None = Field(
