@@ -89,8 +89,10 @@ def readme_config(providers: dict[str, FakeProvider]) -> dict:
 
 
 class Proxy:
-    def __init__(self, settings, config: dict, tmp_path: Path) -> None:
-        """`settings`: the worker's (its Kafka address and topic names)."""
+    def __init__(self, settings, config: dict, tmp_path: Path, num_workers: int = 1) -> None:
+        """`settings`: the worker's (its Kafka address and topic names); `num_workers`: the proxy's
+        worker processes (`--num_workers`), each with its own emitter and rules."""
+        self.num_workers = num_workers
         self.port = free_port()
         self.path = tmp_path / "config.yaml"
         self.path.write_text(yaml.safe_dump(config))
@@ -112,7 +114,8 @@ class Proxy:
         litellm_cli = Path(sys.executable).with_name("litellm")
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [str(litellm_cli), "--config", str(self.path), "--port", str(self.port), "--host", "127.0.0.1"],
+                [str(litellm_cli), "--config", str(self.path), "--port", str(self.port), "--host", "127.0.0.1"]
+                + (["--num_workers", str(self.num_workers)] if self.num_workers > 1 else []),
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -1,14 +1,19 @@
 """The LiteLLM Proxy as users run it: `litellm --config config.yaml` with the README's configuration
 (fake OpenAI-compatible providers on 127.0.0.1 in its model list), the official `openai` client, the
 real worker, Kafka and PostgreSQL. Exact counts per deployment and task type; a failing provider loses
-its traffic within seconds; SIGTERM loses nothing the proxy answered."""
+its traffic within seconds and gets it back once it recovers; SIGTERM loses nothing the proxy answered."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
 import signal
 from collections import Counter
+from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -121,8 +126,35 @@ async def test_the_proxy_from_the_readme_reports_exactly_routes_by_the_rules_and
         assert hits_after - hits_before <= 0.06 * after + 3, (hits_after - hits_before, after)  # probes at most
         assert sum(answered.values()) == 300 + sum(sent.values()), "a retry goes to another deployment: all answered"
 
-        # 3. SIGTERM mid-traffic: everything the proxy answered, and everything it served, is counted
+        # 3. it recovers and takes traffic again: LiteLLM's cooldown runs out, or the worker's probes restore it.
+        # (Its healthy calls all lie within the minute before the incident, which the worker sets aside with
+        # the incident: it starts over as an explored model. test_litellm.py, with history before the
+        # incident, shows the preferred share coming back.)
         failing.failing = False
+        recovering = asyncio.get_running_loop().time()
+        stop, sent = asyncio.Event(), Counter()
+        background = asyncio.create_task(steady(client, stop, answered, sent))
+
+        async def serving_again() -> int:
+            served = sum(failing.served.values())
+            await asyncio.sleep(3)
+            held = any(
+                failing_model in r.excluded or failing_model in r.probes for t in TASKS if (r := table.choose(t))
+            )
+            return 0 if held else sum(failing.served.values()) - served
+
+        try:
+            got = await wait_for(
+                serving_again, 60, "the recovered deployment served again, neither excluded nor probed"
+            )
+        finally:
+            stop.set()
+            await background
+        print(
+            f"recovered: restored and serving ({got} calls in 3 s) {asyncio.get_running_loop().time() - recovering:.0f} s later"
+        )
+
+        # 4. SIGTERM mid-traffic: everything the proxy answered, and everything it served, is counted
         before_stop = Counter(answered)
         burst = asyncio.create_task(traffic(client, 400, answered, concurrency=20))
         await asyncio.sleep(1.5)
@@ -141,4 +173,62 @@ async def test_the_proxy_from_the_readme_reports_exactly_routes_by_the_rules_and
     finally:
         await client.close()
         await subscriber.stop()
+        proxy.kill()
+
+
+def kafka_connections(pid: int, port: int) -> int:
+    """Established TCP connections of process `pid` to `port` (Linux /proc): each proxy process's own
+    emitter and rules subscriber, once it has served a request."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if (target := os.readlink(fd)).startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
+
+
+async def test_each_of_the_proxys_worker_processes_reports_its_own_calls_once(
+    settings, workers, pool, providers, tmp_path
+):
+    """`--num_workers 2`: each process starts its own emitter and rules on its first request (both are
+    connected to Kafka once the traffic is through); every call is counted once, whichever process
+    served it, and SIGTERM loses none."""
+    await ensure_topics(settings, partitions=2)
+    worker = workers(**OBEYED)
+    await worker.wait_ready()
+    proxy = Proxy(settings, readme_config(providers), tmp_path, num_workers=2)
+    await proxy.start()
+    answered: Counter = Counter()
+    try:
+        clients = [  # no keep-alive: one connection per request, so that both processes take some
+            openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{proxy.port}", api_key=MASTER_KEY, max_retries=0,
+                http_client=httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0)),
+            )
+            for _ in range(2)
+        ]  # fmt: skip
+        try:
+            await asyncio.gather(*(traffic(c, 150, answered) for c in clients))
+        finally:
+            for c in clients:
+                await c.close()
+        assert sum(answered.values()) == 300, proxy.tail()
+        servers = {int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", proxy.log.read_text())}
+        kafka_port = int(settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")[2])
+        assert len(servers) == 2 and all(kafka_connections(pid, kafka_port) for pid in servers), proxy.tail()
+        assert proxy.proc is not None
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert proxy.proc.wait(60) is not None
+        await wait_drained(settings, pool, workers=[worker])
+        ok_by_model, ok_by_task, _ = await counted(pool)
+        served = {f"openai/{name}": sum(p.served.values()) for name, p in providers.items()}
+        assert dict(ok_by_task) == dict(answered)
+        assert {m: n for m, n in ok_by_model.items() if n} == {m: n for m, n in served.items() if n}
+    finally:
         proxy.kill()
