@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from examples.litellm_proxy_gateway import MASTER_KEY, TASKS, FakeProvider, Proxy, ask, readme_config
-from tests.integration.harness import wait_drained
+from tests.integration.harness import free_port, wait_drained
 from tests.integration.test_routing import OBEYED, wait_for
 from worker.gateway.router import HeuristicsSubscriber, RoutingTable
 from worker.simulation.producer import ensure_topics
@@ -231,4 +231,32 @@ async def test_each_of_the_proxys_worker_processes_reports_its_own_calls_once(
         assert dict(ok_by_task) == dict(answered)
         assert {m: n for m, n in ok_by_model.items() if n} == {m: n for m, n in served.items() if n}
     finally:
+        proxy.kill()
+
+
+async def test_with_kafka_away_the_proxy_starts_answers_at_its_usual_speed_and_stops(settings, providers, tmp_path):
+    """Nothing listens where the proxy's Kafka should be: it starts, every request is answered about as
+    fast as the provider answers (no wait on an acknowledgement that cannot come), LiteLLM routes on
+    its own, and SIGTERM still stops it promptly."""
+    away = settings.model_copy(update={"kafka_bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    proxy = Proxy(away, readme_config(providers), tmp_path)
+    await proxy.start()
+    client = openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{proxy.port}", api_key=MASTER_KEY, max_retries=0)
+    try:
+        took = []
+        for i in range(60):
+            began = asyncio.get_running_loop().time()
+            assert await ask(client, TASKS[i % len(TASKS)]), proxy.tail()
+            took.append(asyncio.get_running_loop().time() - began)
+        took.sort()
+        print(f"Kafka away: median {took[30] * 1000:.0f} ms, slowest {took[-1] * 1000:.0f} ms per request")
+        assert took[30] < 0.5 and took[-1] < 3.0, took  # the first request also starts the clients
+        assert sum(sum(p.served.values()) for p in providers.values()) == 60
+        assert proxy.proc is not None
+        stopping = asyncio.get_running_loop().time()
+        proxy.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proxy.proc.wait, 30) is not None
+        print(f"stopped {asyncio.get_running_loop().time() - stopping:.1f} s after SIGTERM")
+    finally:
+        await client.close()
         proxy.kill()
