@@ -9,7 +9,7 @@ export DATABASE_URL ?= postgresql://postgres:postgres@127.0.0.1:5432/telemetry
 
 .PHONY: install lint format services-up services-down services-status test test-unit test-integration test-faults demo demo-litellm demo-litellm-proxy bench routing-eval schemas clean
 
-install: $(VENV)/.installed tests/typescript/node_modules/.installed clients/ts/dist/.built kustomize
+install: $(VENV)/.installed tests/typescript/node_modules/.installed clients/ts/dist/.built kustomize prometheus-tools
 
 # kustomize renders deploy/k8s for the manifest tests: kubectl's built-in one, or built from the Go module proxy.
 KUSTOMIZE_VERSION := v5.5.0
@@ -19,6 +19,16 @@ kustomize:
 	  command -v go >/dev/null || { echo "kubectl, kustomize or Go is needed for the manifest tests" >&2; exit 1; }; \
 	  echo "building kustomize $(KUSTOMIZE_VERSION) into .cache/bin"; \
 	  GOBIN=$(CURDIR)/.cache/bin GOMODCACHE=$(CURDIR)/.cache/go-mod go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); }
+
+# promtool and amtool check and unit-test the alerting rules and the Alertmanager example: Debian's, from its
+# prometheus and prometheus-alertmanager packages (only the tools are unpacked into .cache/bin; nothing is
+# installed or started).
+.PHONY: prometheus-tools
+prometheus-tools: .cache/bin/promtool .cache/bin/amtool
+.cache/bin/promtool:
+	@bash deploy/local/debian-tool.sh prometheus promtool
+.cache/bin/amtool:
+	@bash deploy/local/debian-tool.sh prometheus-alertmanager amtool
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=python3.11")'

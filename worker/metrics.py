@@ -90,6 +90,12 @@ EXPERIMENTS_ENDED = Counter(
     ["status"],
     registry=REGISTRY,
 )
+EXPERIMENT_ARMS_STOPPED = Counter(
+    "telemetry_experiment_arms_stopped_total",
+    "Arms of running experiments stopped by a guardrail (the reason is on the experiment).",
+    ["experiment_id", "arm"],
+    registry=REGISTRY,
+)
 EXPERIMENT_EVALUATION_ERRORS = Counter(
     "telemetry_experiment_evaluation_errors_total",
     "Looks at a running experiment that failed (logged); the other experiments are evaluated regardless.",
@@ -133,6 +139,24 @@ ROUTING_ALERTS = Counter(
 )
 NEW_BUG_PATTERNS = Counter(
     "telemetry_bug_patterns_new_total", "Bug patterns seen for the first time.", registry=REGISTRY
+)
+CRITICAL_BUG_PATTERNS = Counter(
+    "telemetry_bug_patterns_critical_total",
+    "Bug patterns that became critical: new at that severity, or raised to it (each once).",
+    registry=REGISTRY,
+)
+MODELS_HELD_BACK = Gauge(
+    "telemetry_models_held_back",
+    "Breakers of each model not closed at the leader's last check, by state (open: excluded; half_open: "
+    "probed), in a task type or model-wide. Only the leader's series are current: join on "
+    "telemetry_routing_checked_timestamp_seconds. The first 200 model ids get a label of their own.",
+    ["model_id", "state"],
+    registry=REGISTRY,
+)
+ROUTING_CHECKED = Gauge(
+    "telemetry_routing_checked_timestamp_seconds",
+    "When this pod last checked the breakers as the group's leader (Unix time; absent on a pod never leader).",
+    registry=REGISTRY,
 )
 ROUTING_LEFT_OUT = Gauge(
     "telemetry_routing_left_out",

@@ -58,6 +58,8 @@ def crd_schema(name: str) -> dict:
 CRDS = {
     ("keda.sh/v1alpha1", "ScaledObject"): "keda.sh_scaledobjects.yaml",
     ("keda.sh/v1alpha1", "TriggerAuthentication"): "keda.sh_triggerauthentications.yaml",
+    ("monitoring.coreos.com/v1", "PrometheusRule"): "monitoring.coreos.com_prometheusrules.yaml",
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring.coreos.com_servicemonitors.yaml",
 }
 
 
@@ -79,6 +81,8 @@ def test_every_manifest_validates_against_its_schema(overlay):
         "NetworkPolicy",
         "ScaledObject",
         "ServiceAccount",
+        "PrometheusRule",
+        "ServiceMonitor",
     } <= set(kinds)
 
 

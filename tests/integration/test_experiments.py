@@ -64,6 +64,8 @@ async def test_an_experiment_from_definition_to_promotion_with_a_router_that_obe
 
             stopped = await wait_for(arm_c_stopped, 90, "the guardrail to stop arm c")
             assert stopped["experiment"]["arms"][2]["stopped"].startswith("guardrail: failure_rate")
+            exported = await worker.metrics()  # what TelemetryExperimentArmStopped reads
+            assert exported["telemetry_experiment_arms_stopped_total|arm=c|experiment_id=fixed-models"] == 1
             await wait_for(
                 lambda: table.experiments["experiment:fixed-models"].arms[2].stopped, 30, "routers to stop arm c"
             )

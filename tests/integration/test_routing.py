@@ -76,6 +76,9 @@ async def test_a_router_that_obeys_the_rules_excludes_probes_and_restores_in_ord
         incident = time.monotonic()
         models["good-model"] = ("balanced", 0.1)  # the outage begins
         await wait_for(lambda: all("good-model" in table.choose(t).excluded for t in TASKS), 20, "the exclusion")
+        exported = await worker.metrics()  # what TelemetryModelExcluded reads: breakers held open on the leader
+        assert exported.get("telemetry_models_held_back|model_id=good-model|state=open", 0) >= 1, exported
+        assert exported["telemetry_routing_checked_timestamp_seconds"] > time.time() - 10
         excluded_at = min(at for at, r in changes if "good-model" in r.excluded and at >= incident)
         print(f"outage -> exclusion published: {excluded_at - incident:.2f} s")
         assert excluded_at - incident <= 10.0

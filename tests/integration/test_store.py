@@ -2,6 +2,7 @@
 and the SQL histogram functions agreeing with the Python ones."""
 
 import asyncio
+import datetime as dt
 import random
 import uuid
 
@@ -190,3 +191,29 @@ async def test_pods_adding_to_the_same_minutes_at_once_give_the_exact_totals_and
                 float(minute),
             )
             assert value == pytest.approx(histogram.quantile(histogram.from_values(in_minute), q))
+
+
+async def test_a_pattern_becoming_critical_is_counted_once(migrated):
+    """What the TelemetryCriticalBugPattern alert reads: a flush reports the patterns it made critical
+    (here: every call of a model and task type failing the same way, a share of 100 %), and a later
+    flush of the same failures, the pattern already critical, reports none."""
+    from tests import samples
+    from worker.calls.decode import to_call
+    from worker.calls.events import CallFailed
+
+    def failures(n: int) -> list[Call]:
+        now = dt.datetime.now(dt.UTC).isoformat()  # the share is read over the recent window
+        return [
+            to_call(
+                CallFailed.model_validate(samples.failed(event_id=str(uuid.uuid4()), model_id="m1", occurred_at=now))
+            )
+            for _ in range(n)
+        ]
+
+    async with migrated.acquire() as conn:
+        await stored_offsets(conn, GROUP, [TP])
+        first = await flush(conn, failures(30), UNSTORED, 30)
+        again = await flush(conn, failures(30), 30, 60)
+        severity = await conn.fetchval("SELECT severity FROM bug_patterns")
+    assert (first.new_patterns, first.critical_patterns, severity) == (1, 1, "critical")
+    assert (again.new_patterns, again.critical_patterns) == (0, 0)

@@ -71,6 +71,10 @@ class ExperimentRunner:
                     log.info("experiment %s v%d: %s (%s)", new.experiment_id, new.version, new.status, new.reason)
                     if new.status != "running":
                         metrics.EXPERIMENTS_ENDED.labels(new.status).inc()
+                    before = {a.name for a in exp.arms if a.stopped}
+                    for state in new.arms:  # counted once: the save above succeeds for one leader only
+                        if state.stopped and state.name not in before:
+                            metrics.EXPERIMENT_ARMS_STOPPED.labels(new.experiment_id, state.name).inc()
                 for arm in evaluation.arms:
                     metrics.EXPERIMENT_ARM_CALLS.labels(exp.experiment_id, arm.arm).set(arm.calls)
                     for bound, value in (("estimate", arm.value), ("low", arm.low), ("high", arm.high)):

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import socket
+from collections import Counter
 
 import asyncpg
 import mode
@@ -28,6 +29,7 @@ from worker import metrics
 from worker.feedback.quality import windowed
 from worker.kafka_client import client_options
 from worker.pipeline.experiments import ExperimentRunner
+from worker.routing.breaker import Breaker
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
 from worker.routing.engine import Engine, affected_tasks, catalogue_changes
 from worker.routing.evidence import ANY_TASK, QualityRow
@@ -199,7 +201,11 @@ class RoutingPublisher(mode.Service):
             seconds = await store.second_rows(
                 conn, now, HEALTH_SPAN_S, self.settings.routing_max_models, self.settings.routing_max_task_types
             )
-            transitions = await asyncio.to_thread(self.engine.check, now, await store.breakers(conn), seconds)
+            breakers = await store.breakers(conn)
+            transitions = await asyncio.to_thread(self.engine.check, now, breakers, seconds)
+            export_breakers(
+                [*{**breakers, **{(t.breaker.model_id, t.breaker.scope): t.breaker for t in transitions}}.values()], now
+            )
             for t in transitions:
                 await store.save_breaker(conn, t.breaker)
                 b = t.breaker
@@ -281,3 +287,15 @@ def export_quality(rows: list[QualityRow]) -> None:
         label = metrics.model_label(model)
         for bound, value in (("mean", q.mean), ("low", q.low), ("high", q.high), ("feedback", q.feedback)):
             metrics.MODEL_QUALITY.labels(label, task, q.name, bound).set(value)
+
+
+def export_breakers(breakers: list[Breaker], now: float) -> None:
+    """How many breakers of each model are open or half-open, on /metrics, stamped with this check's time
+    (alert rules keep the series of the pod that checked last: the leader)."""
+    metrics.MODELS_HELD_BACK.clear()
+    held: Counter[tuple[str, str]] = Counter(
+        (metrics.model_label(b.model_id), b.state) for b in breakers if b.state != "closed"
+    )
+    for (label, state), count in held.items():
+        metrics.MODELS_HELD_BACK.labels(label, state).set(count)
+    metrics.ROUTING_CHECKED.set(now)

@@ -56,10 +56,11 @@ ON CONFLICT (test_name) DO NOTHING"""
 
 async def write_patterns(
     conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float, max_new_per_hour: int = 500
-) -> tuple[int, int]:
-    """Add the deltas; return how many new patterns (and stubs) appeared, and how many failures were
+) -> tuple[int, int, int]:
+    """Add the deltas; return how many new patterns (and stubs) appeared, how many failures were
     folded into the overflow pattern because `max_new_per_hour` patterns were created in the last hour
-    (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota).
+    (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota), and
+    how many patterns became critical (new at that level, or raised to it: what pages someone).
     What to write is decided in worker/failures; this runs the statements."""
     known = {r["fingerprint"] for r in await conn.fetch(KNOWN, list(deltas))}
     folded = 0
@@ -87,4 +88,6 @@ async def write_patterns(
     new = [d for d in ordered if merged[d.fingerprint.digest]["inserted"]]
     if new:
         await conn.execute(INSERT_STUBS, *map(list, zip(*(stub_row(d) for d in new), strict=True)))
-    return len(new), folded
+    critical = {d.fingerprint.digest for d in new if merged[d.fingerprint.digest]["severity"] == "critical"}
+    critical |= {digest for digest, level in changes if level == "critical"}
+    return len(new), folded, len(critical)
