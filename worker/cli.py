@@ -405,6 +405,38 @@ def _cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_record_test_results(args: argparse.Namespace, settings: Settings) -> int:
+    """record_test_results from a CI job: the same validation and answer as over HTTP; exit 1 on a regression."""
+    try:
+        xml = Path(args.junit).read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        err.print(f"[red]error:[/red] cannot read {args.junit}: {error}")
+        return 2
+    fields = {"junitXml": xml, "commit": args.commit, "environment": args.environment}
+    if args.run_id:
+        fields["runId"] = args.run_id
+    outcome = asyncio.run(_experiment(settings, "record_test_results", json.dumps(fields).encode()))
+    if outcome.status >= 400:
+        err.print(f"[red]rejected:[/red] {outcome.body.get('message')}", markup=True, highlight=False)
+        for d in outcome.body.get("detail") or []:
+            err.print(f"  {d['field']}: {d['reason']}", markup=False, highlight=False)
+        return 2
+    body = outcome.body
+    state = "recorded" if body["recorded"] else "already recorded (nothing changed)"
+    console.print(
+        f"run {body['runId']} {state}: {body['passed']} passed, {body['failed']} failed, {body['skipped']} skipped, "
+        f"{body['notStubs']} other test cases ignored",
+        markup=False,
+        highlight=False,
+    )
+    if body["unknownStubs"]:
+        console.print(f"stubs this worker does not know: {', '.join(body['unknownStubs'])}", markup=False)
+    if body["regressions"]:
+        err.print(f"regressed (failed after passing): {', '.join(body['regressions'])}", markup=False, highlight=False)
+        return 1
+    return 0
+
+
 def _cmd_experiment_eval(args: argparse.Namespace, settings: Settings) -> int:
     from rich.progress import track
 
@@ -540,6 +572,14 @@ def parser() -> argparse.ArgumentParser:
         "latency_ref_ms, cost_ref_usd, value_usd), learned before its publication and estimated after it",
     )
     r.set_defaults(func=_cmd_report)
+    rt = sub.add_parser(
+        "record-test-results", help="send a CI run's regression stub results (JUnit XML); exit 1 on a regression"
+    )
+    rt.add_argument("--junit", required=True, metavar="FILE", help="the JUnit XML that pytest or Vitest wrote")
+    rt.add_argument("--commit", required=True, help="the gateway commit the stubs ran against")
+    rt.add_argument("--environment", default="ci", help="where they ran (default: ci)")
+    rt.add_argument("--run-id", help="idempotency key, e.g. the CI run id and attempt (default: a hash of the report)")
+    rt.set_defaults(func=_cmd_record_test_results)
     sub.add_parser("mcp", help="serve the tools over MCP on stdin/stdout").set_defaults(func=_cmd_mcp)
     sub.add_parser(
         "otlp", help="receive OpenTelemetry GenAI spans (OTLP/HTTP on OTLP_PORT) and produce them as call events"

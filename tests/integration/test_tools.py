@@ -73,6 +73,11 @@ VALID = {
     "list_experiments": {"status": "running"},
     "stop_experiment": {"experimentId": "tools-exp", "reason": "enough"},
     "promote_experiment": {"experimentId": "tools-exp", "arm": "fixed", "force": True, "reason": "the answer's shape"},
+    "record_test_results": {
+        "junitXml": '<testsuites><testsuite name="s"><testcase name="test_health" /></testsuite></testsuites>',
+        "commit": "c0ffee",
+        "environment": "ci",
+    },
 }
 INVALID = {  # one wrong field each, and the field the answer must name
     "analyze_metrics": ({"taskType": 7}, "taskType"),
@@ -90,6 +95,7 @@ INVALID = {  # one wrong field each, and the field the answer must name
     "list_experiments": ({"status": "paused"}, "status"),
     "stop_experiment": ({"experimentId": "x", "reason": "r" * 501}, "reason"),
     "promote_experiment": ({"experimentId": "x", "arm": "no spaces"}, "arm"),
+    "record_test_results": ({**VALID["record_test_results"], "commit": "no spaces; rm -rf"}, "commit"),
 }
 GET_TOOLS = {"get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "get_experiment", "list_experiments"}
 

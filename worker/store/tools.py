@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncpg
 import orjson
 
+from worker.failures.junit import Report
+
 BUG_PATTERNS = """
 SELECT id, category, pattern, description, solution, occurrences, severity, fingerprint, error_type, first_seen,
        last_seen, models, layers, solution_source, created_at, updated_at, count(*) OVER () AS total
@@ -12,10 +14,38 @@ FROM bug_patterns WHERE ($1::text IS NULL OR category = $1)
 ORDER BY occurrences DESC, id LIMIT $2 OFFSET $3"""
 
 REGRESSION_TESTS = """
-SELECT id, test_name, category, description, test_code, expected_behavior, discovered_from, metadata, created_at,
-       updated_at, count(*) OVER () AS total
-FROM regression_tests WHERE ($1::text IS NULL OR category = $1)
-ORDER BY id LIMIT $2 OFFSET $3"""
+SELECT t.id, t.test_name, t.category, t.description, t.test_code, t.expected_behavior, t.discovered_from,
+       t.metadata, t.created_at, t.updated_at, last.outcome AS last_result, last.recorded_at AS last_run_at,
+       last.commit_sha AS last_commit, coalesce(runs.passes, 0) AS passes, coalesce(runs.failures, 0) AS failures,
+       coalesce(runs.flaky, false) AS flaky, count(*) OVER () AS total
+FROM regression_tests t
+LEFT JOIN LATERAL (
+    SELECT outcome, recorded_at, commit_sha FROM regression_test_results r
+    WHERE r.test_id = t.id ORDER BY recorded_at DESC, run_id DESC LIMIT 1) last ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE outcome = 'passed') AS passes, count(*) FILTER (WHERE outcome = 'failed') AS failures,
+           bool_or(both_ways) AS flaky
+    FROM (SELECT outcome, bool_and(outcome = 'passed') OVER w <> bool_or(outcome = 'passed') OVER w AS both_ways
+          FROM regression_test_results r WHERE r.test_id = t.id AND outcome <> 'skipped'
+          WINDOW w AS (PARTITION BY commit_sha)) per_commit) runs ON true
+WHERE ($1::text IS NULL OR t.category = $1)
+ORDER BY t.id LIMIT $2 OFFSET $3"""
+
+# record_test_results: the run first (its key makes a re-sent run a no-op), then one row per known stub.
+INSERT_RUN = """
+INSERT INTO regression_test_runs (run_id, commit_sha, environment, cases, not_stubs, unknown_stubs)
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING RETURNING recorded_at"""
+STUB_IDS = "SELECT id, test_name FROM regression_tests WHERE test_name = ANY($1::text[])"
+PREVIOUS_RESULTS = """
+SELECT DISTINCT ON (test_id) test_id, outcome FROM regression_test_results
+WHERE test_id = ANY($1::int8[]) AND outcome <> 'skipped' ORDER BY test_id, recorded_at DESC, run_id DESC"""
+INSERT_RESULTS = """
+INSERT INTO regression_test_results (test_id, run_id, outcome, message, commit_sha, environment, recorded_at)
+SELECT t, $2, o, m, $3, $4, $5 FROM unnest($1::int8[], $6::text[], $7::text[]) AS x(t, o, m)"""
+RUN_RESULTS = """
+SELECT r.outcome, t.test_name, run.recorded_at, run.unknown_stubs, run.not_stubs, run.cases
+FROM regression_test_runs run LEFT JOIN regression_test_results r ON r.run_id = run.run_id
+LEFT JOIN regression_tests t ON t.id = r.test_id WHERE run.run_id = $1"""
 
 HEURISTICS = """
 SELECT heuristic, count(*) OVER () AS total FROM routing_rules
@@ -99,3 +129,37 @@ async def save_test(
 
 async def last_layer(conn: asyncpg.Connection, model_id: str) -> str | None:
     return await conn.fetchval(LAST_LAYER, model_id)
+
+
+async def record_run(
+    conn: asyncpg.Connection, run_id: str, commit: str, environment: str, report: Report
+) -> tuple[bool, list[str], list[str]]:
+    """Store one CI run's stub results, once per run_id; returns (recorded now, stubs unknown here, stubs
+    that failed after their last result passed). A run already recorded changes nothing."""
+    async with conn.transaction():
+        known = {r["test_name"]: r["id"] for r in await conn.fetch(STUB_IDS, sorted(report.results))}
+        unknown = sorted(set(report.results) - set(known))
+        recorded_at = await conn.fetchval(
+            INSERT_RUN, run_id, commit, environment, report.cases, report.not_stubs, len(unknown)
+        )
+        if recorded_at is None:
+            return False, unknown, []
+        ids = [known[name] for name in sorted(known)]
+        before = {r["test_id"]: r["outcome"] for r in await conn.fetch(PREVIOUS_RESULTS, ids)}
+        results = [report.results[name] for name in sorted(known)]
+        await conn.execute(
+            INSERT_RESULTS,
+            ids,
+            run_id,
+            commit,
+            environment,
+            recorded_at,
+            [r.outcome for r in results],
+            [r.message for r in results],
+        )
+    regressed = [r.test_name for i, r in zip(ids, results) if r.outcome == "failed" and before.get(i) == "passed"]
+    return True, unknown, regressed
+
+
+async def run_results(conn: asyncpg.Connection, run_id: str) -> list[asyncpg.Record]:
+    return await conn.fetch(RUN_RESULTS, run_id)

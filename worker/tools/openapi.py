@@ -21,6 +21,7 @@ from worker.tools.responses import (
     ModelDeclared,
     RegressionTestsPage,
     RoutingHeuristicsPage,
+    TestResultsRecorded,
     TestSaved,
     ToolError,
 )
@@ -41,6 +42,7 @@ RESULTS: dict[str, type[BaseModel]] = {
     "create_experiment": ExperimentCreated,
     "stop_experiment": ExperimentView,
     "promote_experiment": ExperimentPromoted,
+    "record_test_results": TestResultsRecorded,
 }
 GET_TOOLS = ("get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "get_experiment", "list_experiments")
 REF = "#/components/schemas/{model}"

@@ -16,6 +16,7 @@ from worker.calls.commands import Category, MetricName, MetricValue, PatternText
 from worker.calls.decode import scan
 from worker.calls.events import CostUsd, Layer, Millis, ModelId, TaskType, Tokens
 from worker.experiments.contract import ArmName, ExperimentSpec, Slug, Status
+from worker.failures import junit
 from worker.routing.manual_rules import checked
 
 MAX_PAGE = 500
@@ -237,6 +238,28 @@ class PromoteExperiment(ToolRequest):
         return self
 
 
+_RUN_TEXT = r"^[0-9A-Za-z._:/@+-]{1,200}$"
+
+
+class RecordTestResults(ToolRequest):
+    """A CI run's results of the regression stubs (the JUnit XML that pytest and Vitest write)."""
+
+    junit_xml: str = Field(
+        min_length=1,
+        max_length=junit.MAX_BYTES,
+        description="The run's JUnit XML (pytest --junitxml, vitest --reporter=junit); at most 1,000,000 "
+        "characters: send a large suite one category at a time.",
+    )
+    commit: str = Field(pattern=_RUN_TEXT, description="The gateway's commit the stubs ran against.")
+    environment: str = Field("ci", pattern=_RUN_TEXT, description="Where they ran (ci, staging, ...).")
+    run_id: str | None = Field(
+        None,
+        pattern=_RUN_TEXT,
+        description="Idempotency key: a run sent again is recorded once (default: a hash of the report, the "
+        "commit and the environment; CI should pass its run id and attempt).",
+    )
+
+
 READS: dict[str, type[BaseModel]] = {
     "analyze_metrics": AnalyzeMetrics,
     "get_routing_heuristics": GetRoutingHeuristics,
@@ -255,6 +278,7 @@ WRITES: dict[str, type[BaseModel]] = {
     "create_experiment": CreateExperiment,
     "stop_experiment": StopExperiment,
     "promote_experiment": PromoteExperiment,
+    "record_test_results": RecordTestResults,
 }
 THROUGH_KAFKA = frozenset({"record_metric", "record_bug_pattern", "update_model_performance"})
 """Writes that change aggregates: answered 202, applied by the ingest pipeline's next flush."""

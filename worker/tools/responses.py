@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -202,6 +202,28 @@ class RegressionTestRow(BaseModel):
     metadata: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
+    last_result: Literal["passed", "failed", "skipped"] | None = None  # its latest CI run (record_test_results)
+    last_run_at: dt.datetime | None = None
+    last_commit: str | None = None
+    passes: int = 0
+    failures: int = 0
+    flaky: bool = False  # passed and failed on the same commit
+
+
+class TestResultsRecorded(ToolResponse):
+    """A CI run's stub results as stored."""
+
+    __test__ = False  # not a pytest class, whatever its name
+
+    run_id: str
+    recorded: bool = Field(description="False: this run was recorded before; nothing changed.")
+    passed: int
+    failed: int
+    skipped: int
+    regressions: list[str] = Field(description="Stubs that failed after their previous result passed (fail CI).")
+    unknown_stubs: list[str] = Field(description="Stubs in the report this worker does not know (at most 100 named).")
+    not_stubs: int = Field(description="Test cases in the report that are not regression stubs (ignored).")
+    recorded_at: dt.datetime
 
 
 class Accepted(ToolResponse):

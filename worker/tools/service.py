@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+from collections import Counter
 
 import asyncpg
 import orjson
@@ -19,6 +21,7 @@ from worker.calls import commands
 from worker.experiments.contract import Experiment
 from worker.experiments.evaluate import evaluate_or_explain
 from worker.experiments.sequential import ALPHA
+from worker.failures import junit
 from worker.kafka_client import client_options
 from worker.reporting.report import CandidateSetting, build_report
 from worker.routing.contract import RoutingHeuristic
@@ -39,6 +42,7 @@ from worker.tools.responses import (
     ExperimentView,
     ModelDeclared,
     PageOf,
+    TestResultsRecorded,
     TestSaved,
 )
 
@@ -50,6 +54,7 @@ PROMOTED_PRIORITY = 200  # above manual rules' default (100): the experiment's e
 
 SEND_TIMEOUT_S = 10.0
 COMMAND_MAX_BYTES = 512 * 1024  # well under the broker's message limit: a command is refused, never retried in vain
+MAX_NAMED = 100  # stub names listed in an answer; the counts are complete
 
 
 class Unavailable(RuntimeError):
@@ -262,6 +267,33 @@ class ToolService:
             comparisons=[ArmComparison.model_validate(c, from_attributes=True) for c in ev.comparisons],
             method=METHOD,
             evaluation_error=ev.error,
+        )
+
+    async def record_test_results(self, r: rq.RecordTestResults) -> TestResultsRecorded:
+        try:
+            report = junit.parse(r.junit_xml)
+        except junit.JunitError as error:
+            raise FieldProblem("junitXml", str(error)) from None
+        run_id = (
+            r.run_id
+            or hashlib.sha256(
+                b"\x00".join((r.commit.encode(), r.environment.encode(), r.junit_xml.encode()))
+            ).hexdigest()[:32]
+        )
+        async with self.pool.acquire() as conn:
+            recorded, unknown, regressions = await store.record_run(conn, run_id, r.commit, r.environment, report)
+            rows = await store.run_results(conn, run_id)  # a run sent again answers what was stored the first time
+        outcomes = Counter(row["outcome"] for row in rows if row["outcome"] is not None)
+        return TestResultsRecorded(
+            run_id=run_id,
+            recorded=recorded,
+            passed=outcomes["passed"],
+            failed=outcomes["failed"],
+            skipped=outcomes["skipped"],
+            regressions=regressions,
+            unknown_stubs=unknown[:MAX_NAMED],
+            not_stubs=rows[0]["not_stubs"],
+            recorded_at=rows[0]["recorded_at"],
         )
 
     async def create_experiment(self, r: rq.CreateExperiment) -> ExperimentCreated:

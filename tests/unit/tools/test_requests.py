@@ -87,7 +87,7 @@ def test_query_strings_are_read_as_text_and_bounded():
             GetRoutingHeuristics.model_validate(bad)
 
 
-def test_the_gateway_tool_names_are_all_served_and_the_catalogue_and_experiment_tools_beside_them():
+def test_the_gateway_tool_names_are_all_served_and_the_catalogue_experiment_and_ci_tools_beside_them():
     assert set(READS) | set(WRITES) == {
         "analyze_metrics",
         "get_routing_heuristics",
@@ -104,6 +104,7 @@ def test_the_gateway_tool_names_are_all_served_and_the_catalogue_and_experiment_
         "list_experiments",
         "stop_experiment",
         "promote_experiment",
+        "record_test_results",
     }
 
 
