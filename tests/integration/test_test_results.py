@@ -6,6 +6,7 @@ last result, passes, failures and flakiness."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import uuid
@@ -160,3 +161,58 @@ async def test_stub_results_come_back_once_per_run_and_a_regression_fails_the_st
     assert (timeout["last_result"], timeout["passes"], timeout["failures"], timeout["flaky"]) == ("passed", 2, 1, False)
     assert (rate["last_result"], rate["passes"], rate["failures"], rate["flaky"]) == ("passed", 2, 1, True)
     assert rate["last_commit"] == "c0ffee2"
+
+
+# A stand-in for `npx vitest run --reporter=junit` (Vitest cannot be installed here: it needs native
+# binaries): it "runs" each stub file the script wrote and reports in Vitest's JUnit shape, failing the
+# stubs of the error types in BROKEN.
+FAKE_VITEST = """
+import os, pathlib
+broken = set(filter(None, os.environ.get("BROKEN", "").split(",")))
+cases = []
+for path in sorted(pathlib.Path(os.environ["STUBS_DIR"]).glob("*.test.ts")):
+    name = path.name.removesuffix(".test.ts")
+    failed = any(name.startswith(f"regression_{kind}_") for kind in broken)
+    body = '<failure message="expected a clear 4xx, got 500" type="AssertionError"/>' if failed else ""
+    cases.append(f'<testcase classname="{path}" name="{name} &gt; handles it">{body}</testcase>')
+pathlib.Path(os.environ["JUNIT"]).write_text(
+    '<?xml version="1.0"?><testsuites name="vitest tests"><testsuite name="stubs">' + "".join(cases) + "</testsuite></testsuites>"
+)
+"""
+
+
+async def test_the_ci_script_fetches_the_stubs_through_the_tools_and_fails_the_job_on_a_regression(
+    settings, migrated, tmp_path, workers
+):
+    async with migrated.acquire() as conn:
+        await patterns_with_stubs(conn)
+    worker = workers(tools_token="t")
+    await worker.wait_ready()
+    (tmp_path / "fake_vitest.py").write_text(FAKE_VITEST)
+    script = Path(__file__).resolve().parents[2] / "deploy" / "ci" / "regression-stubs.sh"
+
+    def job(run_id: str, broken: str) -> subprocess.CompletedProcess:
+        env = {
+            "PATH": os.environ["PATH"],
+            "WORKER_URL": f"http://127.0.0.1:{worker.settings.web_port}",
+            "WORKER_TOKEN": "t",
+            "COMMIT": "abc123",
+            "RUN_ID": run_id,
+            "RUN_STUBS": f"{sys.executable} {tmp_path / 'fake_vitest.py'}",
+            "BROKEN": broken,
+        }
+        return subprocess.run(["bash", str(script)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    first = job("ci-1", "")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "3 written to regressions" in first.stdout and "run ci-1 recorded: 3 passed, 0 failed" in first.stdout
+    assert len(list((tmp_path / "regressions").glob("regression_*.test.ts"))) == 3
+    second = job("ci-2", "context_length")
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "regressed (failed after passing): regression_context_length_" in second.stderr
+    away = subprocess.run(
+        ["bash", str(script)],
+        env={"PATH": os.environ["PATH"], "WORKER_URL": "http://127.0.0.1:9", "WORKER_TOKEN": "t", "COMMIT": "x"},
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert away.returncode == 2 and "cannot read" in away.stderr
