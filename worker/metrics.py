@@ -145,6 +145,11 @@ CRITICAL_BUG_PATTERNS = Counter(
     "Bug patterns that became critical: new at that severity, or raised to it (each once).",
     registry=REGISTRY,
 )
+REGRESSED_BUG_PATTERNS = Counter(
+    "telemetry_bug_patterns_regressed_total",
+    "Resolved bug patterns that regressed: their occurrences came back, or their stub failed after passing.",
+    registry=REGISTRY,
+)
 MODELS_HELD_BACK = Gauge(
     "telemetry_models_held_back",
     "Breakers of each model not closed at the leader's last check, by state (open: excluded; half_open: "

@@ -146,6 +146,16 @@ class PipelineSettings(BaseSettings):
     pattern_window_s: int = Field(
         900, ge=60, description="Recent window over which a bug pattern's failure share sets its severity."
     )
+    pattern_resolve_passes: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="A bug pattern is resolved once its stub passed this many CI runs in a row "
+        "(record_test_results) and it has not occurred for PATTERN_RESOLVE_QUIET_S.",
+    )
+    pattern_resolve_quiet_s: int = Field(
+        86_400, ge=0, description="How long a bug pattern must not have occurred before its passing stub resolves it."
+    )
     patterns_max_new_per_hour: int = Field(
         500,
         ge=1,

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from tests import samples
@@ -216,3 +217,101 @@ async def test_the_ci_script_fetches_the_stubs_through_the_tools_and_fails_the_j
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert away.returncode == 2 and "cannot read" in away.stderr
+
+
+def junit_of(outcomes: dict[str, str]) -> str:
+    """A pytest-shaped report: stub name -> passed or failed."""
+    cases = "".join(
+        f'<testcase classname="test_{name}" name="test_{name}">'
+        + ('<failure message="still broken"/>' if outcome == "failed" else "")
+        + "</testcase>"
+        for name, outcome in outcomes.items()
+    )
+    return f'<testsuites><testsuite name="pytest">{cases}</testsuite></testsuites>'
+
+
+async def test_patterns_are_resolved_by_passing_stubs_or_an_operator_and_regress_exactly_once(settings, migrated):
+    from worker.failures.junit import parse
+    from worker.store import tools as store
+    from worker.tools.invoke import invoke
+    from worker.tools.service import ToolService
+
+    async with migrated.acquire() as conn:
+        await patterns_with_stubs(conn)
+        stubs = {
+            r["test_name"].split("_")[1]: r["test_name"]
+            for r in await conn.fetch("SELECT test_name FROM regression_tests")
+        }
+        names = list(stubs.values())
+
+        async def run(run_id: str, failing: str = ""):
+            outcomes = {n: "failed" if failing and stubs[failing] == n else "passed" for n in names}
+            return await store.record_run(conn, run_id, "c1", "ci", parse(junit_of(outcomes)), 2, 0.0)
+
+        async def status() -> dict[str, tuple[str, str, str | None]]:
+            rows = await conn.fetch("SELECT error_type, status, severity, status_by FROM bug_patterns")
+            return {r["error_type"].split("_")[0]: (r["status"], r["severity"], r["status_by"]) for r in rows}
+
+        severity = {k: v[1] for k, v in (await status()).items()}
+        assert (await run("r1")).resolved == []  # one pass is not yet two in a row
+        second = await run("r2")
+        assert len(second.resolved) == 3 and {s for s, _, _ in (await status()).values()} == {"resolved"}
+        assert not (await run("r2")).recorded  # the same run again: nothing moves
+        assert await conn.fetchval("SELECT count(*) FROM bug_pattern_transitions") == 3
+
+        # occurrences come back: regressed by the flush that counts them, once, however often it is re-sent
+        now = dt.datetime.now(dt.UTC).isoformat()
+        again = [
+            to_call(CallFailed.model_validate(samples.failed(
+                event_id=f"00000000-0000-4000-8000-00000000000{i}", occurred_at=now, error_type="timeout",
+                category="routing", error_message=FAILURES["timeout"][1],
+            )))
+            for i in range(2)
+        ]  # fmt: skip
+        outcomes = []
+        for offset in (3, 5):
+            outcomes.append(
+                await write_flush(
+                    conn,
+                    flush_plan.plan(again, now=0.0),
+                    group="g",
+                    expected={("calls", 0): offset},
+                    next_offsets={("calls", 0): offset + 2},
+                    dead_letters=0,
+                )  # fmt: skip
+            )
+        assert [o.regressed_patterns for o in outcomes] == [1, 0]
+        timeout = (await status())["timeout"]
+        assert timeout[0] == "regressed" and timeout[2] == "worker"
+        raised = {"low": "medium", "medium": "high", "high": "critical", "critical": "critical"}
+        assert timeout[1] == raised[severity["timeout"]]
+
+        # its stub fails in CI after it was resolved: regressed by CI
+        third = await run("r3", failing="rate")
+        assert len(third.regressed) == 1 and third.regressions == [stubs["rate"]]
+        assert (await status())["rate"][0::2] == ("regressed", "ci")
+
+    service = await ToolService.connect(settings)
+    try:
+        (fingerprint,) = third.regressed
+        body = {"fingerprint": fingerprint, "by": "alice", "reason": "retry budget fixed in #123"}
+        first = await invoke(service, "resolve_bug_pattern", orjson.dumps(body))
+        repeat = await invoke(service, "resolve_bug_pattern", orjson.dumps(body))
+        missing = await invoke(service, "resolve_bug_pattern", orjson.dumps({**body, "fingerprint": "0" * 16}))
+        page = await invoke(service, "get_bug_patterns", {})
+    finally:
+        await service.close()
+    assert (first.status, first.body["status"], first.body["changed"]) == (200, "resolved", True)
+    assert (repeat.status, repeat.body["changed"]) == (200, False)
+    assert missing.status == 422 and "no bug pattern has the fingerprint" in missing.body["message"]
+    rows = {r["fingerprint"]: r for r in page.body["items"]}
+    assert rows[fingerprint]["status"] == "resolved" and rows[fingerprint]["status_by"] == "operator:alice"
+    assert rows[fingerprint]["last_result"] == "failed"
+    transitions = await migrated.fetch(
+        "SELECT from_status, to_status, changed_by FROM bug_pattern_transitions t JOIN bug_patterns p "
+        "ON p.id = t.pattern_id WHERE p.fingerprint = $1 ORDER BY t.id",
+        fingerprint,
+    )
+    assert [tuple(t) for t in transitions] == [
+        ("open", "resolved", "ci"), ("resolved", "regressed", "ci"), ("regressed", "resolved", "operator:alice")
+    ]  # fmt: skip

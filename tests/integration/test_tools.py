@@ -78,6 +78,7 @@ VALID = {
         "commit": "c0ffee",
         "environment": "ci",
     },
+    "resolve_bug_pattern": {"fingerprint": "0123456789abcdef", "by": "alice", "reason": "fixed in #12"},
 }
 INVALID = {  # one wrong field each, and the field the answer must name
     "analyze_metrics": ({"taskType": 7}, "taskType"),
@@ -96,6 +97,7 @@ INVALID = {  # one wrong field each, and the field the answer must name
     "stop_experiment": ({"experimentId": "x", "reason": "r" * 501}, "reason"),
     "promote_experiment": ({"experimentId": "x", "arm": "no spaces"}, "arm"),
     "record_test_results": ({**VALID["record_test_results"], "commit": "no spaces; rm -rf"}, "commit"),
+    "resolve_bug_pattern": ({**VALID["resolve_bug_pattern"], "fingerprint": "XYZ"}, "fingerprint"),
 }
 GET_TOOLS = {"get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "get_experiment", "list_experiments"}
 
@@ -139,10 +141,13 @@ async def served(settings, workers, pool):
         yield http, worker.settings.web_port, spec
 
 
-async def test_every_tool_answers_as_its_openapi_document_says(served):
+async def test_every_tool_answers_as_its_openapi_document_says(served, pool):
     http, port, spec = served
     assert set(VALID) == {p.removeprefix("/tools/") for p in spec["paths"] if p.startswith("/tools/")}
     for name, args in VALID.items():
+        if name == "resolve_bug_pattern":  # one the simulated failures created
+            found = "SELECT fingerprint FROM bug_patterns WHERE fingerprint IS NOT NULL ORDER BY id LIMIT 1"
+            args = {**args, "fingerprint": await pool.fetchval(found)}
         status, body = await call(http, port, name, args)
         assert status == (
             202 if name in ("record_metric", "record_bug_pattern", "update_model_performance") else 200

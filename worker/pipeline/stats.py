@@ -39,6 +39,7 @@ class IngestStats:
         metrics.EVENTS_DUPLICATE.inc(outcome.duplicates)
         metrics.NEW_BUG_PATTERNS.inc(outcome.new_patterns)
         metrics.CRITICAL_BUG_PATTERNS.inc(outcome.critical_patterns)
+        metrics.REGRESSED_BUG_PATTERNS.inc(outcome.regressed_patterns)
         metrics.PATTERNS_FOLDED.inc(outcome.folded_failures)
         metrics.EXPERIMENT_CALLS_IGNORED.inc(outcome.arm_calls_ignored)
         joined = outcome.feedback

@@ -64,6 +64,7 @@ class RecentBug:
     occurrences: int
     error_type: str | None
     last_seen: str | None
+    status: str = "open"  # open, resolved or regressed (the pattern's lifecycle)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ async def build_report(
             r["occurrences"],
             r["error_type"],
             r["last_seen"].isoformat() if r["last_seen"] else None,
+            r["status"],
         )
         for r in await reads.recent_bugs(conn)
     ]
@@ -329,7 +331,10 @@ def render(report: Report, console: Console) -> None:
     if report.recent_bugs:
         console.print("Recent bugs:")
         for bug in report.recent_bugs:
-            console.print(f"  [{bug.severity}] {bug.pattern} ({bug.occurrences:,}x)", markup=False, highlight=False)
+            state = "" if bug.status == "open" else f" {bug.status}"
+            console.print(
+                f"  [{bug.severity}{state}] {bug.pattern} ({bug.occurrences:,}x)", markup=False, highlight=False
+            )
     render_rules(report, console)
     render_costs(report, console)
     render_experiments(report, console)

@@ -7,6 +7,8 @@ severities from the evidence, and create one stub for each pattern this statemen
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import asyncpg
 import orjson
 
@@ -44,7 +46,36 @@ SET_SEVERITY = """
 UPDATE bug_patterns AS t SET severity = u.s FROM unnest($1::text[], $2::text[]) AS u(f, s)
 WHERE t.fingerprint = u.f AND t.severity <> u.s"""
 
-KNOWN = "SELECT fingerprint FROM bug_patterns WHERE fingerprint = ANY($1::text[])"
+KNOWN = "SELECT id, fingerprint, status FROM bug_patterns WHERE fingerprint = ANY($1::text[])"
+
+# One lifecycle step for many patterns: only from the states it may leave (resolved <- open or regressed;
+# regressed <- resolved); a regression raises the severity one level. The old state is read under the row
+# lock, and the transition row is written by the same statement.
+TRANSITION = """
+WITH old AS (
+    SELECT id, status, severity FROM bug_patterns WHERE id = ANY($1::int8[]) AND status = ANY($5::text[]) FOR UPDATE),
+changed AS (
+    UPDATE bug_patterns b SET status = $2, status_changed_at = now(), status_by = $3, status_reason = $4,
+        severity = CASE WHEN $2 <> 'regressed' THEN b.severity WHEN b.severity = 'low' THEN 'medium'
+                        WHEN b.severity = 'medium' THEN 'high' ELSE 'critical' END,
+        updated_at = now()
+    FROM old WHERE b.id = old.id
+    RETURNING b.id, old.status AS from_status, old.severity AS from_severity, b.severity),
+logged AS (
+    INSERT INTO bug_pattern_transitions (pattern_id, from_status, to_status, changed_by, reason)
+    SELECT id, from_status, $2, $3, $4 FROM changed)
+SELECT id AS pattern_id, from_status, from_severity, severity FROM changed"""
+LEAVES = {"resolved": ["open", "regressed"], "regressed": ["resolved"]}
+
+
+async def transition(conn: asyncpg.Connection, ids: list[int], to: str, by: str, reason: str) -> list[asyncpg.Record]:
+    """Move these patterns to `to` where allowed; returns each that moved: pattern_id, from_status,
+    from_severity and severity."""
+    if not ids:
+        return []
+    return await conn.fetch(TRANSITION, sorted(set(ids)), to, by, reason, LEAVES[to])
+
+
 CREATED_LATELY = """
 SELECT count(*) FROM bug_patterns WHERE fingerprint IS NOT NULL AND created_at > now() - interval '1 hour'"""
 
@@ -54,15 +85,21 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 ON CONFLICT (test_name) DO NOTHING"""
 
 
+class PatternsWritten(NamedTuple):
+    new: int  # patterns (and stubs) that appeared
+    folded: int  # failures folded into the overflow pattern: `max_new_per_hour` patterns were created in the
+    # last hour (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota)
+    critical: int  # patterns that became critical (new at that level, or raised to it): what pages someone
+    regressed: int  # resolved patterns whose occurrences came back
+
+
 async def write_patterns(
     conn: asyncpg.Connection, deltas: dict[str, PatternDelta], window_s: float, max_new_per_hour: int = 500
-) -> tuple[int, int, int]:
-    """Add the deltas; return how many new patterns (and stubs) appeared, how many failures were
-    folded into the overflow pattern because `max_new_per_hour` patterns were created in the last hour
-    (pods flushing at the same moment may each create a batch's worth more: a bound, not a quota), and
-    how many patterns became critical (new at that level, or raised to it: what pages someone).
-    What to write is decided in worker/failures; this runs the statements."""
-    known = {r["fingerprint"] for r in await conn.fetch(KNOWN, list(deltas))}
+) -> PatternsWritten:
+    """Add the deltas. What to write is decided in worker/failures; this runs the statements."""
+    rows = await conn.fetch(KNOWN, list(deltas))
+    known = {r["fingerprint"] for r in rows}
+    resolved = {r["fingerprint"]: r["id"] for r in rows if r["status"] == "resolved"}
     folded = 0
     if len(deltas) > len(known):
         budget = max_new_per_hour - int(await conn.fetchval(CREATED_LATELY))
@@ -90,4 +127,10 @@ async def write_patterns(
         await conn.execute(INSERT_STUBS, *map(list, zip(*(stub_row(d) for d in new), strict=True)))
     critical = {d.fingerprint.digest for d in new if merged[d.fingerprint.digest]["severity"] == "critical"}
     critical |= {digest for digest, level in changes if level == "critical"}
-    return len(new), folded, len(critical)
+    back = [pattern_id for digest, pattern_id in resolved.items() if digest in merged]
+    regressed = await transition(conn, back, "regressed", "worker", "occurrences came back after it was resolved")
+    by_id = {pattern_id: digest for digest, pattern_id in resolved.items()}
+    critical |= {
+        by_id[r["pattern_id"]] for r in regressed if r["severity"] == "critical" and r["from_severity"] != "critical"
+    }
+    return PatternsWritten(len(new), folded, len(critical), len(regressed))

@@ -147,6 +147,7 @@ class FlushOutcome:
     duplicates: int
     new_patterns: int = 0
     critical_patterns: int = 0  # patterns that became critical: new at that level, or raised to it
+    regressed_patterns: int = 0  # resolved patterns whose occurrences came back
     folded_failures: int = 0  # failures of new fingerprints past PATTERNS_MAX_NEW_PER_HOUR, in the overflow pattern
     per_model: dict[str, tuple[int, int]] = field(default_factory=dict)  # model_id -> (calls, successes) written
     arm_calls_ignored: int = 0  # tagged with an experiment arm that is not running (counted everywhere else)
@@ -182,7 +183,7 @@ async def write_flush(
             joined = await apply_feedback(conn, plan.calls, plan.feedback, feedback)
         if plan.metrics or plan.bug_reports:  # tool commands: rare, and only on their topic
             await write_commands(conn, plan.metrics, plan.bug_reports)
-        new_patterns = folded = ignored = critical = 0
+        new_patterns = folded = ignored = critical = regressed = 0
         if plan.deltas.by_arm:  # only while experiments run, and only for their tagged calls
             running = {r[0]: frozenset(r[1]) for r in await conn.fetch(RUNNING_ARMS, plan.experiment_ids())}
             arm_rows, ignored = plan.arm_rows(running)
@@ -196,7 +197,7 @@ async def write_flush(
             if plan.logged_rows[0]:
                 await conn.execute(UPSERT_LOGGED, *plan.logged_rows)
             if plan.patterns:
-                new_patterns, folded, critical = await write_patterns(
+                new_patterns, folded, critical, regressed = await write_patterns(
                     conn, plan.patterns, pattern_window_s, patterns_max_new_per_hour
                 )
         await conn.execute(UPSERT_SERIES, *plan.series_rows(dead_letters, group))
@@ -213,6 +214,7 @@ async def write_flush(
         duplicates=plan.consumed - plan.counted,
         new_patterns=new_patterns,
         critical_patterns=critical,
+        regressed_patterns=regressed,
         folded_failures=folded,
         per_model=plan.per_model(),
         arm_calls_ignored=ignored,

@@ -28,7 +28,7 @@ MODEL_ROWS = "SELECT count(*) FROM model_performance WHERE ($1::text IS NULL OR 
 MAX_MODELS_PER_TASK, MAX_MODEL_ROWS = 100, 2000
 
 RECENT_BUGS = """
-SELECT severity, pattern, occurrences, error_type, last_seen FROM bug_patterns
+SELECT severity, pattern, occurrences, error_type, last_seen, status FROM bug_patterns
 ORDER BY last_seen DESC NULLS LAST, occurrences DESC LIMIT 5"""
 
 SUMMARY = """

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import asyncpg
 import orjson
 
 from worker.failures.junit import Report
+from worker.store.bug_patterns import transition
 
 BUG_PATTERNS = """
-SELECT id, category, pattern, description, solution, occurrences, severity, fingerprint, error_type, first_seen,
-       last_seen, models, layers, solution_source, created_at, updated_at, count(*) OVER () AS total
-FROM bug_patterns WHERE ($1::text IS NULL OR category = $1)
-ORDER BY occurrences DESC, id LIMIT $2 OFFSET $3"""
+SELECT p.id, p.category, p.pattern, p.description, p.solution, p.occurrences, p.severity, p.fingerprint,
+       p.error_type, p.first_seen, p.last_seen, p.models, p.layers, p.solution_source, p.created_at, p.updated_at,
+       p.status, p.status_changed_at, p.status_by, p.status_reason, run.outcome AS last_result,
+       run.recorded_at AS last_run_at, count(*) OVER () AS total
+FROM bug_patterns p
+LEFT JOIN LATERAL (
+    SELECT r.outcome, r.recorded_at FROM regression_tests t JOIN regression_test_results r ON r.test_id = t.id
+    WHERE p.fingerprint IS NOT NULL AND t.metadata ->> 'fingerprint' = p.fingerprint
+    ORDER BY r.recorded_at DESC, r.run_id DESC LIMIT 1) run ON true
+WHERE ($1::text IS NULL OR p.category = $1)
+ORDER BY p.occurrences DESC, p.id LIMIT $2 OFFSET $3"""
 
 REGRESSION_TESTS = """
 SELECT t.id, t.test_name, t.category, t.description, t.test_code, t.expected_behavior, t.discovered_from,
@@ -42,6 +52,18 @@ WHERE test_id = ANY($1::int8[]) AND outcome <> 'skipped' ORDER BY test_id, recor
 INSERT_RESULTS = """
 INSERT INTO regression_test_results (test_id, run_id, outcome, message, commit_sha, environment, recorded_at)
 SELECT t, $2, o, m, $3, $4, $5 FROM unnest($1::int8[], $6::text[], $7::text[]) AS x(t, o, m)"""
+# The patterns of these stubs, whether each has been quiet long enough, and whether its last $2 results
+# (skips aside) all passed.
+PATTERNS_OF_STUBS = """
+SELECT t.id AS test_id, p.id AS pattern_id, p.fingerprint, p.status,
+       coalesce(p.last_seen < now() - make_interval(secs => $3), true) AS quiet,
+       (SELECT count(*) = $2 AND bool_and(outcome = 'passed') FROM (
+            SELECT outcome FROM regression_test_results r WHERE r.test_id = t.id AND outcome <> 'skipped'
+            ORDER BY recorded_at DESC, run_id DESC LIMIT $2) last) AS passed_in_a_row
+FROM regression_tests t JOIN bug_patterns p ON p.fingerprint = t.metadata ->> 'fingerprint'
+WHERE t.id = ANY($1::int8[])"""
+BUG_PATTERN = """
+SELECT id, fingerprint, status FROM bug_patterns WHERE ($1::int8 IS NOT NULL AND id = $1) OR fingerprint = $2"""
 RUN_RESULTS = """
 SELECT r.outcome, t.test_name, run.recorded_at, run.unknown_stubs, run.not_stubs, run.cases
 FROM regression_test_runs run LEFT JOIN regression_test_results r ON r.run_id = run.run_id
@@ -131,11 +153,28 @@ async def last_layer(conn: asyncpg.Connection, model_id: str) -> str | None:
     return await conn.fetchval(LAST_LAYER, model_id)
 
 
+@dataclass(frozen=True)
+class RunRecorded:
+    recorded: bool  # False: this run_id was recorded before, and nothing changed
+    unknown: list[str]  # stubs in the report this worker does not know
+    regressions: list[str]  # stubs that failed after their previous result passed
+    resolved: list[str] = field(default_factory=list)  # fingerprints of patterns this run resolved
+    regressed: list[str] = field(default_factory=list)  # fingerprints of resolved patterns whose stub failed
+
+
 async def record_run(
-    conn: asyncpg.Connection, run_id: str, commit: str, environment: str, report: Report
-) -> tuple[bool, list[str], list[str]]:
-    """Store one CI run's stub results, once per run_id; returns (recorded now, stubs unknown here, stubs
-    that failed after their last result passed). A run already recorded changes nothing."""
+    conn: asyncpg.Connection,
+    run_id: str,
+    commit: str,
+    environment: str,
+    report: Report,
+    resolve_passes: int = 3,
+    resolve_quiet_s: float = 86_400.0,
+) -> RunRecorded:
+    """Store one CI run's stub results, once per run_id, and move their patterns along the lifecycle in
+    the same transaction: a resolved pattern whose stub fails regresses; an open or regressed one whose
+    stub passed `resolve_passes` runs in a row, with no occurrence for `resolve_quiet_s`, is resolved.
+    A run already recorded changes nothing."""
     async with conn.transaction():
         known = {r["test_name"]: r["id"] for r in await conn.fetch(STUB_IDS, sorted(report.results))}
         unknown = sorted(set(report.results) - set(known))
@@ -143,7 +182,7 @@ async def record_run(
             INSERT_RUN, run_id, commit, environment, report.cases, report.not_stubs, len(unknown)
         )
         if recorded_at is None:
-            return False, unknown, []
+            return RunRecorded(False, unknown, [])
         ids = [known[name] for name in sorted(known)]
         before = {r["test_id"]: r["outcome"] for r in await conn.fetch(PREVIOUS_RESULTS, ids)}
         results = [report.results[name] for name in sorted(known)]
@@ -157,9 +196,36 @@ async def record_run(
             [r.outcome for r in results],
             [r.message for r in results],
         )
-    regressed = [r.test_name for i, r in zip(ids, results) if r.outcome == "failed" and before.get(i) == "passed"]
-    return True, unknown, regressed
+        outcome = {i: r.outcome for i, r in zip(ids, results, strict=True)}
+        rows = await conn.fetch(PATTERNS_OF_STUBS, ids, resolve_passes, float(resolve_quiet_s))
+        back = [r["pattern_id"] for r in rows if outcome[r["test_id"]] == "failed" and r["status"] == "resolved"]
+        fixed = [
+            r["pattern_id"]
+            for r in rows
+            if outcome[r["test_id"]] == "passed" and r["status"] != "resolved" and r["quiet"] and r["passed_in_a_row"]
+        ]
+        reason = f"its stub failed in CI run {run_id} (commit {commit}, {environment})"
+        regressed = await transition(conn, back, "regressed", "ci", reason)
+        reason = (
+            f"its stub passed {resolve_passes} CI runs in a row (the last: {run_id}, commit {commit}) and it has "
+            f"not occurred for {resolve_quiet_s:g} s"
+        )
+        resolved = await transition(conn, fixed, "resolved", "ci", reason)
+    fingerprint = {r["pattern_id"]: r["fingerprint"] for r in rows}
+    return RunRecorded(
+        True,
+        unknown,
+        [r.test_name for i, r in zip(ids, results, strict=True) if r.outcome == "failed" and before.get(i) == "passed"],
+        sorted(fingerprint[r["pattern_id"]] for r in resolved),
+        sorted(fingerprint[r["pattern_id"]] for r in regressed),
+    )
 
 
 async def run_results(conn: asyncpg.Connection, run_id: str) -> list[asyncpg.Record]:
     return await conn.fetch(RUN_RESULTS, run_id)
+
+
+async def bug_pattern(
+    conn: asyncpg.Connection, pattern_id: int | None, fingerprint: str | None
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(BUG_PATTERN, pattern_id, fingerprint)

@@ -49,7 +49,13 @@ def analyse(report: Report, task_type: str | None, include_report: bool) -> Anal
                 for m in best
             ],
             recent_bugs=[
-                RecentBug(severity=b.severity, pattern=b.pattern, occurrences=b.occurrences, error_type=b.error_type)
+                RecentBug(
+                    severity=b.severity,
+                    pattern=b.pattern,
+                    occurrences=b.occurrences,
+                    error_type=b.error_type,
+                    status=b.status,
+                )
                 for b in report.recent_bugs
             ],
         )
@@ -107,7 +113,10 @@ def as_text(
             lines += [f"  {t.model} ({t.task_type}): {t.success_rate:.2f}%" for t in summary.top_models]
         if summary.recent_bugs:
             lines += ["", "Recent Bugs:"]
-            lines += [f"  [{b.severity}] {b.pattern} ({b.occurrences}x)" for b in summary.recent_bugs]
+            lines += [
+                f"  [{b.severity}{'' if b.status == 'open' else ' ' + b.status}] {b.pattern} ({b.occurrences}x)"
+                for b in summary.recent_bugs
+            ]
     if forecasts:
         lines += ["", "Cost Forecast (95% interval):"]
         for f in forecasts:

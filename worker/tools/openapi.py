@@ -14,6 +14,7 @@ from worker.tools.responses import (
     Accepted,
     Analysis,
     BugPatternsPage,
+    BugPatternStatus,
     ExperimentCreated,
     ExperimentPromoted,
     ExperimentsPage,
@@ -43,6 +44,7 @@ RESULTS: dict[str, type[BaseModel]] = {
     "stop_experiment": ExperimentView,
     "promote_experiment": ExperimentPromoted,
     "record_test_results": TestResultsRecorded,
+    "resolve_bug_pattern": BugPatternStatus,
 }
 GET_TOOLS = ("get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "get_experiment", "list_experiments")
 REF = "#/components/schemas/{model}"

@@ -238,6 +238,22 @@ class PromoteExperiment(ToolRequest):
         return self
 
 
+class ResolveBugPattern(ToolRequest):
+    """Mark a bug pattern resolved (fixed): if its occurrences come back, or its stub fails in CI, it
+    becomes `regressed`, with a higher severity and an alert."""
+
+    id: int | None = Field(None, ge=1, description="The pattern's id (hand-recorded patterns have only this).")
+    fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")] | None = None
+    by: str = Field(min_length=1, max_length=100, description="Who resolves it (recorded with the transition).")
+    reason: str = Field(min_length=3, max_length=500, description="Why: the fix, a ticket (recorded).")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_it(self) -> ResolveBugPattern:
+        if (self.id is None) == (self.fingerprint is None):
+            raise ValueError("name the pattern by id or by fingerprint, one of the two")
+        return self
+
+
 _RUN_TEXT = r"^[0-9A-Za-z._:/@+-]{1,200}$"
 
 
@@ -279,6 +295,7 @@ WRITES: dict[str, type[BaseModel]] = {
     "stop_experiment": StopExperiment,
     "promote_experiment": PromoteExperiment,
     "record_test_results": RecordTestResults,
+    "resolve_bug_pattern": ResolveBugPattern,
 }
 THROUGH_KAFKA = frozenset({"record_metric", "record_bug_pattern", "update_model_performance"})
 """Writes that change aggregates: answered 202, applied by the ingest pipeline's next flush."""

@@ -62,6 +62,7 @@ class RecentBug(ToolResponse):
     pattern: str
     occurrences: int
     error_type: str | None
+    status: str = Field("open", description="open, resolved or regressed.")
 
 
 class ImprovementReport(ToolResponse):
@@ -189,6 +190,12 @@ class BugPatternRow(BaseModel):
     solution_source: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    status: Literal["open", "resolved", "regressed"] = "open"
+    status_changed_at: dt.datetime | None = None
+    status_by: str | None = None  # operator:<name>, ci (its stub's runs) or worker (its occurrences)
+    status_reason: str | None = None
+    last_result: Literal["passed", "failed", "skipped"] | None = None  # its stub's latest CI run
+    last_run_at: dt.datetime | None = None
 
 
 class RegressionTestRow(BaseModel):
@@ -210,6 +217,13 @@ class RegressionTestRow(BaseModel):
     flaky: bool = False  # passed and failed on the same commit
 
 
+class BugPatternStatus(ToolResponse):
+    id: int
+    fingerprint: str | None
+    status: Literal["open", "resolved", "regressed"]
+    changed: bool = Field(description="False: it was resolved already; nothing changed.")
+
+
 class TestResultsRecorded(ToolResponse):
     """A CI run's stub results as stored."""
 
@@ -221,6 +235,14 @@ class TestResultsRecorded(ToolResponse):
     failed: int
     skipped: int
     regressions: list[str] = Field(description="Stubs that failed after their previous result passed (fail CI).")
+    resolved_patterns: list[str] = Field(
+        default_factory=list,
+        description="Fingerprints of the bug patterns this run resolved: their stub passed PATTERN_RESOLVE_PASSES "
+        "runs in a row and they have not occurred for PATTERN_RESOLVE_QUIET_S.",
+    )
+    regressed_patterns: list[str] = Field(
+        default_factory=list, description="Fingerprints of resolved bug patterns whose stub failed in this run."
+    )
     unknown_stubs: list[str] = Field(description="Stubs in the report this worker does not know (at most 100 named).")
     not_stubs: int = Field(description="Test cases in the report that are not regression stubs (ignored).")
     recorded_at: dt.datetime

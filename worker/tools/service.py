@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from worker import metrics
 from worker.calls import commands
 from worker.experiments.contract import Experiment
 from worker.experiments.evaluate import evaluate_or_explain
@@ -26,6 +27,7 @@ from worker.kafka_client import client_options
 from worker.reporting.report import CandidateSetting, build_report
 from worker.routing.contract import RoutingHeuristic
 from worker.settings import Settings
+from worker.store import bug_patterns as bug_pattern_store
 from worker.store import experiments as experiment_store
 from worker.store import routing as routing_store
 from worker.store import tools as store
@@ -37,6 +39,7 @@ from worker.tools.responses import (
     Analysis,
     ArmComparison,
     ArmEstimate,
+    BugPatternStatus,
     ExperimentCreated,
     ExperimentPromoted,
     ExperimentView,
@@ -280,20 +283,40 @@ class ToolService:
                 b"\x00".join((r.commit.encode(), r.environment.encode(), r.junit_xml.encode()))
             ).hexdigest()[:32]
         )
+        s = self.settings
         async with self.pool.acquire() as conn:
-            recorded, unknown, regressions = await store.record_run(conn, run_id, r.commit, r.environment, report)
+            run = await store.record_run(
+                conn, run_id, r.commit, r.environment, report, s.pattern_resolve_passes, s.pattern_resolve_quiet_s
+            )
             rows = await store.run_results(conn, run_id)  # a run sent again answers what was stored the first time
+        metrics.REGRESSED_BUG_PATTERNS.inc(len(run.regressed))
         outcomes = Counter(row["outcome"] for row in rows if row["outcome"] is not None)
         return TestResultsRecorded(
             run_id=run_id,
-            recorded=recorded,
+            recorded=run.recorded,
             passed=outcomes["passed"],
             failed=outcomes["failed"],
             skipped=outcomes["skipped"],
-            regressions=regressions,
-            unknown_stubs=unknown[:MAX_NAMED],
+            regressions=run.regressions,
+            resolved_patterns=run.resolved,
+            regressed_patterns=run.regressed,
+            unknown_stubs=run.unknown[:MAX_NAMED],
             not_stubs=rows[0]["not_stubs"],
             recorded_at=rows[0]["recorded_at"],
+        )
+
+    async def resolve_bug_pattern(self, r: rq.ResolveBugPattern) -> BugPatternStatus:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.bug_pattern(conn, r.id, r.fingerprint)
+            if row is None:
+                named = ("id", str(r.id)) if r.id is not None else ("fingerprint", r.fingerprint)
+                raise FieldProblem(named[0], f"no bug pattern has the {named[0]} {named[1]}")
+            moved = await bug_pattern_store.transition(conn, [row["id"]], "resolved", f"operator:{r.by}", r.reason)
+        return BugPatternStatus(
+            id=row["id"],
+            fingerprint=row["fingerprint"],
+            status="resolved" if moved else row["status"],
+            changed=bool(moved),
         )
 
     async def create_experiment(self, r: rq.CreateExperiment) -> ExperimentCreated:

@@ -32,7 +32,10 @@ REPORT = Report(
     regression_tests=4,
     bug_patterns=2,
     routing_heuristics=3,
-    recent_bugs=[RecentBug("high", "Request to <hostname> timed out", 12, "timeout", None)],
+    recent_bugs=[
+        RecentBug("high", "Request to <hostname> timed out", 12, "timeout", None),
+        RecentBug("critical", "Rate limit reached (<number>)", 3, "rate_limit", None, "regressed"),
+    ],
 )
 
 
@@ -56,6 +59,7 @@ def test_the_summary_counts_and_the_text_follow_the_gateway():
     assert "c (coding):\nSuccess Rate: 99.00%\nAvg Latency: 50ms\nAvg Cost: $0.010000\nTotal Calls: 100" in text
     assert "Self-Improvement Summary:\nRegression Tests: 4\nBug Patterns: 2\nRouting Heuristics: 3" in text
     assert "  [high] Request to <hostname> timed out (12x)" in text
+    assert "  [critical regressed] Rate limit reached (<number>) (3x)" in text
 
 
 def test_without_the_report_only_rankings():

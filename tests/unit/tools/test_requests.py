@@ -105,6 +105,7 @@ def test_the_gateway_tool_names_are_all_served_and_the_catalogue_experiment_and_
         "stop_experiment",
         "promote_experiment",
         "record_test_results",
+        "resolve_bug_pattern",
     }
 
 
