@@ -60,8 +60,9 @@ async def test_failures_collapse_into_exact_patterns_with_one_stub_each(settings
             check=True,
             capture_output=True,
         )
-        files = sorted(p for p in out.iterdir() if p.name.endswith(suffix))
+        files = sorted(p for p in out.iterdir() if p.name.endswith(suffix) and p.name != "conftest.py")
         assert len(files) == len(rows) and (out / "README.md").exists()
+        assert (out / "conftest.py").exists() == (framework == "pytest")  # the gateway fixture and the checks
         for path in files:
             code = path.read_text()
             if framework == "vitest":

@@ -1,10 +1,11 @@
-"""The bug loop's way back: exported pytest stubs run by a real pytest, its JUnit XML sent with
-`telemetry-worker record-test-results` and over HTTP, stored per stub once per run, a regression
-(a stub failing after it passed) failing the CI step, and get_regression_tests showing each stub's
-last result, passes, failures and flakiness."""
+"""The bug loop's way back: the exported pytest stubs run by a real pytest against a gateway, their JUnit
+XML sent with `telemetry-worker record-test-results`, over HTTP and by the CI script, stored per stub
+once per run; patterns resolved by passing stubs or an operator and regressed when a failure comes
+back, each transition once; a regression failing the CI step."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
 
 from tests import samples
 from tests.integration.harness import settings_env
@@ -33,26 +35,41 @@ FAILURES = {  # error type -> (category, message): one bug pattern, and one stub
     "context_length": ("validation", "This model's maximum context length is 8192 tokens"),
 }
 
-# The suite's `gateway` fixture, as a gateway team writes it: here a gateway that still times out
-# (the bug is not fixed) for the error types in BROKEN, and answers the others.
-CONFTEST = """
-import os
-import pytest
 
-BROKEN = set(filter(None, os.environ.get("BROKEN", "").split(",")))
+class FakeGateway:
+    """An OpenAI-compatible gateway on loopback that still has some of the captured bugs: a request whose
+    message names an error type in `broken` fails the way that bug does; the others are answered."""
 
+    FAILS = {
+        "timeout": (504, "upstream timed out"),
+        "rate_limit": (429, "rate limited"),
+        "context_length": (500, "boom"),
+    }
 
-class Gateway:
-    def handle_request(self, request):
-        if request["messages"][0]["content"] in BROKEN:
-            raise TimeoutError("the gateway still fails this request")
-        return {"choices": [{"message": {"content": "ok"}}]}
+    def __init__(self) -> None:
+        self.broken: set[str] = set()
+        self.port = 0
+        self.runner: web.AppRunner | None = None
 
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.answer)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
-@pytest.fixture
-def gateway():
-    return Gateway()
-"""
+    async def stop(self) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+    async def answer(self, request: web.Request) -> web.Response:
+        kind = (await request.json())["messages"][0]["content"]
+        if kind in self.broken:
+            status, message = self.FAILS[kind]
+            return web.json_response({"error": {"message": message}}, status=status)
+        return web.json_response({"choices": [{"message": {"role": "assistant", "content": "ok"}}]})
 
 
 async def patterns_with_stubs(conn) -> None:
@@ -79,11 +96,11 @@ async def patterns_with_stubs(conn) -> None:
     )  # fmt: skip
 
 
-def run_stubs(suite: Path, broken: str, junit: Path) -> None:
-    """The exported suite with the team's conftest, as their CI runs it."""
+def run_stubs(suite: Path, gateway_url: str, junit: Path) -> None:
+    """The exported suite as the gateway team's CI runs it: pytest, GATEWAY_URL, a JUnit report."""
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", str(suite)],
-        env={"PATH": "", "BROKEN": broken},
+        env={"PATH": "", "GATEWAY_URL": gateway_url, "GATEWAY_BUDGET_S": "10"},
         cwd=suite,
         capture_output=True,
         text=True,
@@ -111,57 +128,83 @@ async def migrated(pool):
     return pool
 
 
-async def test_stub_results_come_back_once_per_run_and_a_regression_fails_the_step(
+async def test_exported_stubs_run_against_a_gateway_and_their_results_drive_the_patterns(
     settings, migrated, tmp_path, workers
 ):
+    """The exported pytest suite (its own conftest.py, GATEWAY_URL) against a fake gateway that still has
+    the timeout bug; results sent with the CLI and over HTTP. Patterns resolve after two passing runs
+    (PATTERN_RESOLVE_PASSES=2, no quiet period here), the timeout once it is fixed, and the rate limit
+    regresses when its failure comes back: the step fails, and on the worker the regression counter moves."""
+    settings = settings.model_copy(update={"pattern_resolve_passes": 2, "pattern_resolve_quiet_s": 0})
     async with migrated.acquire() as conn:
         await patterns_with_stubs(conn)
         suite = tmp_path / "suite"
         written = await export_tests(conn, "pytest", suite)
-    assert len(written) == 3
-    (suite / "conftest.py").write_text(CONFTEST)
+    assert len(written) == 3 and (suite / "conftest.py").exists()
+    gateway = FakeGateway()
+    await gateway.start()
+    url = f"http://127.0.0.1:{gateway.port}/v1"
 
-    # 1. the first run: the timeout is not fixed yet
-    run_stubs(suite, "timeout", tmp_path / "run1.xml")
-    first = record(settings, tmp_path / "run1.xml", "c0ffee1", "ci-1")
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert "run ci-1 recorded: 2 passed, 1 failed, 0 skipped" in " ".join(first.stdout.split())
-    again = record(settings, tmp_path / "run1.xml", "c0ffee1", "ci-1")  # CI retried the step
-    assert again.returncode == 0 and "already recorded (nothing changed)" in again.stdout
-    assert await migrated.fetchval("SELECT count(*) FROM regression_test_results") == 3
+    async def statuses() -> dict[str, str]:
+        rows = await migrated.fetch("SELECT error_type, status FROM bug_patterns")
+        return {r["error_type"]: r["status"] for r in rows}
 
-    # 2. the timeout is fixed, but the rate limit comes back: that stub passed before, so the step fails
-    run_stubs(suite, "rate_limit", tmp_path / "run2.xml")
-    second = record(settings, tmp_path / "run2.xml", "c0ffee2", "ci-2")
-    assert second.returncode == 1
-    assert "regressed (failed after passing): regression_rate_limit_" in " ".join(second.stderr.split())
+    try:
+        # 1. the timeout is not fixed yet; run 1 sent twice (CI retried the step): recorded once
+        gateway.broken = {"timeout"}
+        await asyncio.to_thread(run_stubs, suite, url, tmp_path / "run1.xml")  # the gateway answers meanwhile
+        first = record(settings, tmp_path / "run1.xml", "c0ffee1", "ci-1")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "run ci-1 recorded: 2 passed, 1 failed, 0 skipped" in " ".join(first.stdout.split())
+        again = record(settings, tmp_path / "run1.xml", "c0ffee1", "ci-1")
+        assert again.returncode == 0 and "already recorded (nothing changed)" in again.stdout
+        assert await migrated.fetchval("SELECT count(*) FROM regression_test_results") == 3
 
-    # 3. over HTTP (what the CI templates call): the same report on the same commit, now passing, makes the
-    # rate-limit stub flaky on that commit; the answer names no regression
-    worker = workers(tools_token="t")
-    await worker.wait_ready()
-    run_stubs(suite, "", tmp_path / "run3.xml")
-    body = {"junitXml": (tmp_path / "run3.xml").read_text(), "commit": "c0ffee2", "runId": "ci-2-retry"}
-    async with aiohttp.ClientSession() as http:
-        status, answer = await call(
-            http, worker.settings.web_port, "record_test_results", body, headers={"Authorization": "Bearer t"}
-        )
-        assert status == 200, answer
-        assert (answer["recorded"], answer["passed"], answer["failed"], answer["regressions"]) == (True, 3, 0, [])
-        status, refused = await call(
-            http, worker.settings.web_port, "record_test_results", {**body, "junitXml": "<html>502</html>"},
-            headers={"Authorization": "Bearer t"},
-        )  # fmt: skip
-        assert status == 422 and "root element is <html>" in refused["message"]
-        status, page = await call(
-            http, worker.settings.web_port, "get_regression_tests", {}, headers={"Authorization": "Bearer t"}
-        )
-    assert status == 200
+        # 2. a second run: the two fixed patterns pass twice in a row and are resolved, the timeout is not
+        await asyncio.to_thread(run_stubs, suite, url, tmp_path / "run2.xml")  # the gateway answers meanwhile
+        assert record(settings, tmp_path / "run2.xml", "c0ffee2", "ci-2").returncode == 0
+        assert await statuses() == {"timeout": "open", "rate_limit": "resolved", "context_length": "resolved"}
+
+        # 3. the timeout is fixed but the rate limit comes back: the step fails, the pattern regresses
+        gateway.broken = {"rate_limit"}
+        await asyncio.to_thread(run_stubs, suite, url, tmp_path / "run3.xml")  # the gateway answers meanwhile
+        third = record(settings, tmp_path / "run3.xml", "c0ffee3", "ci-3")
+        assert third.returncode == 1
+        assert "regressed (failed after passing): regression_rate_limit_" in " ".join(third.stderr.split())
+        assert (await statuses())["rate_limit"] == "regressed"
+
+        # 4. over HTTP (what the CI templates call), on a worker: the timeout passes a second time and is
+        # resolved; the rate limit is fixed again on the same commit (its stub is flaky there); the
+        # context-length bug comes back, and the worker counts that regression for the alert
+        gateway.broken = {"context_length"}
+        worker = workers(tools_token="t", pattern_resolve_passes=2, pattern_resolve_quiet_s=0)
+        await worker.wait_ready()
+        await asyncio.to_thread(run_stubs, suite, url, tmp_path / "run4.xml")  # the gateway answers meanwhile
+        body = {"junitXml": (tmp_path / "run4.xml").read_text(), "commit": "c0ffee3", "runId": "ci-3-retry"}
+        auth = {"Authorization": "Bearer t"}
+        async with aiohttp.ClientSession() as http:
+            status, answer = await call(http, worker.settings.web_port, "record_test_results", body, headers=auth)
+            assert status == 200, answer
+            assert (answer["recorded"], answer["passed"], answer["failed"]) == (True, 2, 1)
+            assert [r.split("_")[1] for r in answer["regressions"]] == ["context"]
+            assert len(answer["resolvedPatterns"]) == len(answer["regressedPatterns"]) == 1
+            exported = await worker.metrics()  # what TelemetryBugPatternRegressed reads
+            assert exported["telemetry_bug_patterns_regressed_total"] == 1
+            status, refused = await call(
+                http, worker.settings.web_port, "record_test_results", {**body, "junitXml": "<html>502</html>"},
+                headers=auth,
+            )  # fmt: skip
+            assert status == 422 and "root element is <html>" in refused["message"]
+            status, page = await call(http, worker.settings.web_port, "get_regression_tests", {}, headers=auth)
+        assert status == 200
+    finally:
+        await gateway.stop()
+    assert await statuses() == {"timeout": "resolved", "rate_limit": "regressed", "context_length": "regressed"}
     rows = {r["test_name"].split("_")[1]: r for r in page["items"]}  # the gateway's column names, as stored
     timeout, rate = rows["timeout"], rows["rate"]
-    assert (timeout["last_result"], timeout["passes"], timeout["failures"], timeout["flaky"]) == ("passed", 2, 1, False)
-    assert (rate["last_result"], rate["passes"], rate["failures"], rate["flaky"]) == ("passed", 2, 1, True)
-    assert rate["last_commit"] == "c0ffee2"
+    assert (timeout["last_result"], timeout["passes"], timeout["failures"], timeout["flaky"]) == ("passed", 2, 2, False)
+    assert (rate["last_result"], rate["passes"], rate["failures"], rate["flaky"]) == ("passed", 3, 1, True)
+    assert rate["last_commit"] == "c0ffee3"
 
 
 # A stand-in for `npx vitest run --reporter=junit` (Vitest cannot be installed here: it needs native

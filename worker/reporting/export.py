@@ -7,14 +7,17 @@ from pathlib import Path
 import asyncpg
 import orjson
 
+from worker.failures import gateway_checks
 from worker.failures.stubs import StubSpec, filename, render
 from worker.store import reports as reads
 
 HOW_TO_RUN = {
     "vitest": "Copy the *.test.ts files into the gateway's test folder (fix the `handleRequest` import if its "
     "entry point differs) and run `npx vitest run`.",
-    "pytest": "Copy the test_*.py files into a pytest suite that provides a `gateway` fixture with a "
-    "`handle_request(request)` method, and run `pytest`.",
+    "pytest": "Run `GATEWAY_URL=http://your-gateway/v1 GATEWAY_API_KEY=... pytest` here (an OpenAI-compatible "
+    "endpoint), or set GATEWAY_HANDLER=package.module:function to call the gateway in-process. conftest.py "
+    "holds the `gateway` fixture and what each error type's stub checks; a stub that cannot be checked is "
+    "skipped with the reason. Add --junitxml=results.xml and send it with record_test_results.",
 }
 
 
@@ -42,6 +45,8 @@ async def export_tests(conn: asyncpg.Connection, framework: str, out: Path, cate
             path = out / filename(spec, framework)
             path.write_text(render(spec, framework), encoding="utf-8")
         written.append(path)
+    if framework == "pytest":  # the fixture and the checks the stubs call, standard library and pytest only
+        (out / "conftest.py").write_text(Path(gateway_checks.__file__).read_text(encoding="utf-8"), encoding="utf-8")
     notes = (
         f"\n\nNot exported (hand-written tests have no {framework} rendering): {', '.join(skipped)}" if skipped else ""
     )
