@@ -17,6 +17,7 @@ import mode
 from worker import metrics
 from worker.kafka_client import faust_credentials
 from worker.pipeline.ingest import Ingest
+from worker.pipeline.notifier import Notifier
 from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
 from worker.store.db import redact_dsn, wait_for_pool
@@ -49,6 +50,7 @@ class Runtime(mode.Service):
         self.pool: asyncpg.Pool | None = None
         self.ingest: Ingest | None = None
         self.routing: RoutingPublisher | None = None
+        self.notifier: Notifier | None = None
         self.tools: ToolService | None = None
         self.phase = "starting"
 
@@ -67,6 +69,7 @@ class Runtime(mode.Service):
         self.routing = RoutingPublisher(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         await self.add_runtime_dependency(self.routing)  # creates the worker's topics, the commands topic too
         self.tools = await ToolService.connect(self.settings)
+        self.notifier = Notifier(self.settings, self.pool)
         self.ingest = Ingest(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
         self.phase = "joining the consumer group"
         await self.add_runtime_dependency(self.ingest)
@@ -79,6 +82,8 @@ class Runtime(mode.Service):
             await self.routing.stop()
         if self.tools is not None:
             await self.tools.close()
+        if self.notifier is not None:
+            await self.notifier.close()
         if self.pool is not None:
             try:  # a connection something failed to release must not keep the process alive
                 await asyncio.wait_for(self.pool.close(), POOL_CLOSE_S)
@@ -204,6 +209,11 @@ def create_app(settings: Settings) -> faust.App:
     async def run_experiments() -> None:
         if runtime.routing is not None and runtime.routing.producer is not None:
             await _logged(runtime.routing.experiments.tick(), "experiments")
+
+    @app.timer(settings.alert_webhook_interval_s, on_leader=True)
+    async def send_notifications() -> None:
+        if runtime.notifier is not None:
+            await _logged(runtime.notifier.tick(), "webhook notifications")
 
     @app.timer(settings.degradation_check_s, on_leader=True)
     async def watch_for_degradation() -> None:

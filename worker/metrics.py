@@ -150,6 +150,18 @@ REGRESSED_BUG_PATTERNS = Counter(
     "Resolved bug patterns that regressed: their occurrences came back, or their stub failed after passing.",
     registry=REGISTRY,
 )
+NOTIFICATIONS = Counter(
+    "telemetry_notifications_total",
+    "Webhook notifications by outcome: sent, failed (retried later), rejected (a 4xx: given up), discarded "
+    "(no ALERT_WEBHOOK_URL).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+NOTIFICATIONS_WAITING = Gauge(
+    "telemetry_notifications_waiting",
+    "Webhook notifications in the outbox not sent yet (leader only).",
+    registry=REGISTRY,
+)
 MODELS_HELD_BACK = Gauge(
     "telemetry_models_held_back",
     "Breakers of each model not closed at the leader's last check, by state (open: excluded; half_open: "

@@ -457,7 +457,41 @@ class OtlpSettings(BaseSettings):
         return value
 
 
-class Settings(KafkaSettings, DatabaseSettings, PipelineSettings, RoutingSettings, ToolsSettings, OtlpSettings):
+class AlertSettings(BaseSettings):
+    """Webhook notifications (worker/notifications): for teams without Prometheus."""
+
+    alert_webhook_url: str | None = Field(
+        None,
+        description="Where the group leader POSTs notifications: a model excluded or restored, a bug pattern "
+        "turned critical or regressed, an experiment ended or an arm stopped. Unset: none are sent (the alerts "
+        "topic and /metrics still tell).",
+    )
+    alert_webhook_format: Literal["json", "slack"] = Field(
+        "json", description="json: the notification as JSON; slack: a Slack-compatible {text} body."
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signs each body: X-Telemetry-Signature: sha256=HMAC-SHA256(secret, '<X-Telemetry-Timestamp>.<body>').",
+    )
+    alert_webhook_timeout_s: float = Field(
+        5.0, gt=0, le=10, description="A POST waits this long for the receiver; then it is retried with back-off."
+    )
+    alert_webhook_max_per_minute: int = Field(
+        30, ge=1, le=10_000, description="Notifications sent per minute at most; the rest wait in the outbox."
+    )
+    alert_webhook_interval_s: float = Field(
+        2.0, gt=0, description="How often the leader sends what waits in the outbox."
+    )
+
+    @field_validator("alert_webhook_url", "alert_webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class Settings(
+    KafkaSettings, DatabaseSettings, PipelineSettings, RoutingSettings, ToolsSettings, OtlpSettings, AlertSettings
+):
     """Every setting; what the rest of the worker receives."""
 
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")

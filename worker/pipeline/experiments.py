@@ -24,10 +24,12 @@ import orjson
 from worker import metrics
 from worker.experiments.contract import Experiment, topic_key
 from worker.experiments.evaluate import evaluate
+from worker.notifications import webhook
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.engine import Engine
 from worker.routing.scoring import Weights
 from worker.store import experiments as store
+from worker.store import notifications as notification_store
 from worker.store import routing as routing_store
 from worker.throttle import Throttle
 
@@ -67,14 +69,20 @@ class ExperimentRunner:
                         )
                     continue
                 new = evaluation.experiment
-                if new is not exp and await store.save(conn, exp.version, new):
+                before = {a.name for a in exp.arms if a.stopped}
+                stopped = [a for a in new.arms if a.stopped and a.name not in before]
+                saved = False
+                if new is not exp:
+                    async with conn.transaction():  # the new state and its notifications, or neither
+                        saved = await store.save(conn, exp.version, new)
+                        if saved:
+                            await notification_store.enqueue(conn, notifications_of(new, stopped, now))
+                if saved:
                     log.info("experiment %s v%d: %s (%s)", new.experiment_id, new.version, new.status, new.reason)
                     if new.status != "running":
                         metrics.EXPERIMENTS_ENDED.labels(new.status).inc()
-                    before = {a.name for a in exp.arms if a.stopped}
-                    for state in new.arms:  # counted once: the save above succeeds for one leader only
-                        if state.stopped and state.name not in before:
-                            metrics.EXPERIMENT_ARMS_STOPPED.labels(new.experiment_id, state.name).inc()
+                    for state in stopped:  # counted once: the save above succeeds for one leader only
+                        metrics.EXPERIMENT_ARMS_STOPPED.labels(new.experiment_id, state.name).inc()
                 for arm in evaluation.arms:
                     metrics.EXPERIMENT_ARM_CALLS.labels(exp.experiment_id, arm.arm).set(arm.calls)
                     for bound, value in (("estimate", arm.value), ("low", arm.low), ("high", arm.high)):
@@ -142,3 +150,19 @@ class ExperimentRunner:
 
 def _constant(weights: Weights) -> Callable[[str], Weights]:
     return lambda _task_type: weights
+
+
+def notifications_of(exp: Experiment, stopped: list, now: float) -> list[webhook.Notification]:
+    """The experiment's end, and each arm a guardrail stopped, for the webhook."""
+    out = [
+        webhook.experiment(
+            "experiment_arm_stopped", exp.experiment_id, f"arm {a.name} stopped: {a.stopped}", now, a.name
+        )
+        for a in stopped
+    ]
+    if exp.status != "running":
+        won = f", winner {exp.winner}" if exp.winner else ""
+        out.append(
+            webhook.experiment(f"experiment_{exp.status}", exp.experiment_id, f"{exp.status}{won} ({exp.reason})", now)
+        )
+    return out

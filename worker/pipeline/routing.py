@@ -28,6 +28,7 @@ from aiokafka.admin import NewTopic
 from worker import metrics
 from worker.feedback.quality import windowed
 from worker.kafka_client import client_options
+from worker.notifications import webhook
 from worker.pipeline.experiments import ExperimentRunner
 from worker.routing.breaker import Breaker
 from worker.routing.contract import RoutingAlert, RoutingHeuristic
@@ -37,6 +38,7 @@ from worker.routing.scoring import Weights, weights_for
 from worker.routing.signing import Signer
 from worker.settings import Settings
 from worker.store import experiments as experiment_store
+from worker.store import notifications as notification_store
 from worker.store import routing as store
 from worker.throttle import Throttle
 from worker.topics import create_missing
@@ -207,8 +209,15 @@ class RoutingPublisher(mode.Service):
                 [*{**breakers, **{(t.breaker.model_id, t.breaker.scope): t.breaker for t in transitions}}.values()], now
             )
             for t in transitions:
-                await store.save_breaker(conn, t.breaker)
                 b = t.breaker
+                async with conn.transaction():  # the breaker's new state and its notification, or neither
+                    await store.save_breaker(conn, b)
+                    if t.alert in ("model_degraded", "model_recovered"):
+                        task = None if b.scope == ANY_TASK else b.scope
+                        incident = b.opened_at or b.since
+                        await notification_store.enqueue(
+                            conn, [webhook.model_breaker(t.alert, b.model_id, task, b.reason, incident, now)]
+                        )
                 alerts.append(
                     RoutingAlert(
                         kind=t.alert,

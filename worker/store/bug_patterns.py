@@ -7,6 +7,7 @@ severities from the evidence, and create one stub for each pattern this statemen
 
 from __future__ import annotations
 
+import time
 from typing import NamedTuple
 
 import asyncpg
@@ -14,6 +15,8 @@ import orjson
 
 from worker.failures.patterns import PatternDelta, fold_past_budget, pattern_columns, stub_row
 from worker.failures.severity import MergedPattern, raised_levels
+from worker.notifications import webhook
+from worker.store import notifications
 
 UPSERT = """
 INSERT INTO bug_patterns AS t (fingerprint, error_type, category, pattern, description, solution, occurrences,
@@ -60,20 +63,34 @@ changed AS (
                         WHEN b.severity = 'medium' THEN 'high' ELSE 'critical' END,
         updated_at = now()
     FROM old WHERE b.id = old.id
-    RETURNING b.id, old.status AS from_status, old.severity AS from_severity, b.severity),
+    RETURNING b.id, old.status AS from_status, old.severity AS from_severity, b.severity, b.fingerprint, b.pattern),
 logged AS (
     INSERT INTO bug_pattern_transitions (pattern_id, from_status, to_status, changed_by, reason)
-    SELECT id, from_status, $2, $3, $4 FROM changed)
-SELECT id AS pattern_id, from_status, from_severity, severity FROM changed"""
+    SELECT id, from_status, $2, $3, $4 FROM changed RETURNING id, pattern_id)
+SELECT c.id AS pattern_id, c.from_status, c.from_severity, c.severity, c.fingerprint, c.pattern, l.id AS transition_id
+FROM changed c JOIN logged l ON l.pattern_id = c.id"""
 LEAVES = {"resolved": ["open", "regressed"], "regressed": ["resolved"]}
 
 
 async def transition(conn: asyncpg.Connection, ids: list[int], to: str, by: str, reason: str) -> list[asyncpg.Record]:
     """Move these patterns to `to` where allowed; returns each that moved: pattern_id, from_status,
-    from_severity and severity."""
+    from_severity, severity, fingerprint, pattern and transition_id. A regression is also a notification
+    (worker/notifications), written in the same transaction."""
     if not ids:
         return []
-    return await conn.fetch(TRANSITION, sorted(set(ids)), to, by, reason, LEAVES[to])
+    moved = await conn.fetch(TRANSITION, sorted(set(ids)), to, by, reason, LEAVES[to])
+    if to == "regressed":
+        await notifications.enqueue(
+            conn,
+            (
+                webhook.bug_pattern(
+                    "bug_pattern_regressed", r["fingerprint"] or str(r["pattern_id"]), r["pattern"], r["severity"],
+                    reason, time.time(), r["transition_id"],
+                )
+                for r in moved
+            ),
+        )  # fmt: skip
+    return moved
 
 
 CREATED_LATELY = """
@@ -133,4 +150,15 @@ async def write_patterns(
     critical |= {
         by_id[r["pattern_id"]] for r in regressed if r["severity"] == "critical" and r["from_severity"] != "critical"
     }
+    if critical:
+        now = time.time()
+        await notifications.enqueue(
+            conn,
+            (
+                webhook.bug_pattern("bug_pattern_critical", digest, deltas[digest].fingerprint.template, "critical",
+                                    "its failure share, spread or count reached the critical level", now, 0)
+                for digest in sorted(critical)
+                if digest in deltas
+            ),
+        )  # fmt: skip
     return PatternsWritten(len(new), folded, len(critical), len(regressed))
