@@ -358,3 +358,52 @@ async def test_patterns_are_resolved_by_passing_stubs_or_an_operator_and_regress
     assert [tuple(t) for t in transitions] == [
         ("open", "resolved", "ci"), ("resolved", "regressed", "ci"), ("regressed", "resolved", "operator:alice")
     ]  # fmt: skip
+
+
+def run_node_stubs(suite: Path, run_dir: Path, gateway_url: str | None) -> Path:
+    """The exported Vitest stubs, each file as it is, under Node's test runner with a two-line stand-in
+    for the `vitest` module (Vitest itself needs native binaries this machine cannot install)."""
+    shim = run_dir / "node_modules" / "vitest"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "package.json").write_text('{"name": "vitest", "type": "module", "exports": "./index.mjs"}')
+    (shim / "index.mjs").write_text('export { describe, it } from "node:test";\n')
+    files = []
+    for stub in sorted(suite.glob("*.test.ts")):  # the stubs are plain JavaScript in a .ts file
+        files.append(run_dir / stub.name.replace(".test.ts", ".test.mjs"))
+        files[-1].write_text(stub.read_text())
+    junit = run_dir / "results.xml"
+    env = {"PATH": os.environ["PATH"], **({"GATEWAY_URL": gateway_url} if gateway_url else {})}
+    done = subprocess.run(
+        ["node", "--test", "--test-reporter=junit", f"--test-reporter-destination={junit}", *map(str, files)],
+        env=env, cwd=run_dir, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode in (0, 1) and junit.exists(), done.stdout + done.stderr
+    return junit
+
+
+async def test_the_exported_vitest_stubs_check_a_gateway_and_say_so_when_they_cannot(migrated, tmp_path):
+    from worker.failures.junit import parse
+    from worker.store import tools as store
+
+    async with migrated.acquire() as conn:
+        await patterns_with_stubs(conn)
+        suite = tmp_path / "suite"
+        written = await export_tests(conn, "vitest", suite)
+    assert len(written) == 3
+    gateway = FakeGateway()
+    await gateway.start()
+    try:
+        gateway.broken = {"timeout"}
+        url = f"http://127.0.0.1:{gateway.port}/v1"
+        checked = await asyncio.to_thread(run_node_stubs, suite, tmp_path / "run", url)
+        unset = await asyncio.to_thread(run_node_stubs, suite, tmp_path / "unset", None)
+    finally:
+        await gateway.stop()
+    report = parse(checked.read_bytes())
+    outcomes = {name.split("_")[1]: r for name, r in report.results.items()}
+    assert {k: r.outcome for k, r in outcomes.items()} == {"timeout": "failed", "rate": "passed", "context": "passed"}
+    assert "the gateway answered 504 (an unhandled error)" in outcomes["timeout"].message
+    assert {r.outcome for r in parse(unset.read_bytes()).results.values()} == {"skipped"}  # never a silent pass
+    async with migrated.acquire() as conn:
+        run = await store.record_run(conn, "node-1", "c1", "ci", report)
+    assert run.recorded and run.unknown == []

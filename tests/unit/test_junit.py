@@ -64,3 +64,21 @@ def test_vitest_outcomes_a_stub_with_one_failing_case_failed():
 def test_what_cannot_be_read_is_refused_with_the_reason(xml, says):
     with pytest.raises(JunitError, match=says):
         parse(xml)
+
+
+NODE = f"""<?xml version="1.0" encoding="utf-8"?>
+<testsuites>
+  <testsuite name="{A}" tests="1" failures="1">
+    <testcase name="The gateway retries the call up to 2 times" classname="test" failure="the gateway answered 504">
+      <failure type="testCodeFailure" message="the gateway answered 504 (an unhandled error)">trace</failure>
+    </testcase>
+  </testsuite>
+  <testsuite name="{B}" tests="1"><testcase name="The gateway honours retry-after" classname="test"/></testsuite>
+  <testcase name="a top-level test" classname="test"/>
+</testsuites>"""
+
+
+def test_node_test_runner_outcomes_named_by_the_enclosing_suite():
+    report = parse(NODE)
+    assert {name: r.outcome for name, r in report.results.items()} == {A: "failed", B: "passed"}
+    assert (report.cases, report.not_stubs) == (3, 1)

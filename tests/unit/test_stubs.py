@@ -123,5 +123,5 @@ def test_stub_expresses_the_expected_behaviour_and_replays_the_request(typescrip
         {"messages": [{"role": "user", "content": "hi"}]},
     )
     code = render_vitest(spec)
-    assert "await expect(handleRequest(request)).resolves.toBeDefined();" in code
+    assert "await check(pattern, request, expectedBehavior, context);" in code
     assert typescript.parse(code)["values"]["expectedBehavior"].startswith("The gateway retries")

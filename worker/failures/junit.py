@@ -1,8 +1,9 @@
 """A CI run's JUnit XML -> the outcome of each regression stub it ran.
 
-pytest (`--junitxml`) and Vitest (`--reporter=junit`) both write JUnit XML. A stub is recognised by its
-name, which both frameworks carry (worker.failures.stubs: `regression_<error type>_<16 hex>`): pytest in
-the test case's name (`test_regression_...`), Vitest in its name (`regression_... > it`) or its file.
+pytest (`--junitxml`), Vitest (`--reporter=junit`) and Node's test runner (`--test-reporter=junit`)
+write JUnit XML. A stub is recognised by its name (worker.failures.stubs: `regression_<error type>_<16
+hex>`): pytest has it in the test case's name (`test_regression_...`), Vitest in its name
+(`regression_... > it`) or its file, Node in the enclosing suite's name (the `describe`).
 The report comes from a CI job, so it is parsed as untrusted text: defusedxml refuses entity expansion
 and external DTDs, and sizes and counts are bounded.
 """
@@ -60,11 +61,13 @@ def parse(xml: str | bytes) -> Report:
         raise JunitError(f"the root element is <{root.tag}>; a JUnit report has <testsuites> or <testsuite>")
     results: dict[str, StubResult] = {}
     cases = not_stubs = 0
-    for case in root.iter("testcase"):
+    for suite, case in _cases(root, ""):
         cases += 1
         if cases > MAX_CASES:
             raise JunitError(f"the report has more than {MAX_CASES:,} test cases (send one per category)")
-        found = STUB.search(case.get("name", "")) or STUB.search(case.get("classname", "") + " " + case.get("file", ""))
+        found = STUB.search(case.get("name", "")) or STUB.search(
+            " ".join((case.get("classname", ""), case.get("file", ""), suite))
+        )
         if found is None:
             not_stubs += 1
             continue
@@ -73,6 +76,16 @@ def parse(xml: str | bytes) -> Report:
         if kept is None or _RANK[result.outcome] > _RANK[kept.outcome]:
             results[result.test_name] = result
     return Report(results, cases, not_stubs)
+
+
+def _cases(element, suites: str):
+    """(the names of its enclosing suites, test case), depth first: Node's test runner names the stub
+    in the suite (its `describe`), not in the case."""
+    for child in element:
+        if child.tag == "testcase":
+            yield suites, child
+        elif child.tag in ("testsuite", "testsuites"):
+            yield from _cases(child, f"{suites} {child.get('name', '')}")
 
 
 def _outcome(name: str, case) -> StubResult:

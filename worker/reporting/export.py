@@ -12,8 +12,10 @@ from worker.failures.stubs import StubSpec, filename, render
 from worker.store import reports as reads
 
 HOW_TO_RUN = {
-    "vitest": "Copy the *.test.ts files into the gateway's test folder (fix the `handleRequest` import if its "
-    "entry point differs) and run `npx vitest run`.",
+    "vitest": "Run `GATEWAY_URL=http://your-gateway/v1 GATEWAY_API_KEY=... npx vitest run` on these files (an "
+    "OpenAI-compatible endpoint), or set GATEWAY_MODULE to a module whose handleRequest(request) calls the "
+    "gateway in-process. Each file holds its checks; a stub that cannot be checked is skipped with the reason. "
+    "Add --reporter=junit --outputFile=results.xml and send it with record_test_results.",
     "pytest": "Run `GATEWAY_URL=http://your-gateway/v1 GATEWAY_API_KEY=... pytest` here (an OpenAI-compatible "
     "endpoint), or set GATEWAY_HANDLER=package.module:function to call the gateway in-process. conftest.py "
     "holds the `gateway` fixture and what each error type's stub checks; a stub that cannot be checked is "
