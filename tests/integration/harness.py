@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
+import aiohttp.web
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
@@ -22,6 +23,17 @@ from pydantic import SecretStr
 from worker.settings import Settings
 from worker.simulation.traffic import Ledger
 from worker.topics import partitions_of
+
+
+async def serve_on_loopback(routes: list[aiohttp.web.RouteDef]) -> tuple[aiohttp.web.AppRunner, int]:
+    """A small HTTP server for a test (a receiver, a fake gateway): its runner, to clean up, and its port."""
+    app = aiohttp.web.Application()
+    app.router.add_routes(routes)
+    runner = aiohttp.web.AppRunner(app)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
 
 def free_port() -> int:

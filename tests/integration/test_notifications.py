@@ -20,6 +20,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from tests import samples
+from tests.integration.harness import serve_on_loopback
 from tests.integration.test_routing import wait_for
 from worker.simulation.producer import ensure_topics
 
@@ -42,13 +43,7 @@ class Receiver:
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self.receive)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, self.port = await serve_on_loopback([web.post("/hook", self.receive)])
 
     async def receive(self, request: web.Request) -> web.Response:
         if self.down:

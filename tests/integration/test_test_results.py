@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from tests import samples
-from tests.integration.harness import settings_env
+from tests.integration.harness import serve_on_loopback, settings_env
 from tests.integration.test_tools import call
 from worker.calls import flush_plan
 from worker.calls.decode import to_call
@@ -52,13 +52,7 @@ class FakeGateway:
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self.answer)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, self.port = await serve_on_loopback([web.post("/v1/chat/completions", self.answer)])
 
     async def stop(self) -> None:
         assert self.runner is not None
