@@ -74,7 +74,7 @@ format: install
 
 ## Lint, unit and deployment tests (no services) and integration tests on the real Kafka broker and PostgreSQL server.
 test: lint services-up
-	$(BIN)/pytest tests/unit tests/deploy tests/integration
+	$(BIN)/pytest --durations=25 tests/unit tests/deploy tests/integration
 	KAFKAJS_NO_PARTITIONER_WARNING=1 npm --prefix clients/ts test --silent
 
 test-unit: install
@@ -85,7 +85,7 @@ test-integration: install services-up
 
 ## Outages, crashes and hostile input: stops and restarts the local services it runs on.
 test-faults: install services-up
-	$(BIN)/pytest tests/faults
+	$(BIN)/pytest --durations=10 tests/faults
 
 demo: install services-up
 	@bash deploy/local/demo.sh

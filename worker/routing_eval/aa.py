@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,15 +190,26 @@ class Rate:
         return f"{self.value:.1%} (SE {self.se:.1%}, {self.hits}/{self.runs})"
 
 
-def false_winners(setup: Setup, runs: int, seed: int = 0) -> Rate:
-    return Rate(sum(run(setup, seed + i).winner is not None for i in range(runs)), runs)
+def outcomes(setup: Setup, runs: int, seed: int = 0, processes: int = 1) -> list[Outcome]:
+    """Runs seeded seed, seed + 1, ...: each is independent, so `processes` > 1 spreads them over cores
+    (the same outcomes, in the same order)."""
+    seeds = range(seed, seed + runs)
+    if processes <= 1:
+        return [run(setup, s) for s in seeds]
+    context = multiprocessing.get_context("forkserver")  # no fork of a process that may hold threads
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        return list(pool.map(run, [setup] * runs, seeds, chunksize=max(1, runs // (4 * processes))))
 
 
-def guardrail_stops(setup: Setup, runs: int, seed: int = 0) -> tuple[Rate, Rate]:
+def false_winners(setup: Setup, runs: int, seed: int = 0, processes: int = 1) -> Rate:
+    return Rate(sum(o.winner is not None for o in outcomes(setup, runs, seed, processes)), runs)
+
+
+def guardrail_stops(setup: Setup, runs: int, seed: int = 0, processes: int = 1) -> tuple[Rate, Rate]:
     """(runs with an arm stopped by a guardrail, runs where such a stop was followed by a winner)."""
-    outcomes = [run(setup, seed + i) for i in range(runs)]
-    stopped = sum(bool(o.stopped) for o in outcomes)
-    crowned = sum(bool(o.stopped) and o.winner is not None for o in outcomes)
+    outcomes_ = outcomes(setup, runs, seed, processes)
+    stopped = sum(bool(o.stopped) for o in outcomes_)
+    crowned = sum(bool(o.stopped) and o.winner is not None for o in outcomes_)
     return Rate(stopped, runs), Rate(crowned, runs)
 
 
@@ -217,6 +230,7 @@ def main() -> None:
     p.add_argument("--metrics", nargs="+", default=list(METRICS))
     p.add_argument("--shares", nargs="+", default=["0.5,0.5", "0.9,0.1"])
     p.add_argument("--guardrail", action="store_true", help="p95 at its guardrail's limit instead of A/A")
+    p.add_argument("--processes", type=int, default=1, help="spread the runs over this many cores")
     a = p.parse_args()
     print("| what | shares | calls/s | hours | rate (SE, runs) |\n| --- | --- | ---: | ---: | --- |")
     for hours in a.hours:
@@ -234,11 +248,11 @@ def main() -> None:
                             duration_s=hours * 3600,
                             guardrails=({"metric": "p95_latency_ms", "above": limit},),
                         )
-                        result, crowned = guardrail_stops(setup, a.runs)
+                        result, crowned = guardrail_stops(setup, a.runs, processes=a.processes)
                         text = f"{result}; then a winner: {crowned}"
                     else:
                         setup = Setup(metric=metric, shares=shares, rate_per_s=rate, duration_s=hours * 3600)
-                        text = str(false_winners(setup, a.runs))
+                        text = str(false_winners(setup, a.runs, processes=a.processes))
                     print(f"| {metric} | {shares_text} | {rate:g} | {hours:g} | {text} |", flush=True)
                     print(
                         f"{metric} {shares_text} {rate:g}/s {hours:g} h: {time.monotonic() - began:.0f} s",

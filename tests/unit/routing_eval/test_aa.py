@@ -4,6 +4,7 @@ whatever the metric. The grid with more runs, 50 calls/s and 24 h is `python -m 
 (figures in docs/experiments.md); these seeded runs hold the cases that failed before."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -12,9 +13,10 @@ from pydantic import ValidationError
 from tests.unit.experiments.test_evaluate import spec
 from worker.calls import histogram
 from worker.experiments.sequential import quantile_interval
-from worker.routing_eval.aa import METRICS, ArmWorld, Setup, false_winners, guardrail_stops
+from worker.routing_eval.aa import METRICS, ArmWorld, Setup, false_winners, guardrail_stops, outcomes
 
 RUNS = 100
+PROCESSES = min(2, os.cpu_count() or 1)  # seeded runs are independent: the same outcomes on every core count
 P95_RUNS = 30  # a p95 look reads the histogram: the slowest, and the most conservative (0 of 200 in the grid)
 LEVEL = 0.05
 
@@ -22,13 +24,15 @@ LEVEL = 0.05
 @pytest.mark.parametrize("metric", METRICS)
 def test_identical_arms_with_shares_of_90_and_10_rarely_produce_a_winner(metric):
     runs = P95_RUNS if metric == "p95_latency_ms" else RUNS
-    rate = false_winners(Setup(metric=metric, shares=(0.9, 0.1), rate_per_s=5.0, duration_s=2 * 3600), runs)
+    setup = Setup(metric=metric, shares=(0.9, 0.1), rate_per_s=5.0, duration_s=2 * 3600)
+    rate = false_winners(setup, runs, processes=PROCESSES)
     print(f"{metric}, 90/10, 5 calls/s, 2 h: false winners {rate}")
     assert rate.value <= LEVEL, str(rate)  # 22 % for success_rate before the pooled variance
 
 
 def test_identical_balanced_arms_rarely_produce_a_winner():
-    rate = false_winners(Setup(metric="success_rate", rate_per_s=5.0, duration_s=2 * 3600), RUNS, seed=1000)
+    setup = Setup(metric="success_rate", rate_per_s=5.0, duration_s=2 * 3600)
+    rate = false_winners(setup, RUNS, seed=1000, processes=PROCESSES)
     assert rate.value <= LEVEL, str(rate)
 
 
@@ -41,7 +45,7 @@ def test_a_p95_exactly_at_its_guardrail_limit_is_rarely_stopped_and_a_stop_crown
         duration_s=2 * 3600,
         guardrails=({"metric": "p95_latency_ms", "above": limit},),
     )
-    stopped, crowned = guardrail_stops(setup, 25)
+    stopped, crowned = guardrail_stops(setup, 25, processes=PROCESSES)
     assert stopped.value <= LEVEL and crowned.hits == 0, (str(stopped), str(crowned))
 
 
@@ -70,4 +74,11 @@ def test_session_units_are_refused_with_the_reason():
 def test_correlated_calls_in_sessions_are_what_the_refusal_is_about():
     correlated = ArmWorld(success=0.9, session_sd=1.0)
     setup = Setup(rate_per_s=5.0, duration_s=3600, arms=(correlated, correlated), calls_per_session=20)
-    assert false_winners(setup, 40).value > 0.2  # analysed as independent calls: far above the level
+    assert (
+        false_winners(setup, 40, processes=PROCESSES).value > 0.2
+    )  # analysed as independent calls: far above the level
+
+
+def test_runs_spread_over_processes_are_the_same_runs():
+    setup = Setup(metric="success_rate", rate_per_s=5.0, duration_s=600)
+    assert outcomes(setup, 6, seed=3, processes=2) == outcomes(setup, 6, seed=3)
