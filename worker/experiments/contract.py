@@ -238,5 +238,6 @@ class Experiment(_Strict):
         return self.model_copy(update={**fields, "version": self.version + 1})
 
 
-def topic_key(experiment_id: str) -> str:
+def experiment_key(experiment_id: str) -> str:
+    """An experiment's key on the heuristics topic (a rule's is routing.contract.rule_key)."""
     return f"experiment:{experiment_id}"

@@ -22,7 +22,7 @@ import asyncpg
 import orjson
 
 from worker import metrics
-from worker.experiments.contract import Experiment, topic_key
+from worker.experiments.contract import Experiment, experiment_key
 from worker.experiments.evaluate import evaluate
 from worker.notifications import webhook
 from worker.routing.contract import RoutingHeuristic
@@ -138,12 +138,12 @@ class ExperimentRunner:
 
     async def publish_pending(self, conn: asyncpg.Connection) -> None:
         for row in await store.unpublished(conn):
-            key, what = topic_key(row["experiment_id"]), f"experiment {row['experiment_id']} v{row['version']}"
+            key, what = experiment_key(row["experiment_id"]), f"experiment {row['experiment_id']} v{row['version']}"
             if await self.publisher.publish(key.encode(), orjson.loads(row["record"]), what):
                 await store.mark_published(conn, row["experiment_id"], row["version"])
         # ended long enough ago: a tombstone, so that routers forget it (the row stays for the tools)
         for experiment_id in await store.ended_on_topic(conn, self.settings.experiment_retention_s):
-            tombstone = topic_key(experiment_id).encode()
+            tombstone = experiment_key(experiment_id).encode()
             if await self.publisher.publish(tombstone, None, f"the tombstone of experiment {experiment_id}"):
                 await store.mark_removed(conn, experiment_id)
 

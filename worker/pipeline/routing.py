@@ -31,7 +31,7 @@ from worker.kafka_client import client_options
 from worker.notifications import webhook
 from worker.pipeline.experiments import ExperimentRunner
 from worker.routing.breaker import Breaker
-from worker.routing.contract import RoutingAlert, RoutingHeuristic
+from worker.routing.contract import RoutingAlert, RoutingHeuristic, rule_key
 from worker.routing.engine import Engine, affected_tasks, catalogue_changes
 from worker.routing.evidence import ANY_TASK, QualityRow
 from worker.routing.scoring import Weights, weights_for
@@ -48,12 +48,6 @@ log = logging.getLogger(__name__)
 STOP_WAIT_S = 20.0  # how long stopping waits for a routing tick in progress
 
 HEALTH_SPAN_S = 60  # the longest detection window
-
-
-def topic_key(record: dict) -> bytes:
-    """A learned rule is keyed by its task type, a manual one (even one limited to a task type) by its id."""
-    kind, _, ident = record["heuristic_id"].partition(":")
-    return (record["task_type"] if kind == "learned" else f"rule:{ident}").encode()
 
 
 class RoutingPublisher(mode.Service):
@@ -279,7 +273,7 @@ class RoutingPublisher(mode.Service):
     async def _publish_pending(self, conn: asyncpg.Connection) -> None:
         for row in await store.unpublished(conn):
             record = orjson.loads(row["heuristic"])
-            if not await self.publish(topic_key(record), record, f"{record.get('heuristic_id')} v{row['version']}"):
+            if not await self.publish(rule_key(record), record, f"{record.get('heuristic_id')} v{row['version']}"):
                 continue
             await store.mark_published(conn, row["id"], row["version"], self.worker_id)
             self.published += 1

@@ -139,6 +139,13 @@ class ModelDeclaration(BaseModel):
     provider: str | None = Field(None, max_length=100)
 
 
+def rule_key(record: dict) -> bytes:
+    """A rule's key on the heuristics topic: a learned rule's is its task type, a manual one's (even one limited
+    to a task type) its id (an experiment's is experiments.contract.experiment_key)."""
+    kind, _, ident = record["heuristic_id"].partition(":")
+    return (record["task_type"] if kind == "learned" else f"rule:{ident}").encode()
+
+
 class RoutingAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -16,7 +16,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.experiments.contract import Experiment, ExperimentSpec, topic_key
+from worker.experiments.contract import Experiment, ExperimentSpec, experiment_key
 from worker.experiments.evaluate import Evaluation, evaluate
 from worker.experiments.tally import ArmTally
 from worker.routing.contract import RoutingHeuristic
@@ -124,7 +124,7 @@ def run(scenario: Scenario, seed: int) -> Timeline:
     exp = Experiment.start(spec, START)
     table = RoutingTable()
     table.apply("coding", _learned_rule(scenario.learned).model_dump_json().encode())
-    table.apply(topic_key(exp.experiment_id), exp.model_dump_json().encode())
+    table.apply(experiment_key(exp.experiment_id), exp.model_dump_json().encode())
     tallies = {a.name: ArmTally() for a in exp.arms}
     control = exp.arms[0].name
     out = Timeline(scenario, seed, calls={a.name: [] for a in exp.arms}, intervals={a.name: [] for a in exp.arms[1:]})
@@ -140,7 +140,7 @@ def run(scenario: Scenario, seed: int) -> Timeline:
             m = scenario.models[route.model]
             tallies[route.arm].add(rng.random() < m.success, m.latency_ms * math.exp(rng.gauss(0, 0.5)), m.cost_usd)
         while pending and pending[0][0] <= second:
-            table.apply(topic_key(exp.experiment_id), pending.pop(0)[1].model_dump_json().encode())
+            table.apply(experiment_key(exp.experiment_id), pending.pop(0)[1].model_dump_json().encode())
         if second % LOOK_S or exp.status != "running":
             continue
         ev = evaluate(exp, tallies, START + dt.timedelta(seconds=second))

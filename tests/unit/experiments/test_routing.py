@@ -6,7 +6,7 @@ from collections import Counter
 import orjson
 
 from worker.experiments.assignment import arm_of
-from worker.experiments.contract import Experiment, ExperimentSpec, topic_key
+from worker.experiments.contract import Experiment, ExperimentSpec, experiment_key
 from worker.routing.table import RoutingTable
 
 from ..test_routing_table import learned
@@ -24,7 +24,7 @@ def experiment(arms: list[dict], **fields) -> Experiment:
 def table_with(exp: Experiment) -> RoutingTable:
     table = RoutingTable()
     table.apply("coding", learned().model_dump_json().encode())
-    table.apply(topic_key(exp.experiment_id), exp.model_dump_json().encode())
+    table.apply(experiment_key(exp.experiment_id), exp.model_dump_json().encode())
     return table
 
 
@@ -74,12 +74,12 @@ def test_a_stopped_arm_and_an_ended_experiment_route_as_usual_and_untagged():
     table = table_with(exp)
     in_y = next(f"r{i}" for i in range(100) if table.pick("coding", key=f"r{i}").arm == "y")
     stopped = exp.changed(arms=[exp.arms[0], exp.arms[1].model_copy(update={"stopped": "guardrail"})])
-    assert table.apply(topic_key("exp-1"), stopped.model_dump_json().encode()) is not None
+    assert table.apply(experiment_key("exp-1"), stopped.model_dump_json().encode()) is not None
     route = table.pick("coding", key=in_y)
     assert route.arm is None and route.model in ("a", "b")
-    assert table.apply(topic_key("exp-1"), exp.model_dump_json().encode()) is None  # an older version is ignored
+    assert table.apply(experiment_key("exp-1"), exp.model_dump_json().encode()) is None  # an older version is ignored
     ended = stopped.changed(status="completed", winner="x")
-    table.apply(topic_key("exp-1"), ended.model_dump_json().encode())
+    table.apply(experiment_key("exp-1"), ended.model_dump_json().encode())
     assert all(table.pick("coding", key=f"r{i}").arm is None for i in range(50))
 
 
@@ -113,6 +113,6 @@ def test_a_weights_arm_follows_its_own_rule_once_the_worker_published_it():
     assert before.arm == "w" and before.rule_id == "learned:coding@v1"  # nothing computed yet: the learned rule
     own = learned(weights={"c": 1.0}).model_copy(update={"heuristic_id": "experiment:exp-1:w:coding"})
     routed = exp.changed(arms=[exp.arms[0], exp.arms[1].model_copy(update={"routes": {"coding": own}})])
-    table.apply(topic_key("exp-1"), orjson.dumps(routed.model_dump(mode="json")))
+    table.apply(experiment_key("exp-1"), orjson.dumps(routed.model_dump(mode="json")))
     after = table.pick("coding", key="r1")
     assert after.model == "c" and after.rule_id == "experiment:exp-1:w:coding@v1" and after.arm == "w"

@@ -124,7 +124,7 @@ async def test_the_plugin_narrows_to_the_chosen_deployment_and_a_retry_moves_on(
 
 
 async def test_the_plugin_puts_the_request_in_its_experiment_arm_and_the_callback_reports_the_arm():
-    from worker.experiments.contract import Experiment, ExperimentSpec, topic_key
+    from worker.experiments.contract import Experiment, ExperimentSpec, experiment_key
 
     spec = ExperimentSpec.model_validate(
         {
@@ -142,7 +142,7 @@ async def test_the_plugin_puts_the_request_in_its_experiment_arm_and_the_callbac
         }
     )
     table = RoutingTable()
-    table.apply(topic_key("litellm-exp"), Experiment.start(spec, T0).model_dump_json().encode())
+    table.apply(experiment_key("litellm-exp"), Experiment.start(spec, T0).model_dump_json().encode())
     plugin = HeuristicsRoutingPlugin(table)
     pool = ["openai/gpt-4o", "openai/gpt-4o-mini"]
     arms = {}
