@@ -7,9 +7,9 @@ class per concern (Kafka, PostgreSQL, the pipeline, routing, the web and tools),
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import lru_cache
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,8 @@ from worker.routing.degradation import Rules
 from worker.routing.heuristics import Policy
 from worker.routing.scoring import Weights
 from worker.routing.signing import InvalidKey, Signer
+
+T = TypeVar("T", Policy, Rules)
 
 
 class KafkaSettings(BaseSettings):
@@ -347,30 +349,25 @@ class RoutingSettings(BaseSettings):
 
     @property
     def routing_policy(self) -> Policy:
-        return Policy(
-            window_s=self.heuristics_window_s,
-            half_life_s=self.heuristics_half_life_s,
-            min_calls=self.heuristics_min_calls,
-            exploration=self.heuristics_exploration,
-            weight_change=self.heuristics_weight_change,
-            smoothing=self.heuristics_smoothing,
-            probe_share=self.degradation_probe_share,
-            max_models=self.routing_max_models,
-            quality_prior_calls=self.routing_quality_prior_calls,
-        )
+        return self._derived(Policy, ("heuristics_", "degradation_", "routing_"))
 
     @property
     def breaker_rules(self) -> Rules:
-        return Rules(
-            failure_rate=self.degradation_failure_rate,
-            recover_rate=self.degradation_recover_rate,
-            latency_factor=self.degradation_latency_factor,
-            latency_floor_ms=self.degradation_latency_floor_ms,
-            min_calls=self.degradation_min_calls,
-            cooldown_s=self.degradation_cooldown_s,
-            cooldown_max_s=max(self.degradation_cooldown_s, self.degradation_cooldown_max_s),
-            probe_calls=self.degradation_probe_calls,
-        )
+        rules = self._derived(Rules, ("degradation_",))
+        return replace(rules, cooldown_max_s=max(rules.cooldown_s, rules.cooldown_max_s))
+
+    def _derived(self, cls: type[T], prefixes: tuple[str, ...]) -> T:
+        """`cls` with each field from the setting <prefix><field>, the first prefix that names one: a field
+        added to Policy or Rules without its setting fails here, at start-up, not silently at its default."""
+        values = {}
+        for f in fields(cls):
+            named = next((p + f.name for p in prefixes if p + f.name in type(self).model_fields), None)
+            if named is None:
+                raise TypeError(
+                    f"{cls.__name__}.{f.name} has no setting named {' or '.join(p + f.name for p in prefixes)}"
+                )
+            values[f.name] = getattr(self, named)
+        return cls(**values)
 
 
 class ToolsSettings(BaseSettings):

@@ -34,3 +34,16 @@ def test_routing_weight_overrides_are_checked_at_start():
     ):
         with pytest.raises(ValidationError, match=re.escape(words)):
             Settings(routing_weights=bad)
+
+
+def test_the_routing_policy_and_breaker_rules_are_derived_from_their_settings():
+    from dataclasses import fields, replace
+
+    from worker.routing.degradation import Rules
+    from worker.settings import Settings
+
+    s = Settings(database_url="postgresql://x", heuristics_min_calls=7, degradation_min_calls=9, routing_max_models=42)
+    assert (s.routing_policy.min_calls, s.breaker_rules.min_calls, s.routing_policy.max_models) == (7, 9, 42)
+    base = Settings(database_url="postgresql://x").routing_policy
+    assert s.routing_policy == replace(base, min_calls=7, max_models=42)  # nothing else moved
+    assert {f.name for f in fields(Rules)} <= {n.removeprefix("degradation_") for n in Settings.model_fields}
