@@ -68,7 +68,7 @@ def test_the_engine_does_not_trip_task_breakers_on_the_incident_its_model_wide_b
         for task in ("coding", "chat")
     ]
     half = {("m", "*"): Breaker("m", "*", "half_open", "probing", since=start, cooldown_s=15, opened_at=960.0)}
-    transitions = Engine(rules=R).check(now, half, rows)
+    transitions = Engine(rules=R).check(now, half, rows, {})
     assert [(t.breaker.scope, t.alert) for t in transitions] == [("*", "model_recovered")]
 
 

@@ -130,8 +130,8 @@ def test_the_engine_never_excludes_for_latency_alone_when_the_others_fail_more()
         ]
 
     engine = Engine()
-    engine.baselines = {("slow", "coding"): 1000.0, ("slow", "*"): 1000.0, ("other", "coding"): 500.0}
-    vetoed = engine.check(now, {}, rows(other_failures=1))  # the other fails 20 % of its calls (not excluded)
+    base = {("slow", "coding"): 1000.0, ("slow", "*"): 1000.0, ("other", "coding"): 500.0}
+    vetoed = engine.check(now, {}, rows(other_failures=1), base)  # the other fails 20 % of its calls (not excluded)
     assert [t.breaker.model_id for t in vetoed] == []
-    allowed = engine.check(now, {}, rows(other_failures=0))
+    allowed = engine.check(now, {}, rows(other_failures=0), base)
     assert {t.breaker.model_id for t in allowed} == {"slow"} and "p95 latency" in allowed[0].breaker.reason

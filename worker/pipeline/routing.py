@@ -59,6 +59,7 @@ class RoutingPublisher(mode.Service):
         self.lock = asyncio.Lock()
         self.producer: AIOKafkaProducer | None = None
         self.engine = Engine(settings.routing_policy, settings.breaker_rules, self.weights_for)
+        self.baselines: dict | None = None  # latency per (model, scope), refreshed by every recompute
         self.catalogue_seen: tuple | None = None
         self.catalogue_read: dict[str, dict[str, str]] | None = None  # what the last recompute was given
         self.published = 0
@@ -160,6 +161,7 @@ class RoutingPublisher(mode.Service):
         decisions = await asyncio.to_thread(
             self.engine.recompute, now, minutes, breakers, catalogue, previous, only, quality
         )
+        self.baselines = self.engine.baselines(now, minutes, breakers)
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
         for task_type, decision in sorted(decisions.items()):
             async with conn.transaction():
@@ -191,14 +193,14 @@ class RoutingPublisher(mode.Service):
         alerts: list[RoutingAlert] = []
         async with self.lock, self.pool.acquire() as conn:
             now = await store.db_now(conn)
-            if self.engine.baselines is None:  # a new leader: latency baselines come with a recompute
+            if self.baselines is None:  # a new leader: latency baselines come with a recompute
                 await self._recompute(conn, "leader start")
             version = await store.catalogue_version(conn)
             seconds = await store.second_rows(
                 conn, now, HEALTH_SPAN_S, self.settings.routing_max_models, self.settings.routing_max_task_types
             )
             breakers = await store.breakers(conn)
-            transitions = await asyncio.to_thread(self.engine.check, now, breakers, seconds)
+            transitions = await asyncio.to_thread(self.engine.check, now, breakers, seconds, self.baselines or {})
             export_breakers(
                 [*{**breakers, **{(t.breaker.model_id, t.breaker.scope): t.breaker for t in transitions}}.values()], now
             )

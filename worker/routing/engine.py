@@ -4,7 +4,8 @@ Two ticks, as the worker's timers call them:
 - `check` (every DEGRADATION_CHECK_S): 1-second health rows -> breaker transitions, model-wide
   scope first (a model failing everywhere is one incident, not one per task type).
 - `recompute` (every HEURISTICS_INTERVAL_S, and at once after a transition): minute rows ->
-  the learned decision of each task type that is worth a new version.
+  the learned decision of each task type that is worth a new version; `baselines`, from the same
+  rows, is the usual latency that the next checks compare with (an explicit input of `check`).
 The shells (worker/pipeline/routing.py; worker/routing_eval) read the rows, persist breakers and
 versions, and publish; they make no decision of their own.
 """
@@ -38,11 +39,30 @@ class Engine:
     policy: Policy = field(default_factory=Policy)
     rules: Rules = field(default_factory=Rules)
     weights: Callable[[str], Weights] = lambda task_type: Weights()
-    baselines: dict[BreakerKey, float] | None = None  # refreshed by every recompute
 
-    def check(self, now: float, breakers: Mapping[BreakerKey, Breaker], seconds: list[SecondRow]) -> list[Transition]:
+    def baselines(
+        self, now: float, minutes: list[MinuteRow], breakers: Mapping[BreakerKey, Breaker]
+    ) -> dict[BreakerKey, float]:
+        """Each model's usual p95 per scope over the window, incidents (over or still open) left out, so
+        an incident never becomes the norm it is judged against: what `check` compares latency with.
+        The shells refresh it with every recompute, from the same minute rows."""
+        incidents = {key: span for key, b in breakers.items() if (span := b.incident()) is not None}
+        ongoing = {
+            key: ((b.opened_at or b.since) - INCIDENT_LOOKBACK_S, now)
+            for key, b in breakers.items()
+            if b.state != "closed"
+        }
+        return baselines(minutes, now, window_s=self.policy.window_s, incidents=incidents | ongoing)
+
+    def check(
+        self,
+        now: float,
+        breakers: Mapping[BreakerKey, Breaker],
+        seconds: list[SecondRow],
+        base: Mapping[BreakerKey, float],
+    ) -> list[Transition]:
+        """`base`: the latency baselines (`baselines`), from the latest recompute."""
         windows = health_windows(seconds, now, DETECTION_WINDOWS_S)
-        base = self.baselines or {}
         transitions: list[Transition] = []
         wide_trouble: set[str] = set()
         latest = dict(breakers)  # with this check's model-wide transitions, which its task scopes must see
@@ -106,12 +126,6 @@ class Engine:
         `quality`: feedback rows (a task type with feedback is decided on the value objective)."""
         p = self.policy
         incidents = {key: span for key, b in breakers.items() if (span := b.incident()) is not None}
-        ongoing = {
-            key: ((b.opened_at or b.since) - INCIDENT_LOOKBACK_S, now)
-            for key, b in breakers.items()
-            if b.state != "closed"
-        }
-        self.baselines = baselines(minutes, now, window_s=p.window_s, incidents=incidents | ongoing)
         evidence = decayed_evidence(minutes, now, window_s=p.window_s, half_life_s=p.half_life_s, incidents=incidents)
         evidence = with_quality(
             evidence,

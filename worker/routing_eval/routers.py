@@ -50,6 +50,7 @@ class ObeyingRouter:
         self.alerts: list[tuple[float, str, str, str]] = []  # at, kind, model, scope
         self.origin = 0.0  # epoch seconds of simulated time 0 (set by the simulation)
         self.declared: dict[str, str] = {}
+        self.baselines: dict | None = None  # latency per (model, scope), refreshed by every recompute
 
     def pick(self, task: str, u: float, t: float) -> str:
         rule = self.table.choose(task)
@@ -74,10 +75,11 @@ class ObeyingRouter:
 
     def _check(self, now: float) -> None:
         catalogue = self.catalogue(now).get(ANY_TASK, {})
-        if self.engine.baselines is None or catalogue != self.declared:
+        if self.baselines is None or catalogue != self.declared:
             self.declared = catalogue  # a declared model is explored at once, not at the next period
             self._recompute(now)
-        transitions = self.engine.check(now, self.breakers, self.store.second_rows(now, HEALTH_SPAN_S))
+        seconds = self.store.second_rows(now, HEALTH_SPAN_S)
+        transitions = self.engine.check(now, self.breakers, seconds, self.baselines or {})
         for tr in transitions:
             self.breakers[(tr.breaker.model_id, tr.breaker.scope)] = tr.breaker
             self.alerts.append((now, tr.alert, tr.breaker.model_id, tr.breaker.scope))
@@ -99,6 +101,7 @@ class ObeyingRouter:
         decisions = self.engine.recompute(
             now, minutes, self.breakers, self.catalogue(now), self.records, only, quality=quality
         )
+        self.baselines = self.engine.baselines(now, minutes, self.breakers)
         for task, d in decisions.items():
             version = (self.records.get(task) or {}).get("version", 0) + 1
             record = RoutingHeuristic.learned(
