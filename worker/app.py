@@ -20,11 +20,11 @@ from worker.pipeline.ingest import Ingest
 from worker.pipeline.notifier import Notifier
 from worker.pipeline.routing import RoutingPublisher
 from worker.settings import Settings
+from worker.store.breakers import prune_breakers, prune_health
 from worker.store.db import redact_dsn, wait_for_pool
 from worker.store.feedback import expire as expire_feedback
 from worker.store.migrate import migrate
 from worker.store.offsets import prune_seen
-from worker.store.routing import prune_breakers, prune_health
 from worker.tools import http as tools_http
 from worker.tools.service import ToolService
 

@@ -55,7 +55,7 @@ async def _report(settings: Settings, task_type: str | None, overrides: dict[str
 
     from worker.reporting.report import CandidateSetting, build_report, experiments
     from worker.store.db import connect
-    from worker.store.routing import learned_records
+    from worker.store.rules import learned_records
 
     async with connect(settings.database_url) as conn:
         rules = [r for t, r in sorted((await learned_records(conn)).items()) if task_type in (None, t)]
@@ -189,19 +189,19 @@ def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _rules(settings: Settings, args: argparse.Namespace):
-    from worker.store import routing
+    from worker.store import rules
     from worker.store.db import connect
 
     async with connect(settings.database_url) as conn:
         if args.rules_command == "list":
-            return await routing.rules(conn, active_only=not args.all)
+            return await rules.rules(conn, active_only=not args.all)
         row = None
         if args.rules_command == "set-active":
-            row = await routing.manual_rule(conn, args.id)
+            row = await rules.manual_rule(conn, args.id)
             if row is None:
                 raise LookupError(f"no manual routing rule with id {args.id}")
             return [
-                await routing.save_manual_rule(
+                await rules.save_manual_rule(
                     conn,
                     pattern=row["pattern"],
                     layer=row["preferred_layer"],
@@ -214,7 +214,7 @@ async def _rules(settings: Settings, args: argparse.Namespace):
                 )
             ]
         return [
-            await routing.save_manual_rule(
+            await rules.save_manual_rule(
                 conn,
                 pattern=args.pattern,
                 layer=args.layer,
@@ -249,17 +249,17 @@ def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _models(settings: Settings, args: argparse.Namespace):
-    from worker.store import routing
+    from worker.store import catalogue
     from worker.store.db import connect
 
     async with connect(settings.database_url) as conn:
         if args.models_command == "declare":
-            return await routing.declare_model(
+            return await catalogue.declare_model(
                 conn, args.model, args.layer, args.task_type, args.provider, "cli", settings.routing_max_models
             )
         if args.models_command == "remove":
-            return await routing.remove_model(conn, args.model)
-        return await routing.declared_models(conn)
+            return await catalogue.remove_model(conn, args.model)
+        return await catalogue.declared_models(conn)
 
 
 def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
@@ -273,7 +273,7 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         except ValidationError as error:
             err.print(f"[red]rejected:[/red] {error}", markup=True, highlight=False)
             return 2
-    from worker.store.routing import CatalogueFull
+    from worker.store.catalogue import CatalogueFull
 
     try:
         result = asyncio.run(_models(settings, args))

@@ -58,7 +58,7 @@ async def test_a_declared_model_is_explored_within_seconds(settings, workers, po
 
 
 async def test_the_catalogue_is_bounded_per_task_type_and_read_the_same_way_every_time(pool):
-    from worker.store import routing as store
+    from worker.store import catalogue as store
     from worker.store.migrate import migrate
 
     async with pool.acquire() as conn:

@@ -28,9 +28,12 @@ from worker.notifications import webhook
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.engine import Engine
 from worker.routing.scoring import Weights
+from worker.store import breakers as breaker_store
+from worker.store import catalogue as catalogue_store
+from worker.store import db
+from worker.store import evidence as evidence_store
 from worker.store import experiments as store
 from worker.store import notifications as notification_store
-from worker.store import routing as routing_store
 from worker.throttle import Throttle
 
 if TYPE_CHECKING:
@@ -49,7 +52,7 @@ class ExperimentRunner:
     async def tick(self) -> None:
         p = self.publisher
         async with p.lock, p.pool.acquire() as conn:
-            now = await routing_store.db_now(conn)
+            now = await db.db_now(conn)
             running = await store.running(conn)
             tallies = await store.tallies(conn, [e.experiment_id for e in running]) if running else {}
             for exp in running:
@@ -105,14 +108,14 @@ class ExperimentRunner:
         if not weighted:
             return exp
         s, p = self.settings, self.publisher
-        minutes = await routing_store.minute_rows(
+        minutes = await evidence_store.minute_rows(
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
-        quality = await routing_store.quality_rows(
+        quality = await evidence_store.quality_rows(
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
-        breakers = await routing_store.breakers(conn)
-        catalogue = await routing_store.catalogue(conn, s.heuristics_catalogue_seen_s, s.routing_max_models)
+        breakers = await breaker_store.breakers(conn)
+        catalogue = await catalogue_store.catalogue(conn, s.heuristics_catalogue_seen_s, s.routing_max_models)
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
         arms, changed = list(exp.arms), False
         for i, arm in enumerate(arms):

@@ -37,9 +37,13 @@ from worker.routing.evidence import ANY_TASK, QualityRow
 from worker.routing.scoring import Weights, weights_for
 from worker.routing.signing import Signer
 from worker.settings import Settings
+from worker.store import breakers as breaker_store
+from worker.store import catalogue as catalogue_store
+from worker.store import db
+from worker.store import evidence as evidence_store
 from worker.store import experiments as experiment_store
 from worker.store import notifications as notification_store
-from worker.store import routing as store
+from worker.store import rules as rule_store
 from worker.throttle import Throttle
 from worker.topics import create_missing
 
@@ -85,7 +89,7 @@ class RoutingPublisher(mode.Service):
             async with self.pool.acquire() as conn:
                 for d in self.settings.routing_catalogue:
                     try:
-                        await store.declare_model(
+                        await catalogue_store.declare_model(
                             conn,
                             d.model_id,
                             d.layer.value,
@@ -94,7 +98,7 @@ class RoutingPublisher(mode.Service):
                             "setting",
                             self.settings.routing_max_models,
                         )
-                    except store.CatalogueFull as full:
+                    except catalogue_store.CatalogueFull as full:
                         log.warning("ROUTING_CATALOGUE: %s is not declared: %s", d.model_id, full)
             log.info("catalogue: declared %d models from ROUTING_CATALOGUE", len(self.settings.routing_catalogue))
 
@@ -142,20 +146,20 @@ class RoutingPublisher(mode.Service):
     ) -> int:
         """`catalogue`: as the caller just read it (None: read it here)."""
         s = self.settings
-        now = await store.db_now(conn)
-        minutes = await store.minute_rows(
+        now = await db.db_now(conn)
+        minutes = await evidence_store.minute_rows(
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
-        quality = await store.quality_rows(
+        quality = await evidence_store.quality_rows(
             conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
         )
         export_quality(quality)
         await self._note_breadth(conn, now)
-        breakers = await store.breakers(conn)
+        breakers = await breaker_store.breakers(conn)
         if catalogue is None:
             catalogue = await self._read_catalogue(conn)
         self.catalogue_read = catalogue
-        previous = await store.learned_records(conn)
+        previous = await rule_store.learned_records(conn)
         self.promoted_weights = await experiment_store.weights(conn)
         # off the event loop: the web server, the heartbeats and ingestion keep answering meanwhile
         decisions = await asyncio.to_thread(
@@ -165,16 +169,18 @@ class RoutingPublisher(mode.Service):
         computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
         for task_type, decision in sorted(decisions.items()):
             async with conn.transaction():
-                current = await store.learned_rule(conn, task_type)
+                current = await rule_store.learned_rule(conn, task_type)
                 version = (current["version"] + 1) if current else 1
                 record = RoutingHeuristic.learned(decision, version, s.heuristics_window_s, computed_at)
-                await store.store_learned(conn, current, task_type, record.model_dump(mode="json"), {"reason": reason})
+                await rule_store.store_learned(
+                    conn, current, task_type, record.model_dump(mode="json"), {"reason": reason}
+                )
             log.info("routing %s v%d (%s): %s", task_type, version, reason, decision.reasoning)
         return len(decisions)
 
     async def _note_breadth(self, conn: asyncpg.Connection, now: float) -> None:
         s = self.settings
-        task_types, widest = await store.breadth(conn, now, s.heuristics_window_s)
+        task_types, widest = await evidence_store.breadth(conn, now, s.heuristics_window_s)
         over_tasks, over_models = max(0, task_types - s.routing_max_task_types), max(0, widest - s.routing_max_models)
         metrics.ROUTING_LEFT_OUT.labels("task_types").set(over_tasks)
         metrics.ROUTING_LEFT_OUT.labels("models").set(over_models)
@@ -192,14 +198,14 @@ class RoutingPublisher(mode.Service):
         """The fast path: step every breaker, store and alert transitions, recompute what they affect."""
         alerts: list[RoutingAlert] = []
         async with self.lock, self.pool.acquire() as conn:
-            now = await store.db_now(conn)
+            now = await db.db_now(conn)
             if self.baselines is None:  # a new leader: latency baselines come with a recompute
                 await self._recompute(conn, "leader start")
-            version = await store.catalogue_version(conn)
-            seconds = await store.second_rows(
+            version = await catalogue_store.catalogue_version(conn)
+            seconds = await evidence_store.second_rows(
                 conn, now, HEALTH_SPAN_S, self.settings.routing_max_models, self.settings.routing_max_task_types
             )
-            breakers = await store.breakers(conn)
+            breakers = await breaker_store.breakers(conn)
             transitions = await asyncio.to_thread(self.engine.check, now, breakers, seconds, self.baselines or {})
             export_breakers(
                 [*{**breakers, **{(t.breaker.model_id, t.breaker.scope): t.breaker for t in transitions}}.values()], now
@@ -207,7 +213,7 @@ class RoutingPublisher(mode.Service):
             for t in transitions:
                 b = t.breaker
                 async with conn.transaction():  # the breaker's new state and its notification, or neither
-                    await store.save_breaker(conn, b)
+                    await breaker_store.save_breaker(conn, b)
                     if t.alert in ("model_degraded", "model_recovered"):
                         task = None if b.scope == ANY_TASK else b.scope
                         incident = b.opened_at or b.since
@@ -249,7 +255,9 @@ class RoutingPublisher(mode.Service):
             )
 
     async def _read_catalogue(self, conn: asyncpg.Connection) -> dict[str, dict[str, str]]:
-        return await store.catalogue(conn, self.settings.heuristics_catalogue_seen_s, self.settings.routing_max_models)
+        return await catalogue_store.catalogue(
+            conn, self.settings.heuristics_catalogue_seen_s, self.settings.routing_max_models
+        )
 
     def _started_producer(self) -> AIOKafkaProducer:
         if self.producer is None:  # the timers call in only once on_start has run
@@ -273,11 +281,11 @@ class RoutingPublisher(mode.Service):
         return True
 
     async def _publish_pending(self, conn: asyncpg.Connection) -> None:
-        for row in await store.unpublished(conn):
+        for row in await rule_store.unpublished(conn):
             record = orjson.loads(row["heuristic"])
             if not await self.publish(rule_key(record), record, f"{record.get('heuristic_id')} v{row['version']}"):
                 continue
-            await store.mark_published(conn, row["id"], row["version"], self.worker_id)
+            await rule_store.mark_published(conn, row["id"], row["version"], self.worker_id)
             self.published += 1
             metrics.HEURISTICS_PUBLISHED.inc()
 

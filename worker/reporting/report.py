@@ -24,9 +24,10 @@ from worker.routing.evidence import FUTURE_TOLERANCE_S
 from worker.routing.heuristics import Policy
 from worker.routing.scoring import Weights, weights_for
 from worker.routing.table import split
+from worker.store import db
+from worker.store import evidence as evidence_store
 from worker.store import experiments as experiment_reads
 from worker.store import reports as reads
-from worker.store import routing as routing_reads
 from worker.store.reports import MAX_MODEL_ROWS, MAX_MODELS_PER_TASK
 
 if TYPE_CHECKING:
@@ -238,8 +239,8 @@ async def candidate_rule(
     task = published.task_type or ""
     until = published_at - FUTURE_TOLERANCE_S - 0.001  # the reads allow that much skew: stop short of it
     window, models, tasks = candidate.policy.window_s, candidate.max_models, candidate.max_task_types
-    minutes = [m for m in await routing_reads.minute_rows(conn, until, window, models, tasks) if m.task_type == task]
-    quality = [q for q in await routing_reads.quality_rows(conn, until, window, models, tasks) if q.task_type == task]
+    minutes = [m for m in await evidence_store.minute_rows(conn, until, window, models, tasks) if m.task_type == task]
+    quality = [q for q in await evidence_store.quality_rows(conn, until, window, models, tasks) if q.task_type == task]
     weights = replace(candidate.weights_for(task), **cast(dict[str, Any], candidate.overrides))
     engine = Engine(candidate.policy, weights=lambda _: weights)
     decisions = await asyncio.to_thread(engine.recompute, until, minutes, {}, {}, {task: None}, [task], quality)
@@ -269,7 +270,7 @@ async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
         return []
     exps = [Experiment.model_validate(r) for r in records]
     tallies = await experiment_reads.tallies(conn, [e.experiment_id for e in exps])
-    now = dt.datetime.fromtimestamp(await routing_reads.db_now(conn), dt.UTC)
+    now = dt.datetime.fromtimestamp(await db.db_now(conn), dt.UTC)
     return [evaluate_or_explain(e, tallies.get(e.experiment_id, {}), now) for e in exps]
 
 

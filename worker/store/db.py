@@ -103,3 +103,11 @@ def redact_dsn(dsn: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+NOW = "SELECT extract(epoch FROM now())::float8"
+
+
+async def db_now(conn: asyncpg.Connection) -> float:
+    """Windows are judged on PostgreSQL's clock, the one the rows were compared against when written."""
+    return float(await conn.fetchval(NOW))

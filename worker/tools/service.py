@@ -28,8 +28,10 @@ from worker.reporting.report import CandidateSetting, build_report
 from worker.routing.contract import RoutingHeuristic
 from worker.settings import Settings
 from worker.store import bug_patterns as bug_pattern_store
+from worker.store import catalogue as catalogue_store
+from worker.store import db
 from worker.store import experiments as experiment_store
-from worker.store import routing as routing_store
+from worker.store import rules as rule_store
 from worker.store import tools as store
 from worker.store.db import create_pool
 from worker.tools import requests as rq
@@ -210,7 +212,7 @@ class ToolService:
         }
         async with self.pool.acquire() as conn:
             try:
-                return await routing_store.save_manual_rule(
+                return await rule_store.save_manual_rule(
                     conn,
                     pattern=r.pattern,
                     layer=r.preferred_layer.value,
@@ -227,10 +229,10 @@ class ToolService:
     async def declare_model(self, r: rq.DeclareModel) -> ModelDeclared:
         async with self.pool.acquire() as conn:
             try:
-                rows = await routing_store.declare_model(
+                rows = await catalogue_store.declare_model(
                     conn, r.model_id, r.layer.value, r.task_types, r.provider, "tool", self.settings.routing_max_models
                 )
-            except routing_store.CatalogueFull as full:
+            except catalogue_store.CatalogueFull as full:
                 raise FieldProblem("taskTypes", str(full)) from None
         return ModelDeclared(
             model_id=r.model_id,
@@ -262,7 +264,7 @@ class ToolService:
 
     async def _view(self, conn: asyncpg.Connection, exp: Experiment) -> ExperimentView:
         tallies = (await experiment_store.tallies(conn, [exp.experiment_id])).get(exp.experiment_id, {})
-        now = dt.datetime.fromtimestamp(await routing_store.db_now(conn), dt.UTC)
+        now = dt.datetime.fromtimestamp(await db.db_now(conn), dt.UTC)
         ev = evaluate_or_explain(exp, tallies, now)  # the estimates as of now; the leader alone moves the state
         return ExperimentView(
             experiment=exp,
@@ -321,7 +323,7 @@ class ToolService:
 
     async def create_experiment(self, r: rq.CreateExperiment) -> ExperimentCreated:
         async with self.pool.acquire() as conn:  # the request is the definition (CreateExperiment is an ExperimentSpec)
-            now = dt.datetime.fromtimestamp(await routing_store.db_now(conn), dt.UTC)
+            now = dt.datetime.fromtimestamp(await db.db_now(conn), dt.UTC)
             try:
                 stored, created = await experiment_store.create(conn, r, Experiment.start(r, now))
             except (ValueError, experiment_store.TooManyRunning) as error:
@@ -380,7 +382,7 @@ class ToolService:
             if strategy.kind in ("model", "manual"):
                 for task_type in scope:
                     rules.append(
-                        await routing_store.save_manual_rule(
+                        await rule_store.save_manual_rule(
                             conn,
                             pattern=strategy.pattern or ".*",
                             layer=strategy.layer.value if strategy.layer else "balanced",

@@ -52,7 +52,13 @@ def test_one_experiment_that_fails_to_evaluate_does_not_stop_the_others(monkeypa
     monkeypatch.setattr(runner_module.store, "save", save)
     monkeypatch.setattr(runner_module.store, "unpublished", nothing_unpublished)
     monkeypatch.setattr(runner_module.store, "ended_on_topic", nothing_unpublished)
-    monkeypatch.setattr(runner_module.routing_store, "db_now", db_now)
+    monkeypatch.setattr(runner_module.db, "db_now", db_now)
+    notified: list = []
+
+    async def enqueue(conn, notifications):
+        notified.extend(notifications)
+
+    monkeypatch.setattr(runner_module.notification_store, "enqueue", enqueue)
     pool = SimpleNamespace(acquire=_null_async)
     publisher = SimpleNamespace(
         lock=asyncio.Lock(), pool=pool, settings=SimpleNamespace(experiment_retention_s=604_800)
@@ -61,9 +67,19 @@ def test_one_experiment_that_fails_to_evaluate_does_not_stop_the_others(monkeypa
     asyncio.run(ExperimentRunner(publisher).tick())
     assert [e.experiment_id for e in saved] == ["healthy"]
     assert saved[0].arm("b").stopped.startswith("guardrail: failure_rate")
+    # with the new state, for the webhook: the arm stopped, and the experiment over (one arm left)
+    assert [n.key for n in notified] == ["experiment_arm_stopped:healthy:b", f"experiment_{saved[0].status}:healthy"]
     assert metrics.EXPERIMENT_EVALUATION_ERRORS.labels("broken")._value.get() == before + 1
+
+
+class _Conn:
+    """A connection that only opens transactions: every read and write of the runner is patched."""
+
+    @contextlib.asynccontextmanager
+    async def transaction(self):
+        yield
 
 
 @contextlib.asynccontextmanager
 async def _null_async():
-    yield None
+    yield _Conn()
