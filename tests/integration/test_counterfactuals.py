@@ -19,9 +19,9 @@ import pytest
 
 from worker.calls import flush_plan
 from worker.calls.decode import Call, Feedback
+from worker.gateway.table import choose_with_probability
 from worker.reporting.report import CandidateSetting, build_report
 from worker.routing.contract import RoutingHeuristic
-from worker.routing.table import choose_with_probability
 from worker.settings import Settings
 from worker.store.flush import write_flush
 from worker.store.migrate import migrate

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from tests.unit.test_routing_table import learned
+from tests.unit.gateway.test_table import learned
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

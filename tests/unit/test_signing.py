@@ -5,8 +5,8 @@ import pytest
 from pydantic import ValidationError
 
 from tests.unit.test_router_client import record
+from worker.gateway.table import RoutingTable
 from worker.routing.signing import InvalidKey, Signer, Verifier, generate
-from worker.routing.table import RoutingTable
 from worker.settings import Settings
 
 

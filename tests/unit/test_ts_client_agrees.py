@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 
-from tests.unit.test_routing_table import learned
-from worker.routing.table import RoutingTable
+from tests.unit.gateway.test_table import learned
+from worker.gateway.table import RoutingTable
 
 CHOOSE = Path(__file__).resolve().parents[2] / "clients" / "ts" / "test" / "fixtures" / "choose.mjs"
 

@@ -5,5 +5,5 @@
 - `litellm.TelemetryLogger` / `litellm.HeuristicsRoutingPlugin`: LiteLLM's callback and routing
   plugin on top of the emitter and the router client (`pip install './clients/python[litellm]'`: this package and
   the modules it imports, without the worker).
-- Routing itself: `worker.gateway.router` (the subscriber) and `worker.routing.table` (the choice).
+- Routing itself: `worker.gateway.router` (the subscriber) and `worker.gateway.table` (the choice).
 """

@@ -26,7 +26,7 @@ from litellm.integrations.custom_logger import CustomLogger
 
 from worker.calls.events import Layer
 from worker.gateway.emitter import CallEmitter, EventRejected, completed, failed
-from worker.routing.table import EXPLORE_SHARE, RoutingTable, hash_unit
+from worker.gateway.table import EXPLORE_SHARE, RoutingTable, hash_unit
 from worker.throttle import Throttle
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from worker.calls.events import Layer
 from worker.gateway.emitter import CallEmitter
 from worker.gateway.litellm import HeuristicsRoutingPlugin, TelemetryLogger
 from worker.gateway.router import HeuristicsSubscriber
-from worker.routing.table import RoutingTable
+from worker.gateway.table import RoutingTable
 
 log = logging.getLogger(__name__)
 

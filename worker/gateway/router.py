@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from worker.experiments.contract import Experiment
+from worker.gateway.table import Route, RoutingTable, choose_model, hash_unit
 from worker.routing.contract import RoutingHeuristic
-from worker.routing.table import Route, RoutingTable, choose_model, hash_unit
 from worker.throttle import Throttle
 
 __all__ = ["HeuristicsSubscriber", "Route", "RoutingTable", "choose_model", "hash_unit"]

@@ -17,13 +17,13 @@ from worker.costs.projection import HISTORY_HOURS, CostProjection, hourly, proje
 from worker.experiments.contract import Experiment
 from worker.experiments.evaluate import Evaluation, evaluate_or_explain
 from worker.feedback.quality import QualityScore, estimate
+from worker.gateway.table import split
 from worker.routing import counterfactual
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.engine import Engine
 from worker.routing.evidence import FUTURE_TOLERANCE_S
 from worker.routing.heuristics import Policy
 from worker.routing.scoring import Weights, weights_for
-from worker.routing.table import split
 from worker.store import db
 from worker.store import evidence as evidence_store
 from worker.store import experiments as experiment_reads

@@ -127,7 +127,7 @@ def decide(
 
     When every model with evidence is held back, those excluded for latency alone take the traffic
     (slow beats failing); when all were excluded for failures, the decision says so with empty
-    weights: a router then uses the other models it can reach (worker.routing.table).
+    weights: a router then uses the other models it can reach (worker.gateway.table).
 
     `excluded`: models whose breaker is open (no traffic); `probing`: half-open (probe share only);
     `catalogue`: model -> layer of models the gateway can route to here, explored when they have

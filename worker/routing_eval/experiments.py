@@ -19,9 +19,9 @@ from pathlib import Path
 from worker.experiments.contract import Experiment, ExperimentSpec, experiment_key
 from worker.experiments.evaluate import Evaluation, evaluate
 from worker.experiments.tally import ArmTally
+from worker.gateway.table import RoutingTable
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.heuristics import Decision
-from worker.routing.table import RoutingTable
 
 START = dt.datetime(2027, 1, 4, tzinfo=dt.UTC)
 LOOK_S = 10

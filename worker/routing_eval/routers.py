@@ -12,13 +12,13 @@ from collections import deque
 
 import orjson
 
+from worker.gateway.table import RoutingTable, choose_model
 from worker.routing.breaker import Breaker
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.degradation import Rules
 from worker.routing.engine import Engine, affected_tasks
 from worker.routing.evidence import ANY_TASK
 from worker.routing.heuristics import Policy
-from worker.routing.table import RoutingTable, choose_model
 from worker.routing_eval.store import SimStore
 from worker.routing_eval.world import Scenario
 

@@ -1,4 +1,4 @@
-// What a router does with the published rules: the same steps as worker/routing/table.py, so the
+// What a router does with the published rules: the same steps as worker/gateway/table.py, so the
 // Python and TypeScript clients choose the same model for the same rules and the same request id.
 import { createHash } from "node:crypto";
 import { RE2JS } from "re2js";
@@ -9,7 +9,7 @@ import { Verifier, type RecordHeaders } from "./signing.js";
 
 const EXPERIMENT_PREFIX = "experiment:";
 
-/** What a router decided for one request, and what its call events carry (worker/routing/table.py Route). */
+/** What a router decided for one request, and what its call events carry (worker/gateway/table.py Route). */
 export interface Route {
   model: string | null;
   ruleId: string | null;
@@ -31,7 +31,7 @@ export function eventFields(route: Route): Tags {
   return out;
 }
 
-/** The arm whose range holds hashUnit(experimentId + "\n" + unit); shares are normalised (worker/experiments/assignment.py). */
+/** The arm whose range holds hashUnit(experimentId + "\n" + unit); shares are normalised (worker/gateway/assignment.py). */
 export function armOf(experimentId: string, unit: string, shares: Array<[string, number]>): string {
   const total = shares.reduce((a, [, s]) => a + s, 0);
   if (!shares.length || total <= 0) throw new Error("an experiment needs at least one arm with a positive share");

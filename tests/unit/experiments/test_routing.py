@@ -5,11 +5,11 @@ from collections import Counter
 
 import orjson
 
-from worker.experiments.assignment import arm_of
 from worker.experiments.contract import Experiment, ExperimentSpec, experiment_key
-from worker.routing.table import RoutingTable
+from worker.gateway.assignment import arm_of
+from worker.gateway.table import RoutingTable
 
-from ..test_routing_table import learned
+from ..gateway.test_table import learned
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 

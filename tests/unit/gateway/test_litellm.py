@@ -10,9 +10,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import pytest
 from litellm.types.router import RoutingContext
 
-from tests.unit.test_routing_table import learned
+from tests.unit.gateway.test_table import learned
 from worker.gateway.litellm import HeuristicsRoutingPlugin, TelemetryLogger
-from worker.routing.table import RoutingTable
+from worker.gateway.table import RoutingTable
 
 T0 = dt.datetime(2026, 12, 1, 10, 0, 0, tzinfo=dt.UTC)
 

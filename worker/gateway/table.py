@@ -23,8 +23,8 @@ from typing import TypeVar
 
 import orjson
 
-from worker.experiments.assignment import arm_of
 from worker.experiments.contract import ArmState, Experiment
+from worker.gateway.assignment import arm_of
 from worker.routing.contract import RoutingHeuristic
 from worker.routing.draw import hash_unit
 from worker.routing.manual_rules import InvalidPattern, matches

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from worker.experiments.assignment import arm_of, point
+from worker.gateway.assignment import arm_of, point
 
 
 def test_the_same_request_always_lands_in_the_same_arm_and_the_hash_is_pinned():

@@ -5,8 +5,8 @@ import datetime as dt
 import orjson
 import pytest
 
+from worker.gateway.table import RoutingTable, choose_model, hash_unit
 from worker.routing.contract import RoutingHeuristic
-from worker.routing.table import RoutingTable, choose_model, hash_unit
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -79,7 +79,7 @@ def test_a_probe_share_in_weights_reaches_a_half_open_model(share):
 def test_each_route_carries_the_probability_its_model_was_drawn_with():
     from collections import Counter
 
-    from worker.routing.table import choose_with_probability
+    from worker.gateway.table import choose_with_probability
 
     rule = learned(task="coding", weights={"a": 0.7, "b": 0.3}, excluded={"x": "down"})
     draws = [choose_with_probability(rule, i / 10_000, ["a", "b", "c", "x"]) for i in range(10_000)]
