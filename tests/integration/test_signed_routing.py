@@ -6,7 +6,7 @@ import asyncio
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from tests.unit.test_router_client import record
+from tests.unit.gateway.test_router_client import record
 from worker.gateway.router import HeuristicsSubscriber, RoutingTable
 from worker.routing.signing import generate
 from worker.simulation.producer import ensure_topics, simulate

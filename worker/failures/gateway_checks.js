@@ -1,6 +1,6 @@
 // What a regression stub checks, embedded in every exported Vitest stub (worker/failures/stubs.py) so
 // that a stub is one self-contained file; the pytest suite's conftest.py holds the same checks
-// (worker/failures/gateway_checks.py, held to this file by tests/unit/test_gateway_checks.py).
+// (worker/failures/gateway_checks.py, held to this file by tests/unit/failures/test_gateway_checks.py).
 // The gateway is reached over HTTP at GATEWAY_URL, an OpenAI-compatible base URL (the request goes to
 // {GATEWAY_URL}/chat/completions; GATEWAY_API_KEY as the bearer token), or in-process: GATEWAY_MODULE
 // names a module whose handleRequest(request) returns the answer's body, or {status, body}, and may

@@ -169,7 +169,7 @@ def _interval(value: float, variance: float, effective: float, bounded: bool) ->
     """The delta method's normal interval; for a rate or a mean score in [0, 1], Wilson's interval at
     the sample size the estimated variance implies (a design effect), which near 0 or 1 stretches
     toward the middle where the normal interval would be too narrow (measured: 88.7 % coverage for a
-    mean score of 0.85 on 60 effective calls, normal; see tests/unit/test_counterfactual.py)."""
+    mean score of 0.85 on 60 effective calls, normal; see tests/unit/routing/test_counterfactual.py)."""
     variance = max(variance, 0.0)
     if not bounded:
         half = Z95 * math.sqrt(variance)

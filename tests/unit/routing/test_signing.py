@@ -4,7 +4,7 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from tests.unit.test_router_client import record
+from tests.unit.gateway.test_router_client import record
 from worker.gateway.table import RoutingTable
 from worker.routing.signing import InvalidKey, Signer, Verifier, generate
 from worker.settings import Settings
@@ -57,7 +57,7 @@ def test_the_typescript_client_verifies_what_the_worker_signed_and_nothing_else(
     import subprocess
     from pathlib import Path
 
-    fixture = Path(__file__).resolve().parents[2] / "clients" / "ts" / "test" / "fixtures" / "verify.mjs"
+    fixture = Path(__file__).resolve().parents[3] / "clients" / "ts" / "test" / "fixtures" / "verify.mjs"
     node = shutil.which("node")
     assert node, "node is needed for the TypeScript client's tests: apt-get install nodejs npm"
     private, public = generate()

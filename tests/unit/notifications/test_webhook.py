@@ -63,7 +63,7 @@ def test_the_readme_signature_check_accepts_what_the_worker_signs_and_refuses_th
     import time
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     code = re.search(r"<!-- snippet: webhook-signature -->\n```python\n(.*?)```", readme, re.S)
     assert code, "README.md has no webhook-signature snippet"
     namespace: dict = {}

@@ -12,7 +12,7 @@ from worker.calls import schemas
 from worker.calls.events import CallCompleted, CallFailed
 from worker.simulation.traffic import generate
 
-FOLDER = Path(__file__).resolve().parents[2] / "schemas"
+FOLDER = Path(__file__).resolve().parents[3] / "schemas"
 
 
 def validator(filename):

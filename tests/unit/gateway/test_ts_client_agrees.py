@@ -12,7 +12,7 @@ import orjson
 from tests.unit.gateway.test_table import learned
 from worker.gateway.table import RoutingTable
 
-CHOOSE = Path(__file__).resolve().parents[2] / "clients" / "ts" / "test" / "fixtures" / "choose.mjs"
+CHOOSE = Path(__file__).resolve().parents[3] / "clients" / "ts" / "test" / "fixtures" / "choose.mjs"
 
 
 def ts_choices(rules: list, cases: list) -> list:
