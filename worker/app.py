@@ -16,6 +16,8 @@ import mode
 
 from worker import metrics
 from worker.kafka_client import faust_credentials
+from worker.pipeline.experiments import ExperimentRunner
+from worker.pipeline.heuristics_topic import HeuristicsTopic
 from worker.pipeline.ingest import Ingest
 from worker.pipeline.notifier import Notifier
 from worker.pipeline.routing import RoutingPublisher
@@ -49,7 +51,9 @@ class Runtime(mode.Service):
         self.settings = settings
         self.pool: asyncpg.Pool | None = None
         self.ingest: Ingest | None = None
+        self.topic: HeuristicsTopic | None = None
         self.routing: RoutingPublisher | None = None
+        self.experiments: ExperimentRunner | None = None
         self.notifier: Notifier | None = None
         self.tools: ToolService | None = None
         self.phase = "starting"
@@ -66,8 +70,12 @@ class Runtime(mode.Service):
         async with self.pool.acquire() as conn:
             applied = await migrate(conn)
         log.info("schema migrations applied: %s", ", ".join(applied) or "none pending")
-        self.routing = RoutingPublisher(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
-        await self.add_runtime_dependency(self.routing)  # creates the worker's topics, the commands topic too
+        self.topic = HeuristicsTopic(self.settings)
+        await self.topic.start()  # creates the worker's topics, the commands topic too
+        lock = asyncio.Lock()  # one leader tick at a time: routing and experiments read and write the same rows
+        self.routing = RoutingPublisher(self.settings, self.pool, self.topic, lock, loop=self.loop, beacon=self.beacon)
+        self.experiments = ExperimentRunner(self.settings, self.pool, self.topic, lock)
+        await self.add_runtime_dependency(self.routing)
         self.tools = await ToolService.connect(self.settings)
         self.notifier = Notifier(self.settings, self.pool)
         self.ingest = Ingest(self.settings, self.pool, loop=self.loop, beacon=self.beacon)
@@ -79,7 +87,9 @@ class Runtime(mode.Service):
         if self.ingest is not None:
             await self.ingest.stop()  # final flush needs the pool: stop ingestion first
         if self.routing is not None:
-            await self.routing.stop()
+            await self.routing.stop()  # waits for a tick in progress, which may still publish
+        if self.topic is not None:
+            await self.topic.stop()
         if self.tools is not None:
             await self.tools.close()
         if self.notifier is not None:
@@ -202,13 +212,13 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(settings.heuristics_interval_s, on_leader=True)
     async def recompute_routing() -> None:
-        if runtime.routing is not None and runtime.routing.producer is not None:
+        if runtime.routing is not None and runtime.topic is not None and runtime.topic.started:
             await _logged(runtime.routing.recompute(), "routing recompute")
 
     @app.timer(settings.experiments_interval_s, on_leader=True)
     async def run_experiments() -> None:
-        if runtime.routing is not None and runtime.routing.producer is not None:
-            await _logged(runtime.routing.experiments.tick(), "experiments")
+        if runtime.experiments is not None and runtime.topic is not None and runtime.topic.started:
+            await _logged(runtime.experiments.tick(), "experiments")
 
     @app.timer(settings.alert_webhook_interval_s, on_leader=True)
     async def send_notifications() -> None:
@@ -217,7 +227,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(settings.degradation_check_s, on_leader=True)
     async def watch_for_degradation() -> None:
-        if runtime.routing is not None and runtime.routing.producer is not None:
+        if runtime.routing is not None and runtime.topic is not None and runtime.topic.started:
             await _logged(runtime.routing.check_degradation(), "degradation check")
 
     return app

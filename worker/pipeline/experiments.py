@@ -16,7 +16,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import asyncpg
 import orjson
@@ -25,33 +24,30 @@ from worker import metrics
 from worker.experiments.contract import Experiment, experiment_key
 from worker.experiments.evaluate import evaluate
 from worker.notifications import webhook
-from worker.routing.contract import RoutingHeuristic
+from worker.pipeline import learning
+from worker.pipeline.heuristics_topic import HeuristicsTopic
 from worker.routing.engine import Engine
 from worker.routing.scoring import Weights
-from worker.store import breakers as breaker_store
-from worker.store import catalogue as catalogue_store
+from worker.settings import Settings
 from worker.store import db
-from worker.store import evidence as evidence_store
 from worker.store import experiments as store
 from worker.store import notifications as notification_store
 from worker.throttle import Throttle
-
-if TYPE_CHECKING:
-    from worker.pipeline.routing import RoutingPublisher
 
 log = logging.getLogger(__name__)
 
 
 class ExperimentRunner:
-    def __init__(self, publisher: RoutingPublisher):
-        self.publisher = publisher
-        self.settings = publisher.settings
+    """The group leader's experiments: each looked at, its `weights` arms' rules learned, records published.
+    It shares the heuristics topic and a lock with the routing publisher (worker/pipeline/routing.py)."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, topic: HeuristicsTopic, lock: asyncio.Lock):
+        self.settings, self.pool, self.topic, self.lock = settings, pool, topic, lock
         self.shown: set[tuple[str, str]] = set()  # (experiment, arm) label pairs on /metrics
         self.failing = Throttle()
 
     async def tick(self) -> None:
-        p = self.publisher
-        async with p.lock, p.pool.acquire() as conn:
+        async with self.lock, self.pool.acquire() as conn:
             now = await db.db_now(conn)
             running = await store.running(conn)
             tallies = await store.tallies(conn, [e.experiment_id for e in running]) if running else {}
@@ -107,32 +103,22 @@ class ExperimentRunner:
         weighted = [a for a in exp.arms if a.strategy.kind == "weights" and a.stopped is None]
         if not weighted:
             return exp
-        s, p = self.settings, self.publisher
-        minutes = await evidence_store.minute_rows(
-            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
-        )
-        quality = await evidence_store.quality_rows(
-            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
-        )
-        breakers = await breaker_store.breakers(conn)
-        catalogue = await catalogue_store.catalogue(conn, s.heuristics_catalogue_seen_s, s.routing_max_models)
-        computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
+        s = self.settings
+        inputs = await learning.read_inputs(conn, s, now)
         arms, changed = list(exp.arms), False
         for i, arm in enumerate(arms):
             if arm not in weighted or arm.strategy.weights is None:
                 continue
             weights = replace(Weights(value_usd=s.routing_value_usd), **arm.strategy.weights.model_dump())
-            engine = Engine(p.engine.policy, p.engine.rules, _constant(weights))
+            engine = Engine(s.routing_policy, s.breaker_rules, _constant(weights))
             previous = {t: r.model_dump(mode="json") for t, r in arm.routes.items()}
-            decisions = await asyncio.to_thread(
-                engine.recompute, now, minutes, breakers, catalogue, previous, exp.task_types, quality
-            )
+            decisions = await learning.decide(engine, inputs, previous, exp.task_types)
             if not decisions:
                 continue
             routes = dict(arm.routes)
             for task, decision in decisions.items():
                 version = routes[task].version + 1 if task in routes else 1
-                record = RoutingHeuristic.learned(decision, version, s.heuristics_window_s, computed_at)
+                record = learning.record_of(decision, version, s, now)
                 routes[task] = record.model_copy(
                     update={"heuristic_id": f"experiment:{exp.experiment_id}:{arm.name}:{task}"}
                 )
@@ -142,12 +128,12 @@ class ExperimentRunner:
     async def publish_pending(self, conn: asyncpg.Connection) -> None:
         for row in await store.unpublished(conn):
             key, what = experiment_key(row["experiment_id"]), f"experiment {row['experiment_id']} v{row['version']}"
-            if await self.publisher.publish(key.encode(), orjson.loads(row["record"]), what):
+            if await self.topic.publish(key.encode(), orjson.loads(row["record"]), what):
                 await store.mark_published(conn, row["experiment_id"], row["version"])
         # ended long enough ago: a tombstone, so that routers forget it (the row stays for the tools)
         for experiment_id in await store.ended_on_topic(conn, self.settings.experiment_retention_s):
             tombstone = experiment_key(experiment_id).encode()
-            if await self.publisher.publish(tombstone, None, f"the tombstone of experiment {experiment_id}"):
+            if await self.topic.publish(tombstone, None, f"the tombstone of experiment {experiment_id}"):
                 await store.mark_removed(conn, experiment_id)
 
 

@@ -15,27 +15,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import os
-import socket
 from collections import Counter
 
 import asyncpg
 import mode
 import orjson
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import NewTopic
 
 from worker import metrics
 from worker.feedback.quality import windowed
-from worker.kafka_client import client_options
 from worker.notifications import webhook
-from worker.pipeline.experiments import ExperimentRunner
+from worker.pipeline import learning
+from worker.pipeline.heuristics_topic import HeuristicsTopic
 from worker.routing.breaker import Breaker
-from worker.routing.contract import RoutingAlert, RoutingHeuristic, rule_key
+from worker.routing.contract import RoutingAlert, rule_key
 from worker.routing.engine import Engine, affected_tasks, catalogue_changes
 from worker.routing.evidence import ANY_TASK, QualityRow
 from worker.routing.scoring import Weights, weights_for
-from worker.routing.signing import Signer
 from worker.settings import Settings
 from worker.store import breakers as breaker_store
 from worker.store import catalogue as catalogue_store
@@ -45,7 +40,6 @@ from worker.store import experiments as experiment_store
 from worker.store import notifications as notification_store
 from worker.store import rules as rule_store
 from worker.throttle import Throttle
-from worker.topics import create_missing
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +49,16 @@ HEALTH_SPAN_S = 60  # the longest detection window
 
 
 class RoutingPublisher(mode.Service):
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, **kwargs):
+    """The group leader's routing: breakers checked, rules recomputed and published. It shares the
+    heuristics topic and a lock with the experiment runner (worker/pipeline/experiments.py), which the
+    app runs beside it."""
+
+    def __init__(self, settings: Settings, pool: asyncpg.Pool, topic: HeuristicsTopic, lock: asyncio.Lock, **kwargs):
         super().__init__(**kwargs)
         self.settings = settings
         self.pool = pool
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.lock = asyncio.Lock()
-        self.producer: AIOKafkaProducer | None = None
+        self.topic = topic
+        self.lock = lock
         self.engine = Engine(settings.routing_policy, settings.breaker_rules, self.weights_for)
         self.baselines: dict | None = None  # latency per (model, scope), refreshed by every recompute
         self.catalogue_seen: tuple | None = None
@@ -69,22 +66,8 @@ class RoutingPublisher(mode.Service):
         self.published = 0
         self.breadth_warning = Throttle(600.0)
         self.promoted_weights: dict[str, dict] = {}  # task type (or "*") -> weights promoted from an experiment
-        self.experiments = ExperimentRunner(self)
-        key = settings.routing_signing_key
-        self.signer = Signer(key.get_secret_value()) if key is not None else None
 
     async def on_start(self) -> None:
-        if self.signer is None:
-            log.warning(
-                "routing records are published unsigned (ROUTING_SIGNING_KEY is not set): a router cannot tell "
-                "them from records anyone else who can write to %s produces (docs/operations.md)",
-                self.settings.topic_heuristics,
-            )
-        else:
-            log.info("routing records are signed with key %s", self.signer.key_id)
-        await self._ensure_topics()
-        self.producer = AIOKafkaProducer(**client_options(self.settings), enable_idempotence=True)
-        await self.producer.start()
         if self.settings.routing_catalogue:
             async with self.pool.acquire() as conn:
                 for d in self.settings.routing_catalogue:
@@ -109,22 +92,6 @@ class RoutingPublisher(mode.Service):
             await asyncio.wait_for(self.lock.acquire(), STOP_WAIT_S)
         except TimeoutError:
             log.warning("a routing tick did not end within %.0f s; stopping without it", STOP_WAIT_S)
-        if self.producer is not None:
-            await self.producer.stop()
-
-    async def _ensure_topics(self) -> None:
-        """The heuristics topic must be compacted (latest version per key); create the worker's topics if missing."""
-        s = self.settings
-        rf = s.topic_replication_factor
-        await create_missing(
-            s,
-            [
-                NewTopic(s.topic_heuristics, 1, rf, topic_configs={"cleanup.policy": "compact"}),
-                NewTopic(s.topic_alerts, 1, rf),
-                NewTopic(s.topic_dlq, 1, rf),
-                NewTopic(s.topic_tool_commands, s.tool_commands_partitions, rf),
-            ],
-        )
 
     def weights_for(self, task_type: str) -> Weights:
         s = self.settings
@@ -145,33 +112,20 @@ class RoutingPublisher(mode.Service):
         catalogue: dict[str, dict[str, str]] | None = None,
     ) -> int:
         """`catalogue`: as the caller just read it (None: read it here)."""
-        s = self.settings
         now = await db.db_now(conn)
-        minutes = await evidence_store.minute_rows(
-            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
-        )
-        quality = await evidence_store.quality_rows(
-            conn, now, s.heuristics_window_s, s.routing_max_models, s.routing_max_task_types
-        )
-        export_quality(quality)
+        inputs = await learning.read_inputs(conn, self.settings, now, catalogue)
+        export_quality(inputs.quality)
         await self._note_breadth(conn, now)
-        breakers = await breaker_store.breakers(conn)
-        if catalogue is None:
-            catalogue = await self._read_catalogue(conn)
-        self.catalogue_read = catalogue
+        self.catalogue_read = inputs.catalogue
         previous = await rule_store.learned_records(conn)
         self.promoted_weights = await experiment_store.weights(conn)
-        # off the event loop: the web server, the heartbeats and ingestion keep answering meanwhile
-        decisions = await asyncio.to_thread(
-            self.engine.recompute, now, minutes, breakers, catalogue, previous, only, quality
-        )
-        self.baselines = self.engine.baselines(now, minutes, breakers)
-        computed_at = dt.datetime.fromtimestamp(now, dt.UTC)
+        decisions = await learning.decide(self.engine, inputs, previous, only)
+        self.baselines = self.engine.baselines(now, inputs.minutes, inputs.breakers)
         for task_type, decision in sorted(decisions.items()):
             async with conn.transaction():
                 current = await rule_store.learned_rule(conn, task_type)
                 version = (current["version"] + 1) if current else 1
-                record = RoutingHeuristic.learned(decision, version, s.heuristics_window_s, computed_at)
+                record = learning.record_of(decision, version, self.settings, now)
                 await rule_store.store_learned(
                     conn, current, task_type, record.model_dump(mode="json"), {"reason": reason}
                 )
@@ -250,42 +204,20 @@ class RoutingPublisher(mode.Service):
                 alert.reason,
             )
             metrics.ROUTING_ALERTS.labels(alert.kind).inc()
-            await self._started_producer().send_and_wait(
-                self.settings.topic_alerts, key=alert.model_id.encode(), value=alert.model_dump_json().encode()
-            )
+            await self.topic.alert(alert.model_id.encode(), alert.model_dump_json().encode())
 
     async def _read_catalogue(self, conn: asyncpg.Connection) -> dict[str, dict[str, str]]:
         return await catalogue_store.catalogue(
             conn, self.settings.heuristics_catalogue_seen_s, self.settings.routing_max_models
         )
 
-    def _started_producer(self) -> AIOKafkaProducer:
-        if self.producer is None:  # the timers call in only once on_start has run
-            raise RuntimeError("the routing publisher has not started")
-        return self.producer
-
-    async def publish(self, key: bytes, record: dict | None, what: str) -> bool:
-        """Send one record (None: a tombstone) to the heuristics topic, rules and experiments alike; False
-        when it could not be sent, logged: one record must never hold back the others, the next tick retries."""
-        value = None if record is None else orjson.dumps(record)
-        headers = [("publisher", self.worker_id.encode())]
-        if self.signer is not None:
-            headers += self.signer.headers(key.decode(), value)
-        try:
-            await self._started_producer().send_and_wait(
-                self.settings.topic_heuristics, key=key, value=value, headers=headers
-            )
-        except Exception as error:  # noqa: BLE001
-            log.warning("could not publish %s (%s: %s); the next tick retries", what, type(error).__name__, error)
-            return False
-        return True
-
     async def _publish_pending(self, conn: asyncpg.Connection) -> None:
         for row in await rule_store.unpublished(conn):
             record = orjson.loads(row["heuristic"])
-            if not await self.publish(rule_key(record), record, f"{record.get('heuristic_id')} v{row['version']}"):
+            what = f"{record.get('heuristic_id')} v{row['version']}"
+            if not await self.topic.publish(rule_key(record), record, what):
                 continue
-            await rule_store.mark_published(conn, row["id"], row["version"], self.worker_id)
+            await rule_store.mark_published(conn, row["id"], row["version"], self.topic.worker_id)
             self.published += 1
             metrics.HEURISTICS_PUBLISHED.inc()
 

@@ -60,11 +60,10 @@ def test_one_experiment_that_fails_to_evaluate_does_not_stop_the_others(monkeypa
 
     monkeypatch.setattr(runner_module.notification_store, "enqueue", enqueue)
     pool = SimpleNamespace(acquire=_null_async)
-    publisher = SimpleNamespace(
-        lock=asyncio.Lock(), pool=pool, settings=SimpleNamespace(experiment_retention_s=604_800)
-    )
+    settings = SimpleNamespace(experiment_retention_s=604_800)
     before = metrics.EXPERIMENT_EVALUATION_ERRORS.labels("broken")._value.get()
-    asyncio.run(ExperimentRunner(publisher).tick())
+    runner = ExperimentRunner(settings, pool, topic=None, lock=asyncio.Lock())  # type: ignore[arg-type]  # nothing to publish
+    asyncio.run(runner.tick())
     assert [e.experiment_id for e in saved] == ["healthy"]
     assert saved[0].arm("b").stopped.startswith("guardrail: failure_rate")
     # with the new state, for the webhook: the arm stopped, and the experiment over (one arm left)
