@@ -274,6 +274,11 @@ async def experiments(conn: asyncpg.Connection) -> list[Evaluation]:
     return [evaluate_or_explain(e, tallies.get(e.experiment_id, {}), now) for e in exps]
 
 
+def bug_line(severity: str, status: str, pattern: str, occurrences: int) -> str:
+    """A recent bug as both views print it: `[critical regressed] <pattern> (3x)`."""
+    return f"  [{severity}{'' if status == 'open' else ' ' + status}] {pattern} ({occurrences:,}x)"
+
+
 def quality_text(scores: tuple[QualityScore, ...], named: bool = True) -> str:
     """The most given feedback name's mean with its interval and count, e.g. `correctness 0.83 (0.80-0.86) 412`."""
     if not scores:
@@ -332,9 +337,8 @@ def render(report: Report, console: Console) -> None:
     if report.recent_bugs:
         console.print("Recent bugs:")
         for bug in report.recent_bugs:
-            state = "" if bug.status == "open" else f" {bug.status}"
             console.print(
-                f"  [{bug.severity}{state}] {bug.pattern} ({bug.occurrences:,}x)", markup=False, highlight=False
+                bug_line(bug.severity, bug.status, bug.pattern, bug.occurrences), markup=False, highlight=False
             )
     render_rules(report, console)
     render_costs(report, console)

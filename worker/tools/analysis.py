@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.reporting.report import Report, counterfactual_lines
+from worker.reporting.report import Report, bug_line, counterfactual_lines
 from worker.tools.responses import (
     Analysis,
     CostForecast,
@@ -113,10 +113,7 @@ def as_text(
             lines += [f"  {t.model} ({t.task_type}): {t.success_rate:.2f}%" for t in summary.top_models]
         if summary.recent_bugs:
             lines += ["", "Recent Bugs:"]
-            lines += [
-                f"  [{b.severity}{'' if b.status == 'open' else ' ' + b.status}] {b.pattern} ({b.occurrences}x)"
-                for b in summary.recent_bugs
-            ]
+            lines += [bug_line(b.severity, b.status, b.pattern, b.occurrences) for b in summary.recent_bugs]
     if forecasts:
         lines += ["", "Cost Forecast (95% interval):"]
         for f in forecasts:
