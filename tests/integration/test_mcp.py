@@ -11,7 +11,7 @@ from mcp.client.stdio import StdioServerParameters
 from tests.integration.harness import settings_env, wait_drained
 from worker.simulation.producer import ensure_topics, simulate
 from worker.store.migrate import migrate
-from worker.tools.requests import READS, WRITES
+from worker.tools.registry import READS, WRITES
 
 
 def server(settings, **env) -> StdioServerParameters:

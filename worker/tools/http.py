@@ -10,9 +10,9 @@ import orjson
 
 from worker.settings import Settings
 from worker.tools import auth
-from worker.tools.invoke import TOOLS, Outcome, error, invoke
-from worker.tools.openapi import GET_TOOLS, document
-from worker.tools.requests import WRITES
+from worker.tools.invoke import Outcome, error, invoke
+from worker.tools.openapi import document
+from worker.tools.registry import TOOLS
 from worker.tools.service import ToolService
 
 
@@ -24,14 +24,15 @@ def _respond(view: faust.web.View, outcome: Outcome, headers: dict | None = None
 
 def tool_view(name: str, settings: Settings, service: Callable[[], ToolService | None]) -> type[faust.web.View]:
     token = settings.tools_token.get_secret_value() if settings.tools_token else None
-    write = name in WRITES
+    tool = TOOLS[name]
+    write = tool.writes
 
     async def handle(self, request):
         denied = auth.check(request.headers.get("Authorization"), token, write)
         if denied:
             challenge = {"WWW-Authenticate": 'Bearer realm="tools"'} if denied.status == 401 else None
             return _respond(self, error(denied.status, denied.error, denied.message), challenge)
-        if name in GET_TOOLS:
+        if tool.verb == "get":
             arguments = dict(request.query)
         else:
             try:  # a body that trickles in holds a connection: it gets TOOLS_BODY_TIMEOUT_S, then 408
@@ -50,8 +51,7 @@ def tool_view(name: str, settings: Settings, service: Callable[[], ToolService |
                 return response
         return _respond(self, await invoke(service(), name, arguments))
 
-    method = "get" if name in GET_TOOLS else "post"
-    return type(f"Tool_{name}", (faust.web.View,), {method: handle, "__doc__": TOOLS[name].__doc__})
+    return type(f"Tool_{name}", (faust.web.View,), {tool.verb: handle, "__doc__": tool.request.__doc__})
 
 
 def install(app: faust.App, settings: Settings, service: Callable[[], ToolService | None]) -> None:

@@ -9,12 +9,11 @@ from typing import NamedTuple
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from worker.tools.requests import READS, THROUGH_KAFKA, WRITES
+from worker.tools.registry import TOOLS
 from worker.tools.service import FieldProblem, TooLarge, ToolService, Unavailable
 
 log = logging.getLogger(__name__)
 
-TOOLS: dict[str, type[BaseModel]] = {**READS, **WRITES}
 UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, Unavailable)
 
 
@@ -36,7 +35,8 @@ def field_errors(problem: ValidationError) -> list[dict[str, str]]:
 
 async def invoke(service: ToolService | None, name: str, arguments: bytes | dict[str, str]) -> Outcome:
     """`arguments`: a JSON body (strict: a string is never read as a number) or query parameters (text)."""
-    model = TOOLS[name]
+    tool = TOOLS[name]
+    model = tool.request
     try:
         if isinstance(arguments, bytes):
             request = model.model_validate_json(arguments or b"{}", strict=True)
@@ -76,4 +76,4 @@ async def invoke(service: ToolService | None, name: str, arguments: bytes | dict
             f"{failure}); nothing was written, retry",
         )
     body = result.model_dump(mode="json", by_alias=True) if isinstance(result, BaseModel) else result
-    return Outcome(202 if name in THROUGH_KAFKA else 200, body)
+    return Outcome(202 if tool.through_kafka else 200, body)

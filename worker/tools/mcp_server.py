@@ -18,15 +18,15 @@ from mcp.server.stdio import stdio_server
 
 from worker import __version__
 from worker.settings import Settings
-from worker.tools.invoke import TOOLS, invoke
-from worker.tools.requests import WRITES
+from worker.tools.invoke import invoke
+from worker.tools.registry import TOOLS
 from worker.tools.service import ToolService
 
 log = logging.getLogger(__name__)
 
 
 def _tool(name: str) -> types.Tool:
-    model = TOOLS[name]
+    model = TOOLS[name].request
     schema = model.model_json_schema(by_alias=True, mode="validation")
     return types.Tool(name=name, description=(model.__doc__ or name).strip(), input_schema=schema)
 
@@ -47,7 +47,7 @@ def build_server(settings: Settings) -> Server:
     async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         if params.name not in TOOLS:
             return _failure(f"no tool named {params.name!r}; tools: {', '.join(TOOLS)}")
-        if params.name in WRITES and settings.tools_token is None:
+        if TOOLS[params.name].writes and settings.tools_token is None:
             return _failure("write tools are disabled: set TOOLS_TOKEN in the MCP server's environment")
         outcome = await invoke(ctx.lifespan_context, params.name, orjson.dumps(params.arguments or {}))
         text = outcome.body.get("text") if params.name == "analyze_metrics" else None

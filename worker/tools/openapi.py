@@ -8,45 +8,11 @@ from typing import Literal
 from pydantic import BaseModel
 
 from worker import __version__
-from worker.routing.contract import RoutingHeuristic
-from worker.tools.requests import READS, THROUGH_KAFKA, WRITES
+from worker.tools.registry import TOOLS, Tool
 from worker.tools.responses import (
-    Accepted,
-    Analysis,
-    BugPatternsPage,
-    BugPatternStatus,
-    ExperimentCreated,
-    ExperimentPromoted,
-    ExperimentsPage,
-    ExperimentView,
-    ModelDeclared,
-    RegressionTestsPage,
-    RoutingHeuristicsPage,
-    TestResultsRecorded,
-    TestSaved,
     ToolError,
 )
 
-RESULTS: dict[str, type[BaseModel]] = {
-    "analyze_metrics": Analysis,
-    "get_routing_heuristics": RoutingHeuristicsPage,
-    "get_bug_patterns": BugPatternsPage,
-    "get_regression_tests": RegressionTestsPage,
-    "record_metric": Accepted,
-    "record_bug_pattern": Accepted,
-    "update_model_performance": Accepted,
-    "update_routing_heuristic": RoutingHeuristic,
-    "generate_regression_test": TestSaved,
-    "declare_model": ModelDeclared,
-    "get_experiment": ExperimentView,
-    "list_experiments": ExperimentsPage,
-    "create_experiment": ExperimentCreated,
-    "stop_experiment": ExperimentView,
-    "promote_experiment": ExperimentPromoted,
-    "record_test_results": TestResultsRecorded,
-    "resolve_bug_pattern": BugPatternStatus,
-}
-GET_TOOLS = ("get_routing_heuristics", "get_bug_patterns", "get_regression_tests", "get_experiment", "list_experiments")
 REF = "#/components/schemas/{model}"
 
 
@@ -67,9 +33,9 @@ def _errors(components: dict, write: bool) -> dict:
     }
 
 
-def _operation(name: str, model: type[BaseModel], components: dict) -> dict:
-    write = name in WRITES
-    status = "202" if name in THROUGH_KAFKA else "200"
+def _operation(tool: Tool, components: dict) -> dict:
+    name, model, write = tool.name, tool.request, tool.writes
+    status = "202" if tool.through_kafka else "200"
     operation = {
         "operationId": name,
         "summary": (model.__doc__ or name).strip().splitlines()[0],
@@ -77,12 +43,12 @@ def _operation(name: str, model: type[BaseModel], components: dict) -> dict:
         "responses": {
             status: {
                 "description": "Applied by the next flush (exactly once)." if status == "202" else "OK",
-                "content": {"application/json": {"schema": _component(components, RESULTS[name], "serialization")}},
+                "content": {"application/json": {"schema": _component(components, tool.response, "serialization")}},
             },
             **_errors(components, write),
         },
     }
-    if name in GET_TOOLS:
+    if tool.verb == "get":
         schema = model.model_json_schema(by_alias=True, ref_template=REF, mode="validation")
         required = set(schema.get("required", ()))
         operation["parameters"] = [
@@ -100,10 +66,7 @@ def _operation(name: str, model: type[BaseModel], components: dict) -> dict:
 @lru_cache(maxsize=1)
 def document() -> dict:
     components: dict = {}
-    paths = {
-        f"/tools/{name}": {"get" if name in GET_TOOLS else "post": _operation(name, model, components)}
-        for name, model in {**READS, **WRITES}.items()
-    }
+    paths = {f"/tools/{name}": {tool.verb: _operation(tool, components)} for name, tool in TOOLS.items()}
     for path, what in (
         ("/healthz", "The process is up."),
         ("/readyz", "Kafka and PostgreSQL reachable, partitions assigned and positioned (503 until then)."),

@@ -274,28 +274,3 @@ class RecordTestResults(ToolRequest):
         description="Idempotency key: a run sent again is recorded once (default: a hash of the report, the "
         "commit and the environment; CI should pass its run id and attempt).",
     )
-
-
-READS: dict[str, type[BaseModel]] = {
-    "analyze_metrics": AnalyzeMetrics,
-    "get_routing_heuristics": GetRoutingHeuristics,
-    "get_bug_patterns": GetBugPatterns,
-    "get_regression_tests": GetRegressionTests,
-    "get_experiment": GetExperiment,
-    "list_experiments": ListExperiments,
-}
-WRITES: dict[str, type[BaseModel]] = {
-    "record_metric": RecordMetric,
-    "record_bug_pattern": RecordBugPattern,
-    "update_routing_heuristic": UpdateRoutingHeuristic,
-    "generate_regression_test": GenerateRegressionTest,
-    "update_model_performance": UpdateModelPerformance,
-    "declare_model": DeclareModel,
-    "create_experiment": CreateExperiment,
-    "stop_experiment": StopExperiment,
-    "promote_experiment": PromoteExperiment,
-    "record_test_results": RecordTestResults,
-    "resolve_bug_pattern": ResolveBugPattern,
-}
-THROUGH_KAFKA = frozenset({"record_metric", "record_bug_pattern", "update_model_performance"})
-"""Writes that change aggregates: answered 202, applied by the ingest pipeline's next flush."""

@@ -4,7 +4,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from worker.tools.openapi import document
-from worker.tools.requests import READS, THROUGH_KAFKA, WRITES
+from worker.tools.registry import READS, TOOLS, WRITES
 
 
 def test_every_tool_has_one_operation_with_its_answers():
@@ -13,7 +13,7 @@ def test_every_tool_has_one_operation_with_its_answers():
     for name in {**READS, **WRITES}:
         ((method, operation),) = spec["paths"][f"/tools/{name}"].items()
         assert method == ("get" if name.startswith(("get_", "list_")) else "post") and operation["operationId"] == name
-        success = "202" if name in THROUGH_KAFKA else "200"
+        success = "202" if TOOLS[name].through_kafka else "200"
         assert set(operation["responses"]) == {success, "401", "422", "503"} | ({"403"} if name in WRITES else set())
 
 

@@ -6,9 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from worker.cli import candidate_weights
+from worker.tools.registry import READS, TOOLS, WRITES
 from worker.tools.requests import (
-    READS,
-    WRITES,
     AnalyzeMetrics,
     GenerateRegressionTest,
     GetRoutingHeuristics,
@@ -124,3 +123,13 @@ def test_candidate_weights_name_at_least_one_bounded_weight_on_the_wire_and_on_t
     for text, says in [("cost", "name=value pairs"), ("cost=2", "cost: Input should be less than or equal to 1")]:
         with pytest.raises(argparse.ArgumentTypeError, match=says):
             candidate_weights(text)
+
+
+def test_every_tool_is_one_registry_entry_with_its_handler():
+    from worker.tools.service import ToolService
+
+    for name, tool in TOOLS.items():
+        assert callable(getattr(ToolService, name, None)), f"{name} has no ToolService method"
+        assert tool.request.__doc__, f"{name}'s request needs a docstring (its description over HTTP and MCP)"
+        assert tool.verb == "post" or not tool.writes, f"{name}: a write is a POST"
+        assert not tool.through_kafka or tool.writes
