@@ -31,3 +31,25 @@ def test_the_core_imports_no_service_client_and_no_shell_module():
                     offences.append(f"{path.relative_to(WORKER.parent)} imports {name}")
     assert offences == []
     assert len(list((WORKER / "experiments").glob("*.py"))) >= 5  # the check reads the files it claims to
+
+
+# The core's layers, lowest first: a package may import its own layer or a lower one, never a higher one.
+LAYERS = [{"calls", "costs", "notifications"}, {"routing", "failures", "feedback"}, {"experiments"}]
+# The flush path still reaches up from worker/calls (its plan aggregates for experiments and routing, and
+# the schema files gather every contract): the throughput issue gives the flush plan its own package.
+FLUSH_PATH = {"calls/aggregate.py", "calls/flush_plan.py", "calls/schemas.py"}
+
+
+def test_no_core_package_imports_a_higher_layer():
+    level = {package: i for i, layer in enumerate(LAYERS) for package in layer}
+    offences = []
+    for package, mine in level.items():
+        for path in sorted((WORKER / package).glob("*.py")):
+            if path.relative_to(WORKER).as_posix() in FLUSH_PATH:
+                continue
+            for name in imports(path):
+                parts = name.split(".")
+                if len(parts) > 1 and parts[0] == "worker" and level.get(parts[1], -1) > mine:
+                    offences.append(f"{path.relative_to(WORKER.parent)} imports {name}")
+    assert offences == []
+    assert all((WORKER / p).exists() for p in FLUSH_PATH)  # the exceptions name files that exist
