@@ -188,109 +188,78 @@ def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _rules(settings: Settings, args: argparse.Namespace):
-    from worker.store import rules
+def _tool_call(settings: Settings, name: str, fields: dict) -> int | dict:
+    """A write from the shell through the tool's own code (validation, service, answers), as over HTTP:
+    the answer's body, or 2 once the refusal is printed."""
+    outcome = asyncio.run(_experiment(settings, name, json.dumps(fields).encode()))
+    if outcome.status >= 400:
+        err.print(f"[red]rejected:[/red] {outcome.body.get('message')}", markup=True, highlight=False)
+        for d in outcome.body.get("detail") or []:
+            if f"{d['field']}: {d['reason']}" != outcome.body.get("message"):
+                err.print(f"  {d['field']}: {d['reason']}", markup=False, highlight=False)
+        return 2
+    return outcome.body
+
+
+async def _read(settings: Settings, read):
     from worker.store.db import connect
 
     async with connect(settings.database_url) as conn:
-        if args.rules_command == "list":
-            return await rules.rules(conn, active_only=not args.all)
-        row = None
-        if args.rules_command == "set-active":
-            row = await rules.manual_rule(conn, args.id)
-            if row is None:
-                raise LookupError(f"no manual routing rule with id {args.id}")
-            return [
-                await rules.save_manual_rule(
-                    conn,
-                    pattern=row["pattern"],
-                    layer=row["preferred_layer"],
-                    model=row["preferred_model"],
-                    priority=row["priority"],
-                    active=args.active == "true",
-                    reasoning=row["reasoning"] or "",
-                    metadata=json.loads(row["metadata"]),
-                    rule_id=args.id,
-                )
-            ]
-        return [
-            await rules.save_manual_rule(
-                conn,
-                pattern=args.pattern,
-                layer=args.layer,
-                model=args.model,
-                priority=args.priority,
-                active=True,
-                reasoning=args.reasoning,
-                metadata={"created_by": "cli"},
-            )
-        ]
+        return await read(conn)
 
 
 def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.routing.manual_rules import InvalidPattern, compile_pattern
+    """`list` reads the stored rules; `add` and `set-active` are the update_routing_heuristic tool."""
+    from worker.store import rules
 
+    if args.rules_command == "list":
+        for record in asyncio.run(_read(settings, lambda conn: rules.rules(conn, active_only=not args.all))):
+            console.print_json(json.dumps(record))
+        return 0
     if args.rules_command == "add":
-        try:
-            compile_pattern(args.pattern)
-        except InvalidPattern as error:
-            err.print(f"[red]rejected:[/red] {error}", markup=True, highlight=False)
+        fields = {"pattern": args.pattern, "preferredLayer": args.layer, "priority": args.priority}
+        fields |= {"reasoning": args.reasoning} | ({"preferredModel": args.model} if args.model else {})
+    else:
+        row = asyncio.run(_read(settings, lambda conn: rules.manual_rule(conn, args.id)))
+        if row is None:
+            err.print(f"[red]error:[/red] no manual routing rule with id {args.id}")
             return 2
-    try:
-        records = asyncio.run(_rules(settings, args))
-    except LookupError as error:
-        err.print(f"[red]error:[/red] {error}")
-        return 2
-    for record in records:
-        console.print_json(json.dumps(record))
-    if args.rules_command != "list":
-        console.print("saved; the group leader publishes it within a few seconds")
+        fields = {"pattern": row["pattern"], "preferredLayer": row["preferred_layer"], "priority": row["priority"]}
+        fields |= {"reasoning": row["reasoning"] or "", "ruleId": args.id, "active": args.active == "true"}
+        fields |= {"preferredModel": row["preferred_model"]} if row["preferred_model"] else {}
+    answer = _tool_call(settings, "update_routing_heuristic", fields)
+    if isinstance(answer, int):
+        return answer
+    console.print_json(json.dumps(answer))
+    console.print("saved; the group leader publishes it within a few seconds")
     return 0
 
 
-async def _models(settings: Settings, args: argparse.Namespace):
-    from worker.store import catalogue
-    from worker.store.db import connect
-
-    async with connect(settings.database_url) as conn:
-        if args.models_command == "declare":
-            return await catalogue.declare_model(
-                conn, args.model, args.layer, args.task_type, args.provider, "cli", settings.routing_max_models
-            )
-        if args.models_command == "remove":
-            return await catalogue.remove_model(conn, args.model)
-        return await catalogue.declared_models(conn)
-
-
 def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
-    from pydantic import ValidationError
-
-    from worker.routing.contract import ModelDeclaration
+    """`declare` is the declare_model tool; `list` and `remove` read and change the catalogue directly."""
+    from worker.store import catalogue
 
     if args.models_command == "declare":
-        try:
-            ModelDeclaration(model_id=args.model, layer=args.layer, task_types=args.task_type, provider=args.provider)
-        except ValidationError as error:
-            err.print(f"[red]rejected:[/red] {error}", markup=True, highlight=False)
-            return 2
-    from worker.store.catalogue import CatalogueFull
-
-    try:
-        result = asyncio.run(_models(settings, args))
-    except CatalogueFull as full:
-        err.print(f"[red]rejected:[/red] {full}", markup=True, highlight=False)
-        return 2
+        fields = {"modelId": args.model, "layer": args.layer}
+        fields |= ({"taskTypes": args.task_type} if args.task_type else {}) | (
+            {"provider": args.provider} if args.provider else {}
+        )
+        answer = _tool_call(settings, "declare_model", fields)
+        if isinstance(answer, int):
+            return answer
+        console.print_json(json.dumps(answer))
+        console.print("declared; the group leader explores it within a few seconds")
+        return 0
     if args.models_command == "remove":
+        removed = asyncio.run(_read(settings, lambda conn: catalogue.remove_model(conn, args.model)))
         console.print(
-            f"removed {result} catalogue entries of {args.model}"
-            if result
+            f"removed {removed} catalogue entries of {args.model}"
+            if removed
             else f"{args.model} was not declared (models seen in events stay in the catalogue while they are seen)"
         )
-        return 0 if result else 1
-    for row in result:
+        return 0 if removed else 1
+    for row in asyncio.run(_read(settings, catalogue.declared_models)):
         console.print_json(json.dumps(row, default=str))
-    if args.models_command == "declare":
-        console.print("declared; the group leader explores it within a few seconds")
     return 0
 
 

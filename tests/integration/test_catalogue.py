@@ -28,7 +28,7 @@ async def test_a_declared_model_is_explored_within_seconds(settings, workers, po
         refused = subprocess.run(
             [*cli, "declare", "--model", "", "--layer", "deep"], env=env, capture_output=True, text=True
         )
-        assert refused.returncode == 2 and "model_id" in refused.stderr
+        assert refused.returncode == 2 and "modelId" in refused.stderr  # the declare_model tool's own refusal
         declared = subprocess.run(
             [*cli, "declare", "--model", "brand-new", "--layer", "deep", "--task-type", "coding"],
             env=env,
@@ -47,7 +47,7 @@ async def test_a_declared_model_is_explored_within_seconds(settings, workers, po
         assert "brand-new" in rule.fallback_models and "exploring brand-new" in rule.reasoning
         assert "brand-new" not in table.choose("chat").weights  # declared for coding only
         listed = subprocess.run([*cli, "list"], env=env, capture_output=True, text=True)
-        assert listed.returncode == 0 and '"brand-new"' in listed.stdout and '"cli"' in listed.stdout
+        assert listed.returncode == 0 and '"brand-new"' in listed.stdout and '"tool"' in listed.stdout
         picks = {table.route("coding", key=f"req-{i}") for i in range(3000)}
         assert "brand-new" in picks
         removed = subprocess.run([*cli, "remove", "--model", "brand-new"], env=env, capture_output=True, text=True)

@@ -25,7 +25,7 @@ from tests.integration.test_routing import wait_for
 from worker.simulation.producer import ensure_topics
 
 SECRET = "webhook-test-secret"
-DOWN_S = 20.0  # the receiver is away this long (the back-off then tries again at 30 s: 2 + 4 + 8 + 16)
+DOWN_S = 12.0  # the receiver is away this long (the back-off then tries again at 14 s: 2 + 4 + 8)
 FAILURES = ("timeout", "rate_limit", "api")  # one critical pattern each: every call of its model fails
 
 
