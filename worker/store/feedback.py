@@ -118,13 +118,18 @@ SELECT $3, 'unknown_call', $4, convert_to(json_build_object(
     'comment', comment)::text, 'UTF8')
 FROM expired"""
 
+JOIN_LOCK = "hashtext('gateway-telemetry-worker: the feedback join')"
+JOIN_SHARED = f"SELECT pg_advisory_xact_lock_shared({JOIN_LOCK})"
+JOIN_EXCLUSIVE = f"SELECT pg_advisory_xact_lock({JOIN_LOCK})"
 PRUNE_CALLS = """
 DELETE FROM call_index WHERE event_id IN (
     SELECT event_id FROM call_index WHERE occurred_at < now() - make_interval(secs => $1) LIMIT $2)"""
+# only the scores of calls already forgotten: a call that can still be joined keeps the score that counts
 PRUNE_SCORES = """
 DELETE FROM call_feedback WHERE (call_event_id, name, source) IN (
-    SELECT call_event_id, name, source FROM call_feedback
-    WHERE call_occurred_at < now() - make_interval(secs => $1) LIMIT $2)"""
+    SELECT f.call_event_id, f.name, f.source FROM call_feedback f
+    WHERE f.call_occurred_at < now() - make_interval(secs => $1)
+      AND NOT EXISTS (SELECT 1 FROM call_index c WHERE c.event_id = f.call_event_id) LIMIT $2)"""
 
 TAKE_OUTBOX = """
 SELECT id, source_topic, reason, detail, value FROM dead_letter_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
@@ -248,6 +253,9 @@ async def apply_feedback(
     if limits.window_s <= 0:
         refused = [(f, "unknown_call", "the feedback join is off (FEEDBACK_WINDOW_S=0)") for f in incoming]
         return await _refuse(conn, refused, limits)
+    # the calls and their stored scores are read as one state: `expire` forgets a call and its scores
+    # under the exclusive side of this lock, never between the two reads (or a replacement would count twice)
+    await conn.execute(JOIN_SHARED)
     by_id, by_request = await _find_calls(conn, incoming)
     joined: list[tuple[Feedback, join.CallFacts]] = []
     waiting: list[Feedback] = []
@@ -371,7 +379,9 @@ async def expire(conn: asyncpg.Connection, limits: FeedbackLimits, batch_size: i
         expired = int(status.split()[-1])
     for statement in (PRUNE_CALLS, PRUNE_SCORES):
         while True:
-            count = int((await conn.execute(statement, float(limits.window_s), batch_size)).split()[-1])
+            async with conn.transaction():  # never between a flush's read of a call and of its scores
+                await conn.execute(JOIN_EXCLUSIVE)
+                count = int((await conn.execute(statement, float(limits.window_s), batch_size)).split()[-1])
             if statement is PRUNE_CALLS:
                 forgotten += count
             if count < batch_size:
