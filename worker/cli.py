@@ -188,10 +188,11 @@ def _cmd_export_tests(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _tool_call(settings: Settings, name: str, fields: dict) -> int | dict:
-    """A write from the shell through the tool's own code (validation, service, answers), as over HTTP:
+def _tool_call(settings: Settings, name: str, fields: dict | bytes) -> int | dict:
+    """A tool called from the shell through its own code (validation, service, answers), as over HTTP:
     the answer's body, or 2 once the refusal is printed."""
-    outcome = asyncio.run(_experiment(settings, name, json.dumps(fields).encode()))
+    body = fields if isinstance(fields, bytes) else json.dumps(fields).encode()
+    outcome = asyncio.run(_experiment(settings, name, body))
     if outcome.status >= 400:
         err.print(f"[red]rejected:[/red] {outcome.body.get('message')}", markup=True, highlight=False)
         for d in outcome.body.get("detail") or []:
@@ -361,14 +362,10 @@ def _cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
             if command == "promote" and args.force:
                 fields |= {"force": True, "reason": args.force}
         body = json.dumps(fields).encode()
-    outcome = asyncio.run(_experiment(settings, EXPERIMENT_TOOLS[command], body))
-    if outcome.status >= 400:
-        err.print(f"[red]rejected:[/red] {outcome.body.get('message')}", markup=True, highlight=False)
-        for d in outcome.body.get("detail") or []:
-            if f"{d['field']}: {d['reason']}" != outcome.body.get("message"):
-                err.print(f"  {d['field']}: {d['reason']}", markup=False, highlight=False)
-        return 2
-    console.print_json(json.dumps(outcome.body))
+    answer = _tool_call(settings, EXPERIMENT_TOOLS[command], body)
+    if isinstance(answer, int):
+        return answer
+    console.print_json(json.dumps(answer))
     if command in ("create", "stop", "promote"):
         console.print("saved; the group leader publishes it within EXPERIMENTS_INTERVAL_S")
     return 0
@@ -384,13 +381,9 @@ def _cmd_record_test_results(args: argparse.Namespace, settings: Settings) -> in
     fields = {"junitXml": xml, "commit": args.commit, "environment": args.environment}
     if args.run_id:
         fields["runId"] = args.run_id
-    outcome = asyncio.run(_experiment(settings, "record_test_results", json.dumps(fields).encode()))
-    if outcome.status >= 400:
-        err.print(f"[red]rejected:[/red] {outcome.body.get('message')}", markup=True, highlight=False)
-        for d in outcome.body.get("detail") or []:
-            err.print(f"  {d['field']}: {d['reason']}", markup=False, highlight=False)
-        return 2
-    body = outcome.body
+    body = _tool_call(settings, "record_test_results", fields)
+    if isinstance(body, int):
+        return body
     state = "recorded" if body["recorded"] else "already recorded (nothing changed)"
     console.print(
         f"run {body['runId']} {state}: {body['passed']} passed, {body['failed']} failed, {body['skipped']} skipped, "
