@@ -202,6 +202,17 @@ def _tool_call(settings: Settings, name: str, fields: dict | bytes) -> int | dic
     return outcome.body
 
 
+def _tool_write(settings: Settings, name: str, fields: dict | bytes, then: str | None) -> int:
+    """`_tool_call`, then the answer as JSON and what happens next (`then`); the exit code."""
+    answer = _tool_call(settings, name, fields)
+    if isinstance(answer, int):
+        return answer
+    console.print_json(json.dumps(answer))
+    if then:
+        console.print(then)
+    return 0
+
+
 async def _read(settings: Settings, read):
     from worker.store.db import connect
 
@@ -228,12 +239,9 @@ def _cmd_rules(args: argparse.Namespace, settings: Settings) -> int:
         fields = {"pattern": row["pattern"], "preferredLayer": row["preferred_layer"], "priority": row["priority"]}
         fields |= {"reasoning": row["reasoning"] or "", "ruleId": args.id, "active": args.active == "true"}
         fields |= {"preferredModel": row["preferred_model"]} if row["preferred_model"] else {}
-    answer = _tool_call(settings, "update_routing_heuristic", fields)
-    if isinstance(answer, int):
-        return answer
-    console.print_json(json.dumps(answer))
-    console.print("saved; the group leader publishes it within a few seconds")
-    return 0
+    return _tool_write(
+        settings, "update_routing_heuristic", fields, "saved; the group leader publishes it within a few seconds"
+    )
 
 
 def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
@@ -245,12 +253,9 @@ def _cmd_models(args: argparse.Namespace, settings: Settings) -> int:
         fields |= ({"taskTypes": args.task_type} if args.task_type else {}) | (
             {"provider": args.provider} if args.provider else {}
         )
-        answer = _tool_call(settings, "declare_model", fields)
-        if isinstance(answer, int):
-            return answer
-        console.print_json(json.dumps(answer))
-        console.print("declared; the group leader explores it within a few seconds")
-        return 0
+        return _tool_write(
+            settings, "declare_model", fields, "declared; the group leader explores it within a few seconds"
+        )
     if args.models_command == "remove":
         removed = asyncio.run(_read(settings, lambda conn: catalogue.remove_model(conn, args.model)))
         console.print(
@@ -362,13 +367,10 @@ def _cmd_experiment(args: argparse.Namespace, settings: Settings) -> int:
             if command == "promote" and args.force:
                 fields |= {"force": True, "reason": args.force}
         body = json.dumps(fields).encode()
-    answer = _tool_call(settings, EXPERIMENT_TOOLS[command], body)
-    if isinstance(answer, int):
-        return answer
-    console.print_json(json.dumps(answer))
-    if command in ("create", "stop", "promote"):
-        console.print("saved; the group leader publishes it within EXPERIMENTS_INTERVAL_S")
-    return 0
+    saved = "saved; the group leader publishes it within EXPERIMENTS_INTERVAL_S"
+    return _tool_write(
+        settings, EXPERIMENT_TOOLS[command], body, saved if command in ("create", "stop", "promote") else None
+    )
 
 
 def _cmd_record_test_results(args: argparse.Namespace, settings: Settings) -> int:

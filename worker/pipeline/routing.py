@@ -161,9 +161,8 @@ class RoutingPublisher(mode.Service):
             )
             breakers = await breaker_store.breakers(conn)
             transitions = await asyncio.to_thread(self.engine.check, now, breakers, seconds, self.baselines or {})
-            export_breakers(
-                [*{**breakers, **{(t.breaker.model_id, t.breaker.scope): t.breaker for t in transitions}}.values()], now
-            )
+            latest = dict(breakers) | {(t.breaker.model_id, t.breaker.scope): t.breaker for t in transitions}
+            export_breakers(list(latest.values()), now)
             for t in transitions:
                 b = t.breaker
                 async with conn.transaction():  # the breaker's new state and its notification, or neither
