@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 from bench import minimal  # noqa: E402
 from tests.integration.harness import WorkerProcess, free_port  # noqa: E402
 from worker.calls import batch as batching  # noqa: E402
-from worker.calls import flush_plan  # noqa: E402
 from worker.calls.decode import Limits  # noqa: E402
 from worker.calls.events import EventKind  # noqa: E402
+from worker.flush import plan as flush_plan  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.simulation.traffic import generate  # noqa: E402
 from worker.store.flush import MARK_SEEN, write_flush  # noqa: E402
@@ -150,7 +150,7 @@ def decoded_batches(records: list, topics: dict[str, str], max_items: int = 5000
     batches, batch = [], batching.initial(0.0)
     for record in records:
         batching.accumulate(batch, record, kinds[record.topic], Limits(), 262_144)
-        if batch.items >= max_items:
+        if batch.size >= max_items:
             batches.append(batch)
             batch = batching.initial(0.0)
     return batches + ([batch] if batch else [])
@@ -161,7 +161,7 @@ def python_side(records: list, topics: dict[str, str], events: int) -> float:
     then the flush plan (aggregates, bug-pattern deltas, the column arrays). No Kafka, no database."""
     started = time.perf_counter()
     for batch in decoded_batches(records, topics):
-        flush_plan.plan(batch.calls, time.time()).series_rows(0, "bench")
+        flush_plan.plan(batch.decoded, time.time()).series_rows(0, "bench")
     return events / (time.perf_counter() - started)
 
 
@@ -173,7 +173,7 @@ async def database_side(dsn: str, records: list, topics: dict[str, str], events:
     try:
         started = time.perf_counter()
         for batch in batches:
-            plan = flush_plan.plan(batch.calls, time.time())
+            plan = flush_plan.plan(batch.decoded, time.time())
             await write_flush(conn, plan, group="bench", expected={}, next_offsets={}, dead_letters=0)
         return events / (time.perf_counter() - started)
     finally:

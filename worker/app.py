@@ -141,14 +141,17 @@ def create_app(settings: Settings) -> faust.App:
     @app.page("/readyz")
     async def readyz(web, request):
         ingest = runtime.ingest
+        ingestion = ingest.readiness() if ingest else {
+            "not_ready_because": [runtime.phase],
+            "partitions_offset_ahead": [],
+            "failed_flush_attempts": None,
+            "partitions_waiting_for_offsets": None,
+            "stats": None,
+        }  # fmt: skip
         body = {
             "ready": runtime.ready,
             "phase": runtime.phase,
-            "not_ready_because": ingest.not_ready_because() if ingest else [runtime.phase],
-            "partitions_offset_ahead": ingest.positions.ahead_report() if ingest and ingest.positions else [],
-            "failed_flush_attempts": ingest.backoff.failures if ingest else None,
-            "partitions_waiting_for_offsets": len(ingest.positions.pending) if ingest and ingest.positions else None,
-            "stats": ingest.stats.summary() if ingest else None,
+            **ingestion,
             "leader": app.is_leader(),
             "heuristics_published": runtime.routing.published if runtime.routing else 0,
         }
@@ -195,7 +198,7 @@ def create_app(settings: Settings) -> faust.App:
         if runtime.pool is None or runtime.ingest is None:
             return
         async with runtime.pool.acquire() as conn:
-            expired, forgotten = await expire_feedback(conn, runtime.ingest.feedback_limits)
+            expired, forgotten = await expire_feedback(conn, runtime.ingest.writer.feedback_limits)
         if expired or forgotten:
             log.info(
                 "feedback join: %d feedback waited %d s for a call that never came (dead-lettered as "
@@ -208,7 +211,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(OUTBOX_INTERVAL_S)
     async def send_decided_dead_letters() -> None:
         if runtime.ingest is not None and runtime.pool is not None:
-            await _logged(runtime.ingest.drain_outbox(), "dead-letter outbox")
+            await _logged(runtime.ingest.dead_letters.drain_outbox(), "dead-letter outbox")
 
     @app.timer(settings.heuristics_interval_s, on_leader=True)
     async def recompute_routing() -> None:

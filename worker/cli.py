@@ -421,7 +421,7 @@ def _cmd_experiment_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_schemas(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.calls import schemas
+    from worker import schemas
 
     folder = Path(args.out)
     if args.check:

@@ -17,8 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from worker.calls import flush_plan
 from worker.calls.decode import Call, Feedback
+from worker.flush import plan as flush_plan
 from worker.gateway.table import choose_with_probability
 from worker.reporting.report import CandidateSetting, build_report
 from worker.routing.contract import RoutingHeuristic

@@ -10,8 +10,9 @@ import asyncpg
 import orjson
 import pytest
 
-from worker.calls import flush_plan, histogram
+from worker.calls import histogram
 from worker.calls.decode import Call
+from worker.flush import plan as flush_plan
 from worker.store.flush import OffsetFenced, write_flush
 from worker.store.migrate import migrate, migration_files
 from worker.store.offsets import UNSTORED, prune_seen, stored_offsets

@@ -21,9 +21,9 @@ from aiohttp import web
 from tests import samples
 from tests.integration.harness import serve_on_loopback, settings_env
 from tests.integration.test_tools import call
-from worker.calls import flush_plan
 from worker.calls.decode import to_call
 from worker.calls.events import CallFailed
+from worker.flush import plan as flush_plan
 from worker.reporting.export import export_tests
 from worker.store.flush import write_flush
 from worker.store.migrate import migrate

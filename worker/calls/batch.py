@@ -43,7 +43,7 @@ class DeadLetter:
 class Batch:
     opened_at: float
     messages: int = 0
-    calls: list[Item] = field(default_factory=list)  # calls, feedback, and tool commands on their topic
+    decoded: list[Item] = field(default_factory=list)  # calls, feedback, and tool commands on their topic
     dead_letters: list[DeadLetter] = field(default_factory=list)
     next_offsets: dict[PartitionKey, int] = field(default_factory=dict)
     dead_letters_sent: int = 0  # how many are produced already, so a retried flush does not produce them again
@@ -52,9 +52,9 @@ class Batch:
         return self.messages > 0
 
     @property
-    def items(self) -> int:
+    def size(self) -> int:
         """Events and dead letters: what a flush has to write."""
-        return len(self.calls) + len(self.dead_letters)
+        return len(self.decoded) + len(self.dead_letters)
 
 
 def initial(now: float) -> Batch:
@@ -102,7 +102,7 @@ def received_at(record: Record) -> float:
 
 def accumulate(batch: Batch, record: Record, kind: EventKind, limits: Limits, max_dead_letter_bytes: int) -> Batch:
     calls, rejections = decode(record.value, kind, limits, received_at(record))
-    batch.calls.extend(calls)
+    batch.decoded.extend(calls)
     if rejections:
         batch.dead_letters.extend(dead_letter(record, r, max_dead_letter_bytes) for r in rejections)
     batch.next_offsets[(record.topic, record.partition)] = record.offset + 1
@@ -115,7 +115,7 @@ def merged(first: Batch, then: Batch) -> Batch:
     return Batch(
         opened_at=first.opened_at,
         messages=first.messages + then.messages,
-        calls=first.calls + then.calls,
+        decoded=first.decoded + then.decoded,
         dead_letters=first.dead_letters + then.dead_letters,
         next_offsets={**first.next_offsets, **then.next_offsets},
         dead_letters_sent=first.dead_letters_sent,
@@ -123,4 +123,4 @@ def merged(first: Batch, then: Batch) -> Batch:
 
 
 def is_due(batch: Batch, now: float, max_items: int, max_age_s: float) -> bool:
-    return batch.items >= max_items or (batch.messages > 0 and now - batch.opened_at >= max_age_s)
+    return batch.size >= max_items or (batch.messages > 0 and now - batch.opened_at >= max_age_s)

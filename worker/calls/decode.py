@@ -131,14 +131,18 @@ _FINER_THAN_MICROSECONDS = re.compile(rb":\d\d[.,]\d{7}")
 
 def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> list[Call] | None:
     """The calls of a value that is wholly valid and plain, or None: then the contract path judges it."""
-    if not is_plain(value, limits.max_nesting_depth) or _FINER_THAN_MICROSECONDS.search(value):
+    if _FINER_THAN_MICROSECONDS.search(value):
         return None
     try:
         decoded = COMPLETED.decode(value)
     except msgspec.MsgspecError:
         return None
     events = decoded if isinstance(decoded, list) else (decoded,)
-    if not events or len(events) > limits.max_events_per_envelope:
+    if (
+        not events
+        or len(events) > limits.max_events_per_envelope
+        or not is_plain(value, limits.max_nesting_depth, decoded)
+    ):
         return None
     latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
     calls = []
@@ -171,14 +175,18 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
 
 def fast_feedback(value: bytes, limits: Limits, received_at: float | None) -> list[Feedback] | None:
     """The feedback of a value that is wholly valid and plain, or None: then the contract path judges it."""
-    if not is_plain(value, limits.max_nesting_depth) or _FINER_THAN_MICROSECONDS.search(value):
+    if _FINER_THAN_MICROSECONDS.search(value):
         return None
     try:
         decoded = FEEDBACK.decode(value)
     except msgspec.MsgspecError:
         return None
     votes = decoded if isinstance(decoded, list) else (decoded,)
-    if not votes or len(votes) > limits.max_events_per_envelope:
+    if (
+        not votes
+        or len(votes) > limits.max_events_per_envelope
+        or not is_plain(value, limits.max_nesting_depth, decoded)
+    ):
         return None
     latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
     out = []
@@ -240,10 +248,18 @@ def scan(value: Any, limit: int, depth: int = 1) -> str | None:
     return None
 
 
-def is_plain(value: bytes, depth_limit: int) -> bool:
-    """True when `scan` cannot find anything, decided on the raw bytes at C speed: JSON can only
-    carry U+0000 escaped (orjson refuses a raw one), and nesting needs one bracket per level."""
-    return b"\\u0000" not in value and value.count(b"{") + value.count(b"[") <= depth_limit
+def is_plain(value: bytes, depth_limit: int, parsed: Any = None) -> bool:
+    """True when `scan` finds nothing in any event of `value`, decided on the raw bytes at C speed:
+    JSON can only carry U+0000 escaped (orjson refuses a raw one), and nesting needs one bracket per
+    level. In an envelope (`parsed` a list) every object or array element holds at least its own
+    bracket, so no element can hold more than the value's brackets less the others' and the
+    envelope's: an envelope of 100 flat events is plain, as each of them alone would be."""
+    if b"\\u0000" in value:
+        return False
+    brackets = value.count(b"{") + value.count(b"[")
+    if isinstance(parsed, list):
+        brackets -= sum(isinstance(e, (dict, list, msgspec.Struct)) for e in parsed)
+    return brackets <= depth_limit
 
 
 def _explain(error: ValidationError) -> str:
@@ -322,7 +338,7 @@ def by_contract(
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as error:
         return [], [Rejection("not_json", str(error)[:500])]
-    plain = is_plain(value, limits.max_nesting_depth)
+    plain = is_plain(value, limits.max_nesting_depth, parsed)
     if not isinstance(parsed, list):
         outcome = _judge(parsed, kind, limits, None, plain, received_at)
         return ([], [outcome]) if isinstance(outcome, Rejection) else ([outcome], [])

@@ -16,9 +16,10 @@ from worker.routing.scoring import Weights
 _W = Weights()
 
 
-def utility_of(ok: bool, latency_ms: float, cost_usd: float) -> float:
+def utility_of(ok, latency_ms, cost_usd):
+    """One call's utility, or a column's (numpy arrays in, an array out: the flush's vectorised plan)."""
     return (
-        float(ok)
+        ok * 1.0
         - _W.latency * latency_ms / (latency_ms + _W.latency_ref_ms)
         - _W.cost * cost_usd / (cost_usd + _W.cost_ref_usd)
     )

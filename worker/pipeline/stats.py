@@ -34,7 +34,7 @@ class IngestStats:
         self.flushes += 1
         self.last_flush_at = time.time()
         self.last_flush_seconds = seconds
-        metrics.EVENTS_CONSUMED.inc(len(batch.calls))
+        metrics.EVENTS_CONSUMED.inc(len(batch.decoded))
         metrics.EVENTS_COUNTED.inc(outcome.counted)
         metrics.EVENTS_DUPLICATE.inc(outcome.duplicates)
         metrics.NEW_BUG_PATTERNS.inc(outcome.new_patterns)
@@ -51,7 +51,7 @@ class IngestStats:
             metrics.CALLS.labels(label, "success").inc(successes)
             metrics.CALLS.labels(label, "failure").inc(calls - successes)
         metrics.FLUSH_SECONDS.observe(seconds)
-        metrics.BATCH_SIZE.observe(batch.items)
+        metrics.BATCH_SIZE.observe(batch.size)
         for letter in batch.dead_letters:
             metrics.DEAD_LETTERS.labels(letter.rejection.reason).inc()
 

@@ -22,12 +22,10 @@ import numpy as np
 from worker.calls import histogram
 from worker.experiments.contract import Experiment, ExperimentSpec
 from worker.experiments.evaluate import evaluate
-from worker.experiments.tally import ArmTally
-from worker.routing.scoring import Weights
+from worker.experiments.tally import ArmTally, utility_of
 
 TICK_S = 10.0
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-_W = Weights()
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,7 @@ class _Stream:
             ok = rng.random(n) < world.success
         latency = rng.lognormal(math.log(world.latency_median_ms), world.latency_sigma, n)
         cost = rng.lognormal(math.log(world.cost_median_usd), world.cost_sigma, n)
-        utility = ok - _W.latency * latency / (latency + _W.latency_ref_ms) - _W.cost * cost / (cost + _W.cost_ref_usd)
+        utility = utility_of(ok, latency, cost)
         self.sums = {
             "successes": np.cumsum(ok),
             "cost_sum": np.cumsum(cost),

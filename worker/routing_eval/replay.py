@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.calls.aggregate import minute_of
 from worker.calls.decode import SCORE_UNIT, Call, Feedback
 from worker.feedback.join import CallFacts
+from worker.flush.deltas import minute_of
 from worker.routing.heuristics import Policy
 from worker.routing.scoring import Weights
 from worker.routing_eval.routers import ObeyingRouter

@@ -1,12 +1,13 @@
-"""An in-memory stand-in for the store: the same aggregation the flush runs (worker.calls.aggregate,
+"""An in-memory stand-in for the store: the same aggregation the flush runs (worker.flush.deltas,
 and worker.feedback.join for feedback), kept in the shape of model_performance_minutes,
 model_health and model_quality_minutes, read back as the store reads them."""
 
 from __future__ import annotations
 
-from worker.calls.aggregate import Tally, aggregate
 from worker.calls.decode import SCORE_UNIT, Call, Feedback
 from worker.feedback import join
+from worker.flush.aggregate import aggregate
+from worker.flush.deltas import Tally
 from worker.routing.evidence import MinuteRow, QualityRow, SecondRow
 
 HEALTH_KEEP_S = 120

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from worker.calls.aggregate import minute_of
 from worker.calls.decode import SCORE_UNIT, Call, Feedback
-from worker.calls.rows import columns
 from worker.feedback import join
+from worker.flush.deltas import minute_of
+from worker.flush.rows import columns
 
 NAME_LOCK_KEY = 0x7E1E_FEED  # serialises the rare addition of a new feedback name across pods
 

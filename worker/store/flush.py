@@ -1,7 +1,7 @@
 """One flush = one transaction that executes a flush plan: fence on the stored offsets, drop re-sent
 events, add the deltas (aggregates, series, bug patterns and their stubs), advance the offsets.
 Either all of it is visible or none of it is; that is the exactly-once effect. What to add is
-decided by the pure plan (worker/calls/flush_plan.py); this module only runs the statements.
+decided by the pure plan (worker/flush/plan.py); this module only runs the statements.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 import asyncpg
 import orjson
 
-from worker.calls import flush_plan, histogram
+from worker.calls import histogram
 from worker.calls.batch import PartitionKey
 from worker.calls.decode import Item
-from worker.calls.flush_plan import FlushPlan
-from worker.calls.rows import PERCENTILES
+from worker.flush import plan as flush_plan
+from worker.flush import rows
+from worker.flush.plan import FlushPlan
+from worker.flush.rows import PERCENTILES
 from worker.store.bug_patterns import write_patterns
 from worker.store.commands import write_commands
 from worker.store.feedback import FeedbackLimits, FeedbackOutcome, apply_feedback
@@ -166,7 +168,7 @@ async def write_flush(
     patterns_max_new_per_hour: int = 500,
     feedback: FeedbackLimits = FeedbackLimits(),
 ) -> FlushOutcome:
-    """Execute `plan` (worker/calls/flush_plan.py) in one transaction, fenced on `expected`."""
+    """Execute `plan` (worker/flush/plan.py) in one transaction, fenced on `expected`."""
     parts = sorted(next_offsets)
     topics, partitions = [t for t, _ in parts], [p for _, p in parts]
     async with conn.transaction():
@@ -185,8 +187,8 @@ async def write_flush(
             await write_commands(conn, plan.metrics, plan.bug_reports)
         new_patterns = folded = ignored = critical = regressed = 0
         if plan.deltas.by_arm:  # only while experiments run, and only for their tagged calls
-            running = {r[0]: frozenset(r[1]) for r in await conn.fetch(RUNNING_ARMS, plan.experiment_ids())}
-            arm_rows, ignored = plan.arm_rows(running)
+            running = {r[0]: frozenset(r[1]) for r in await conn.fetch(RUNNING_ARMS, plan.experiment_ids)}
+            arm_rows, ignored = rows.arm_rows(plan.deltas, running)
             if arm_rows[0]:
                 await conn.execute(UPSERT_ARMS, *arm_rows)
         if plan.calls:
@@ -202,12 +204,12 @@ async def write_flush(
                 )
         await conn.execute(UPSERT_SERIES, *plan.series_rows(dead_letters, group))
         if plan.deltas.by_layer_minute:
-            await conn.execute(INSERT_LATENCY, *plan.latency_rows())
+            await conn.execute(INSERT_LATENCY, *plan.latency_rows)
             stored = {
                 (int(r["minute"]), r["series_key"]): histogram.from_json_keys(orjson.loads(r["histogram"] or "{}"))
-                for r in await conn.fetch(LOCK_LATENCY, *plan.latency_keys())
+                for r in await conn.fetch(LOCK_LATENCY, *plan.latency_keys)
             }
-            await conn.execute(SET_LATENCY, *plan.latency_updates(stored))
+            await conn.execute(SET_LATENCY, *rows.latency_updates(plan.deltas, stored))
         await conn.execute(ADVANCE_OFFSETS, group, topics, partitions, [next_offsets[tp] for tp in parts])
     return FlushOutcome(
         counted=plan.counted,
@@ -216,7 +218,7 @@ async def write_flush(
         critical_patterns=critical,
         regressed_patterns=regressed,
         folded_failures=folded,
-        per_model=plan.per_model(),
+        per_model=plan.per_model,
         arm_calls_ignored=ignored,
         feedback=joined,
     )

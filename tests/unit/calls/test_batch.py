@@ -25,7 +25,7 @@ def test_offsets_advance_for_valid_and_invalid_messages():
     accumulate(batch, Msg("t", 0, 11, b"garbage", b"k"), EventKind.completed, Limits(), 1024)
     accumulate(batch, Msg("t", 1, 5, orjson.dumps(samples.completed())), EventKind.completed, Limits(), 1024)
     assert batch.next_offsets == {("t", 0): 12, ("t", 1): 6}
-    assert len(batch.calls) == 2 and batch.messages == 3 and batch.items == 3
+    assert len(batch.decoded) == 2 and batch.messages == 3 and batch.size == 3
     letter = batch.dead_letters[0]
     assert (letter.offset, letter.key, letter.value, letter.rejection.reason) == (11, b"k", b"garbage", "not_json")
 
@@ -64,5 +64,5 @@ def test_a_failed_write_rejoins_the_open_batch_in_front():
     accumulate(open_batch, Msg("t", 2, 0, b"[]"), EventKind.completed, Limits(), 1024)
     both = merged(written, open_batch)
     assert both.next_offsets == {("t", 0): 12, ("t", 1): 4, ("t", 2): 1}
-    assert both.calls == written.calls + open_batch.calls and both.messages == 4 and both.opened_at == 1.0
+    assert both.decoded == written.decoded + open_batch.decoded and both.messages == 4 and both.opened_at == 1.0
     assert [d.offset for d in both.dead_letters] == [3, 0] and both.dead_letters_sent == 1  # only the new one is sent

@@ -130,6 +130,23 @@ def test_the_raw_byte_shortcut_never_skips_what_scan_would_find(event, depth_lim
         assert scan(orjson.loads(raw), depth_limit) is None
 
 
+@given(
+    st.lists(st.dictionaries(st.text(max_size=3), _json_values, max_size=4) | _json_values, max_size=6),
+    st.integers(2, 6),
+)
+def test_the_shortcut_judges_an_envelope_as_each_of_its_events(envelope, depth_limit):
+    raw = orjson.dumps(envelope)
+    if is_plain(raw, depth_limit, envelope):
+        assert all(scan(e, depth_limit) is None for e in envelope if isinstance(e, (dict, list)))
+
+
+def test_an_envelope_of_many_flat_events_is_plain_and_one_deep_event_is_not():
+    flat = [{"a": 1}] * 100
+    assert is_plain(orjson.dumps(flat), 4, flat)
+    deep = flat + [{"a": [[[[1]]]]}]
+    assert not is_plain(orjson.dumps(deep), 4, deep)
+
+
 def test_an_event_dated_past_the_acceptance_window_is_refused_with_the_reason():
     import datetime as dt
 
@@ -161,7 +178,7 @@ def test_the_batch_judges_events_against_the_record_timestamp():
     batch = accumulate(
         initial(0.0), Msg(orjson.dumps(ahead), int(time.time() * 1000)), EventKind.completed, Limits(), 4096
     )
-    assert not batch.calls and [d.rejection.reason for d in batch.dead_letters] == ["from_the_future"]
+    assert not batch.decoded and [d.rejection.reason for d in batch.dead_letters] == ["from_the_future"]
 
 
 def test_identifiers_are_redacted_when_decoded():

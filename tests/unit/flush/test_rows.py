@@ -3,9 +3,9 @@
 import orjson
 
 from worker.calls import histogram
-from worker.calls.aggregate import aggregate
 from worker.calls.decode import Call
-from worker.calls.rows import columns, latency_rows, latency_updates, minute_rows, model_rows, series_rows
+from worker.flush.aggregate import aggregate
+from worker.flush.rows import columns, latency_rows, latency_updates, minute_rows, model_rows, series_rows
 
 
 def call(model, task, ok, latency, at=1_700_000_000.0, layer="fast"):

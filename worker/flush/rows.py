@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from worker.calls import histogram
-from worker.calls.aggregate import Deltas, Tally
+from worker.flush.deltas import Deltas, Tally
 
 PERCENTILES = (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95), ("latency_p99_ms", 0.99))
 

@@ -8,11 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from tests import samples
-from worker.calls import schemas
+from worker import schemas
 from worker.calls.events import CallCompleted, CallFailed
 from worker.simulation.traffic import generate
 
-FOLDER = Path(__file__).resolve().parents[3] / "schemas"
+FOLDER = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def validator(filename):

@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.calls import histogram
-from worker.calls.aggregate import ALL_LAYERS, aggregate, minute_of
 from worker.calls.decode import Call
+from worker.flush.aggregate import aggregate
+from worker.flush.deltas import ALL_LAYERS, minute_of
 
 calls = st.lists(
     st.builds(

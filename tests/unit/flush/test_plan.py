@@ -3,11 +3,12 @@
 import orjson
 
 from tests import samples
-from worker.calls import flush_plan
-from worker.calls.aggregate import HEALTH_RECENT_S
 from worker.calls.commands import Metric
 from worker.calls.decode import Call, decode
 from worker.calls.events import EventKind
+from worker.flush import plan as flush_plan
+from worker.flush.deltas import HEALTH_RECENT_S
+from worker.flush.rows import arm_rows
 
 NOW = 1_790_000_000.0
 
@@ -44,7 +45,7 @@ def test_re_sent_events_are_planned_again_without_them():
 def test_failures_become_pattern_deltas_and_per_model_counts():
     (failed,), _ = decode(orjson.dumps(samples.failed(model_id="x")), EventKind.failed)
     plan = flush_plan.plan([failed, failed._replace(event_id="d"), call("b", model="x"), call("c", model="y")], NOW)
-    assert plan.per_model() == {"x": (3, 1), "y": (1, 1)}
+    assert plan.per_model == {"x": (3, 1), "y": (1, 1)}
     assert [d.occurrences for d in plan.patterns.values()] == [2]
 
 
@@ -56,8 +57,8 @@ def test_tagged_calls_add_to_their_running_arm_once_and_other_tags_only_to_the_a
     items += [tagged("e", "x", experiment="finished"), call("f")]
     plan = flush_plan.plan(items, NOW)
     fresh = plan.fresh({"a", "b", "c", "d", "e", "f"})  # "a" is twice in the batch
-    assert fresh.experiment_ids() == ["exp-1", "finished"]
-    rows, ignored = fresh.arm_rows({"exp-1": frozenset({"x", "y"})})
+    assert fresh.experiment_ids == ["exp-1", "finished"]
+    rows, ignored = arm_rows(fresh.deltas, {"exp-1": frozenset({"x", "y"})})
     experiment_ids, arms, calls, successes = rows[:4]
     assert list(zip(experiment_ids, arms, calls, successes, strict=True)) == [
         ("exp-1", "x", 2, 1),

@@ -1,9 +1,11 @@
 """What one flush writes, decided before its transaction: pure, so it runs in a thread, off the event
 loop and outside the transaction's locks, and is tested without a server.
 
-The store executes a plan (worker/store/flush.py): it fences on the stored offsets, marks the
-event ids seen, and when some were seen before (a re-sent event, or two copies in one batch) it
-asks for the plan's fresh part, planned again from the first copy of each fresh event.
+The plan has its own package, above the core's others, because it gathers what each of them adds
+per flush (aggregates, experiment arms, logged propensities, bug patterns). The store executes a
+plan (worker/store/flush.py): it fences on the stored offsets, marks the event ids seen, and when
+some were seen before (a re-sent event, or two copies in one batch) it asks for the plan's fresh
+part, planned again from the first copy of each fresh event.
 """
 
 from __future__ import annotations
@@ -11,15 +13,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worker.calls import histogram, rows
-from worker.calls.aggregate import HEALTH_RECENT_S, Deltas, aggregate, minute_of
 from worker.calls.commands import BugReport, Metric
 from worker.calls.decode import Call, Feedback, Item
 from worker.failures.patterns import PatternDelta, pattern_deltas
+from worker.flush import rows
+from worker.flush.aggregate import aggregate
+from worker.flush.deltas import HEALTH_RECENT_S, Deltas, minute_of
 
 
 @dataclass(frozen=True, slots=True)
 class FlushPlan:
+    """Every row array a flush writes that its transaction does not have to read first; the rows that
+    merge with stored values (latency series, experiment arms) are built by worker/flush/rows.py from
+    `deltas` once the store has read them."""
+
     items: Sequence[Item]  # what the batch decoded, in order: the plan counts each of them once
     consumed: int  # items the batch decoded, duplicates included (the events_consumed series)
     now: float  # the flush's clock: health buckets and the worker's own series are dated by it
@@ -32,6 +39,10 @@ class FlushPlan:
     minute_rows: list[list]
     health_rows: list[list]
     logged_rows: list[list]  # calls with a route_probability (off-policy estimates)
+    latency_rows: list[list]  # the latency series' rows, inserted where missing so that they can be locked
+    latency_keys: tuple[list[int], list[str]]  # (minutes, series keys) of those rows, in lock order
+    experiment_ids: list[str]  # experiments the calls are tagged with (their arms are written if running)
+    per_model: dict[str, tuple[int, int]]  # model_id -> (calls, successes): the worker's own counters
     patterns: dict[str, PatternDelta]
 
     @property
@@ -53,29 +64,6 @@ class FlushPlan:
             "events_dead_lettered": dead_letters,
         }
         return rows.series_rows(self.deltas, counts, minute_of(self.now), group)
-
-    def latency_rows(self) -> list[list]:
-        return rows.latency_rows(self.deltas)
-
-    def latency_keys(self) -> tuple[list[int], list[str]]:
-        return rows.latency_keys(self.deltas)
-
-    def latency_updates(self, stored: dict[tuple[int, str], histogram.Histogram]) -> list[list]:
-        return rows.latency_updates(self.deltas, stored)
-
-    def experiment_ids(self) -> list[str]:
-        return sorted({experiment_id for experiment_id, _ in self.deltas.by_arm})
-
-    def arm_rows(self, running: dict[str, frozenset[str]]) -> tuple[list[list], int]:
-        return rows.arm_rows(self.deltas, running)
-
-    def per_model(self) -> dict[str, tuple[int, int]]:
-        """model_id -> (calls, successes) this plan writes: the worker's own per-model counters."""
-        totals: dict[str, tuple[int, int]] = {}
-        for (model_id, _), tally in self.deltas.by_model.items():
-            calls, ok = totals.get(model_id, (0, 0))
-            totals[model_id] = (calls + tally.calls, ok + tally.successes)
-        return totals
 
 
 def plan(items: Sequence[Item], now: float) -> FlushPlan:
@@ -99,8 +87,20 @@ def _planned(items: Sequence[Item], consumed: int, now: float) -> FlushPlan:
         minute_rows=rows.minute_rows(deltas),
         health_rows=rows.health_rows(deltas),
         logged_rows=rows.logged_rows(deltas),
+        latency_rows=rows.latency_rows(deltas),
+        latency_keys=rows.latency_keys(deltas),
+        experiment_ids=sorted({experiment_id for experiment_id, _ in deltas.by_arm}),
+        per_model=_per_model(deltas),
         patterns=pattern_deltas(calls),
     )
+
+
+def _per_model(deltas: Deltas) -> dict[str, tuple[int, int]]:
+    totals: dict[str, tuple[int, int]] = {}
+    for (model_id, _), tally in deltas.by_model.items():
+        calls, ok = totals.get(model_id, (0, 0))
+        totals[model_id] = (calls + tally.calls, ok + tally.successes)
+    return totals
 
 
 def first_fresh(items: Sequence[Item], fresh_ids: set[str]) -> list[Item]:
