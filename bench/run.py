@@ -49,7 +49,7 @@ from worker.calls.events import EventKind  # noqa: E402
 from worker.flush import plan as flush_plan  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.simulation.traffic import generate  # noqa: E402
-from worker.store.flush import MARK_SEEN, write_flush  # noqa: E402
+from worker.store.flush import write_flush  # noqa: E402
 from worker.store.migrate import migrate  # noqa: E402
 from worker.topics import create_missing, partitions_of  # noqa: E402
 
@@ -180,8 +180,14 @@ async def database_side(dsn: str, records: list, topics: dict[str, str], events:
         await conn.close()
 
 
+# exact dedupe and nothing else: what the worker's statement (worker/store/flush.py, MARK_SEEN) does with ids alone
+MARK_SEEN_IDS = """
+INSERT INTO seen_events (event_id, keep_until) SELECT e, now() FROM unnest($1::uuid[]) AS u(e)
+ON CONFLICT DO NOTHING RETURNING event_id::text"""
+
+
 async def postgres_ceiling(dsn: str, events: int, batch: int = 5000) -> float:
-    """New ids/s PostgreSQL takes with exact dedupe (the worker's MARK_SEEN statement) and nothing else:
+    """New ids/s PostgreSQL takes with exact dedupe (the worker's dedupe insert, ids only) and nothing else:
     the ceiling of any exact design's write half on this machine."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -189,7 +195,7 @@ async def postgres_ceiling(dsn: str, events: int, batch: int = 5000) -> float:
         started = time.perf_counter()
         for ids in batches:
             async with conn.transaction():
-                await conn.fetch(MARK_SEEN, ids)
+                await conn.fetch(MARK_SEEN_IDS, ids)
         return batch * len(batches) / (time.perf_counter() - started)
     finally:
         await conn.close()

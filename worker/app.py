@@ -182,27 +182,32 @@ def create_app(settings: Settings) -> faust.App:
             last_logged.update(summary)
 
     @app.timer(PRUNE_INTERVAL_S, on_leader=True)
-    async def forget_old_event_ids() -> None:
+    async def forget_old_state() -> None:
         if runtime.pool is None:
             return
         async with runtime.pool.acquire() as conn:
-            removed = await prune_seen(conn, settings.dedupe_window_s)
             await prune_health(conn)
             await prune_breakers(conn, settings.heuristics_window_s)
-        if removed:
-            log.info("dedupe log: forgot %d event ids older than %d s", removed, settings.dedupe_window_s)
 
-    @app.timer(min(PRUNE_INTERVAL_S, max(1.0, settings.feedback_window_s / 10)), on_leader=True)
-    async def expire_feedback_join() -> None:
-        """Feedback that waited the whole window for its call is dead-lettered; older calls are forgotten."""
+    # the dedupe log holds the feedback join's calls: forgotten as often as the shorter window asks
+    @app.timer(
+        min(PRUNE_INTERVAL_S, max(1.0, min(settings.feedback_window_s, settings.dedupe_window_s) / 10)), on_leader=True
+    )
+    async def forget_old_events_and_feedback() -> None:
+        """Events past their windows are forgotten (event ids past DEDUPE_WINDOW_S, calls also past
+        FEEDBACK_WINDOW_S), and so are the scores of forgotten calls; feedback that waited the whole
+        window for its call is dead-lettered."""
         if runtime.pool is None or runtime.ingest is None:
             return
         async with runtime.pool.acquire() as conn:
+            removed = await prune_seen(conn)
             expired, forgotten = await expire_feedback(conn, runtime.ingest.writer.feedback_limits)
+        if removed:
+            log.info("dedupe log: forgot %d events past their windows", removed)
         if expired or forgotten:
             log.info(
                 "feedback join: %d feedback waited %d s for a call that never came (dead-lettered as "
-                "unknown_call); %d calls past the window forgotten",
+                "unknown_call); %d scores of forgotten calls forgotten",
                 expired,
                 settings.feedback_window_s,
                 forgotten,

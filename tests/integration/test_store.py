@@ -139,12 +139,42 @@ async def test_rows_derive_rates_averages_and_percentiles(migrated):
     )
 
 
-async def test_pruning_forgets_only_old_event_ids(migrated):
-    old, new = uuid.uuid4(), uuid.uuid4()
-    await migrated.execute("INSERT INTO seen_events VALUES ($1, now() - interval '2 hours'), ($2, now())", old, new)
+async def test_one_row_per_event_kept_for_the_dedupe_window_and_a_call_for_the_feedback_window(migrated):
+    import time
+
+    from worker.calls.commands import Metric
+    from worker.store.feedback import FeedbackLimits
+
+    now = time.time()
+    recent, old = call(at=now - 60), call(at=now - 10 * 86_400)
+    metric = Metric(str(uuid.uuid4()), "queue_depth", 3.0, "requests", {}, now)
     async with migrated.acquire() as conn:
-        assert await prune_seen(conn, window_s=3600) == 1
-    assert [r[0] for r in await migrated.fetch("SELECT event_id FROM seen_events")] == [new]
+        await stored_offsets(conn, GROUP, [TP])
+        await write_flush(
+            conn,
+            flush_plan.plan([recent, old, metric], now=now),
+            group=GROUP,
+            expected={TP: UNSTORED},
+            next_offsets={TP: 3},
+            dead_letters=0,
+            feedback=FeedbackLimits(window_s=7 * 86_400),
+            dedupe_window_s=3600,
+        )
+    kept = {
+        str(r["event_id"]): r["days"]
+        for r in await migrated.fetch(
+            "SELECT event_id, extract(epoch FROM keep_until - now())::float8 / 86400 AS days FROM seen_events"
+        )
+    }
+    # the recent call: 7 days after it occurred; the old call and the metric: the dedupe window
+    assert kept[recent.event_id] == pytest.approx(7 - 60 / 86_400, abs=1e-3)
+    assert kept[old.event_id] == pytest.approx(kept[metric.event_id], abs=1e-3) == pytest.approx(1 / 24, abs=1e-3)
+    joinable = {str(r[0]) for r in await migrated.fetch("SELECT event_id FROM call_index")}
+    assert joinable == {recent.event_id, old.event_id}  # calls only: the metric is deduped, not joinable
+    await migrated.execute("UPDATE seen_events SET keep_until = keep_until - interval '2 hours'")  # time passes
+    async with migrated.acquire() as conn:
+        assert await prune_seen(conn) == 2
+    assert [str(r[0]) for r in await migrated.fetch("SELECT event_id FROM seen_events")] == [recent.event_id]
 
 
 async def test_pods_adding_to_the_same_minutes_at_once_give_the_exact_totals_and_percentiles(migrated):

@@ -156,7 +156,7 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
                 at,
                 redact_identifier(e.model_id),
                 redact_identifier(e.task_type),
-                e.layer.value,
+                e.layer,
                 True,
                 float(e.latency_ms),
                 float(e.cost_usd),

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from worker.calls.events import MAX_COST_USD, MAX_FEEDBACK_COMMENT, MAX_LATENCY_MS, MAX_TOKENS, FeedbackSource, Layer
+from worker.calls.events import MAX_COST_USD, MAX_FEEDBACK_COMMENT, MAX_LATENCY_MS, MAX_TOKENS, FeedbackSource
 
 Millis = Annotated[float, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)]
 Tokens = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]
@@ -27,6 +27,9 @@ ModelId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 TaskType = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Text100 = Annotated[str, msgspec.Meta(max_length=100)]
 Text200 = Annotated[str, msgspec.Meta(max_length=200)]
+# the layer as its plain value (an enum member would cost a lookup through enum's descriptor per event);
+# a test holds it to Layer's values
+LayerName = Literal["fast", "balanced", "deep"]
 
 
 class Completed(msgspec.Struct, gc=False):
@@ -35,7 +38,7 @@ class Completed(msgspec.Struct, gc=False):
     event_id: CanonicalUuid
     occurred_at: Aware
     model_id: ModelId
-    layer: Layer
+    layer: LayerName
     task_type: TaskType
     latency_ms: Millis
     schema_version: Literal[1] = 1

@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 
 from worker.calls import histogram
-from worker.flush.deltas import Deltas, Tally
+from worker.calls.decode import Call, Item
+from worker.flush.deltas import Deltas, Tally, minute_of
 
 PERCENTILES = (("latency_p50_ms", 0.5), ("latency_p95_ms", 0.95), ("latency_p99_ms", 0.99))
 
@@ -22,12 +23,29 @@ def _hist_json(h: histogram.Histogram) -> str:
 
 
 def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Transpose rows into `width` column lists (unnest takes one array per column)."""
-    cols: list[list[Any]] = [[] for _ in range(width)]
-    for row in rows:
-        for col, value in zip(cols, row, strict=True):
-            col.append(value)
+    """Transpose rows into `width` column lists (unnest takes one array per column), at C speed."""
+    cols = [list(col) for col in zip(*rows, strict=True)]
+    if not cols:
+        return [[] for _ in range(width)]
+    if len(cols) != width:
+        raise ValueError(f"rows of {len(cols)} values, expected {width}")
     return cols
+
+
+_NOT_A_CALL = (None,) * 11
+
+
+def seen_rows(items: Sequence[Item]) -> list[list[Any]]:
+    """seen_events columns: every event's id, and for a call what the feedback join needs (request id,
+    occurred_at, minute, model, task type, layer, answered, experiment, arm, rule, propensity)."""
+    rows = (
+        (i.event_id, i.request_id, i.occurred_at, float(minute_of(i.occurred_at)), i.model_id, i.task_type, i.layer)
+        + (i.ok, i.experiment_id, i.arm, i.routing_rule_id, i.route_probability)
+        if isinstance(i, Call)
+        else (i.event_id, *_NOT_A_CALL)
+        for i in items
+    )
+    return columns(rows, 12)
 
 
 def _sums(t: Tally) -> tuple:

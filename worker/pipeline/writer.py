@@ -213,6 +213,7 @@ class Writer:
             pattern_window_s=self.settings.pattern_window_s,
             patterns_max_new_per_hour=self.settings.patterns_max_new_per_hour,
             feedback=self.feedback_limits,
+            dedupe_window_s=self.settings.dedupe_window_s,
         )
 
     async def _set_aside_refused(self, error: BaseException, timeout: float) -> bool:

@@ -1,5 +1,6 @@
-"""The feedback join, inside the flush transaction: calls are kept for FEEDBACK_WINDOW_S, feedback is
-joined to its call (or waits for it), and the quality sums move by what worker.feedback.join decides.
+"""The feedback join, inside the flush transaction: calls are kept for FEEDBACK_WINDOW_S (in the dedupe
+log's rows, seen_events, read through the call_index view), feedback is joined to its call (or
+waits for it), and the quality sums move by what worker.feedback.join decides.
 
 Everything here runs in the transaction that stores the offsets, so a feedback and the calls it
 releases from waiting count exactly once, under kill -9, re-delivery and rebalances alike. What
@@ -17,18 +18,9 @@ import orjson
 
 from worker.calls.decode import SCORE_UNIT, Call, Feedback
 from worker.feedback import join
-from worker.flush.deltas import minute_of
 from worker.flush.rows import columns
 
 NAME_LOCK_KEY = 0x7E1E_FEED  # serialises the rare addition of a new feedback name across pods
-
-INDEX_CALLS = """
-INSERT INTO call_index (event_id, request_id, occurred_at, minute, model_id, task_type, layer, ok,
-    experiment_id, arm, routing_rule_id, route_probability)
-SELECT e, r, to_timestamp(a), to_timestamp(w), m, k, y, o, x, g, u, p
-FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::bool[],
-            $9::text[], $10::text[], $11::text[], $12::float8[]) AS c(e, r, a, w, m, k, y, o, x, g, u, p)
-ON CONFLICT DO NOTHING"""
 
 _PENDING_COLUMNS = """event_id::text, call_event_id::text, request_id, name, source, score_micro,
     extract(epoch FROM occurred_at)::float8 AS occurred_at, comment"""
@@ -121,15 +113,13 @@ FROM expired"""
 JOIN_LOCK = "hashtext('gateway-telemetry-worker: the feedback join')"
 JOIN_SHARED = f"SELECT pg_advisory_xact_lock_shared({JOIN_LOCK})"
 JOIN_EXCLUSIVE = f"SELECT pg_advisory_xact_lock({JOIN_LOCK})"
-PRUNE_CALLS = """
-DELETE FROM call_index WHERE event_id IN (
-    SELECT event_id FROM call_index WHERE occurred_at < now() - make_interval(secs => $1) LIMIT $2)"""
-# only the scores of calls already forgotten: a call that can still be joined keeps the score that counts
+# only the scores of calls already forgotten (worker/store/offsets.py forgets them with the dedupe log):
+# a call that can still be joined keeps the score that counts
 PRUNE_SCORES = """
 DELETE FROM call_feedback WHERE (call_event_id, name, source) IN (
     SELECT f.call_event_id, f.name, f.source FROM call_feedback f
     WHERE f.call_occurred_at < now() - make_interval(secs => $1)
-      AND NOT EXISTS (SELECT 1 FROM call_index c WHERE c.event_id = f.call_event_id) LIMIT $2)"""
+      AND NOT EXISTS (SELECT 1 FROM seen_events c WHERE c.event_id = f.call_event_id) LIMIT $2)"""
 
 TAKE_OUTBOX = """
 SELECT id, source_topic, reason, detail, value FROM dead_letter_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"""
@@ -199,16 +189,6 @@ def dead_letter_value(feedback: Feedback) -> bytes:
     )
 
 
-async def index_calls(conn: asyncpg.Connection, calls: Sequence[Call]) -> None:
-    """Keep what the join needs of each new call (commands' reported calls included: they are calls)."""
-    facts = (
-        (c.event_id, c.request_id, c.occurred_at, float(minute_of(c.occurred_at)), c.model_id, c.task_type, c.layer)
-        + (c.ok, c.experiment_id, c.arm, c.routing_rule_id, c.route_probability)
-        for c in calls
-    )
-    await conn.execute(INDEX_CALLS, *columns(facts, 12))
-
-
 async def _find_calls(
     conn: asyncpg.Connection, feedback: Sequence[Feedback]
 ) -> tuple[dict[str, join.CallFacts], dict[str, join.CallFacts]]:
@@ -239,11 +219,11 @@ async def _admit_names(conn: asyncpg.Connection, wanted: list[str], max_names: i
 async def apply_feedback(
     conn: asyncpg.Connection, calls: Sequence[Call], feedback: Sequence[Feedback], limits: FeedbackLimits
 ) -> FeedbackOutcome:
-    """Index this flush's new calls, release the feedback that waited for them, and join and apply
-    every feedback whose call is known; the rest waits (bounded) or is dead-lettered."""
+    """Release the feedback that waited for this flush's new calls (the flush stored what the join needs
+    of them with their ids, worker/store/flush.py), and join and apply every feedback whose call is
+    known; the rest waits (bounded) or is dead-lettered."""
     released: list[Feedback] = []
     if limits.window_s > 0 and calls:
-        await index_calls(conn, calls)
         requests = sorted({c.request_id for c in calls if c.request_id is not None})
         released = [_as_feedback(r) for r in await conn.fetch(RELEASE_PENDING, [c.event_id for c in calls], requests)]
     incoming = released + list(feedback)  # arrival order: what waited arrived first
@@ -370,23 +350,20 @@ async def _refuse(
 
 
 async def expire(conn: asyncpg.Connection, limits: FeedbackLimits, batch_size: int = 50_000) -> tuple[int, int]:
-    """Feedback that waited FEEDBACK_WINDOW_S for its call goes to the outbox (unknown_call); calls and
-    scores older than the window are forgotten. Returns (expired feedback, forgotten calls)."""
+    """Feedback that waited FEEDBACK_WINDOW_S for its call goes to the outbox (unknown_call); the scores
+    of calls already forgotten are too. Returns (expired feedback, forgotten scores)."""
     detail = f"no call with this call_event_id or request_id arrived within {limits.window_s} s (FEEDBACK_WINDOW_S)"
-    expired = forgotten = 0
     async with conn.transaction():
         status = await conn.execute(EXPIRE_PENDING, float(limits.window_s), batch_size, limits.topic, detail)
         expired = int(status.split()[-1])
-    for statement in (PRUNE_CALLS, PRUNE_SCORES):
-        while True:
-            async with conn.transaction():  # never between a flush's read of a call and of its scores
-                await conn.execute(JOIN_EXCLUSIVE)
-                count = int((await conn.execute(statement, float(limits.window_s), batch_size)).split()[-1])
-            if statement is PRUNE_CALLS:
-                forgotten += count
-            if count < batch_size:
-                break
-    return expired, forgotten
+    forgotten = 0
+    while True:
+        async with conn.transaction():  # never between a flush's read of a call and of its scores
+            await conn.execute(JOIN_EXCLUSIVE)
+            count = int((await conn.execute(PRUNE_SCORES, float(limits.window_s), batch_size)).split()[-1])
+        forgotten += count
+        if count < batch_size:
+            return expired, forgotten
 
 
 async def drain_outbox(

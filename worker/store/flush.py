@@ -34,8 +34,15 @@ UPDATE consumer_offsets AS c SET next_offset = u.next_offset, updated_at = now()
 FROM unnest($2::text[], $3::int[], $4::int8[]) AS u(topic, partition, next_offset)
 WHERE c.consumer_group = $1 AND c.topic = u.topic AND c.partition = u.partition"""
 
+# One row per event: its id (the dedupe log) and, for a call, what the feedback join needs. Kept until the
+# dedupe window has passed and, for a call, the feedback window after it occurred (see migration 0016).
 MARK_SEEN = """
-INSERT INTO seen_events (event_id) SELECT * FROM unnest($1::uuid[])
+INSERT INTO seen_events (event_id, keep_until, request_id, occurred_at, minute, model_id, task_type, layer, ok,
+    experiment_id, arm, routing_rule_id, route_probability)
+SELECT e, greatest(now() + make_interval(secs => $13), to_timestamp(a) + make_interval(secs => $14)), r,
+    to_timestamp(a), to_timestamp(w), m, k, y, o, x, g, u, p
+FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::bool[],
+            $9::text[], $10::text[], $11::text[], $12::float8[]) AS c(e, r, a, w, m, k, y, o, x, g, u, p)
 ON CONFLICT DO NOTHING RETURNING event_id::text"""
 
 _SUMS_UPDATE = """
@@ -167,6 +174,7 @@ async def write_flush(
     pattern_window_s: float = 900.0,
     patterns_max_new_per_hour: int = 500,
     feedback: FeedbackLimits = FeedbackLimits(),
+    dedupe_window_s: float = 21_600.0,
 ) -> FlushOutcome:
     """Execute `plan` (worker/flush/plan.py) in one transaction, fenced on `expected`."""
     parts = sorted(next_offsets)
@@ -177,7 +185,8 @@ async def write_flush(
         if stale:
             raise OffsetFenced(stale)
         if plan.items:
-            fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, plan.event_ids)}
+            windows = (float(dedupe_window_s), float(feedback.window_s))
+            fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, *plan.seen_rows, *windows)}
             if len(fresh_ids) < plan.counted:  # re-sent events: count the others (rare, so planned again only then)
                 plan = await asyncio.to_thread(plan.fresh, fresh_ids)
         joined = FeedbackOutcome()

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import asyncpg
 
 from worker.calls.batch import PartitionKey
+from worker.store.feedback import JOIN_EXCLUSIVE
 
 UNSTORED = -1
 
@@ -27,8 +28,7 @@ WHERE consumer_group = $1 AND topic = $2 AND partition = u.p
 RETURNING partition, next_offset"""
 
 PRUNE_SEEN = """
-DELETE FROM seen_events WHERE event_id IN (
-    SELECT event_id FROM seen_events WHERE seen_at < now() - make_interval(secs => $1) LIMIT $2)"""
+DELETE FROM seen_events WHERE event_id IN (SELECT event_id FROM seen_events WHERE keep_until < now() LIMIT $1)"""
 
 
 async def stored_offsets(conn: asyncpg.Connection, group: str, tps: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
@@ -47,12 +47,15 @@ async def reanchor(conn: asyncpg.Connection, group: str, topic: str, offsets: di
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
-async def prune_seen(conn: asyncpg.Connection, window_s: int, batch_size: int = 50_000) -> int:
-    """Forget event ids older than the dedupe window; returns how many were removed."""
+async def prune_seen(conn: asyncpg.Connection, batch_size: int = 50_000) -> int:
+    """Forget the events past their keep_until (the dedupe window, and for calls the feedback window);
+    returns how many were removed. A call is forgotten under the feedback join's exclusive lock, never
+    between a flush's read of a call and of its scores (worker/store/feedback.py)."""
     removed = 0
     while True:
-        status = await conn.execute(PRUNE_SEEN, float(window_s), batch_size)
-        count = int(status.split()[-1])
+        async with conn.transaction():
+            await conn.execute(JOIN_EXCLUSIVE)
+            count = int((await conn.execute(PRUNE_SEEN, batch_size)).split()[-1])
         removed += count
         if count < batch_size:
             return removed

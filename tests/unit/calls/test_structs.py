@@ -186,3 +186,12 @@ def test_plain_valid_feedback_takes_the_fast_path():
         assert fast is not None and fast == by_contract(value, EventKind.feedback, LIMITS, NOW)[0]
     named_none = a_vote() | {"call_event_id": None, "request_id": None}
     assert fast_feedback(orjson.dumps(named_none), LIMITS, NOW) is None  # the contract says why
+
+
+def test_the_fast_path_knows_the_contracts_layers():
+    import typing
+
+    from worker.calls.events import Layer
+    from worker.calls.structs import LayerName
+
+    assert typing.get_args(LayerName) == tuple(layer.value for layer in Layer)
