@@ -138,10 +138,11 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
     except msgspec.MsgspecError:
         return None
     events = decoded if isinstance(decoded, list) else (decoded,)
+    elements = len(events) if isinstance(decoded, list) else 0
     if (
         not events
         or len(events) > limits.max_events_per_envelope
-        or not is_plain(value, limits.max_nesting_depth, decoded)
+        or not is_plain(value, limits.max_nesting_depth, elements)
     ):
         return None
     latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
@@ -151,26 +152,32 @@ def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> l
         if at > latest:
             return None
         calls.append(
-            Call(
-                e.event_id,
-                at,
-                redact_identifier(e.model_id),
-                redact_identifier(e.task_type),
-                e.layer,
-                True,
-                float(e.latency_ms),
-                float(e.cost_usd),
-                e.input_tokens,
-                e.output_tokens,
-                None,
-                e.experiment_id,
-                e.arm,
-                e.request_id,
-                e.routing_rule_id,
-                e.route_probability,
+            _new_call(  # tuple.__new__ straight: a NamedTuple's own __new__ is one more Python frame per event
+                Call,
+                (
+                    e.event_id,
+                    at,
+                    redact_identifier(e.model_id),
+                    redact_identifier(e.task_type),
+                    e.layer,
+                    True,
+                    e.latency_ms,  # msgspec gives float for float fields, ints included
+                    e.cost_usd,
+                    e.input_tokens,
+                    e.output_tokens,
+                    None,
+                    e.experiment_id,
+                    e.arm,
+                    e.request_id,
+                    e.routing_rule_id,
+                    e.route_probability,
+                ),
             )
         )
     return calls
+
+
+_new_call = tuple.__new__
 
 
 def fast_feedback(value: bytes, limits: Limits, received_at: float | None) -> list[Feedback] | None:
@@ -182,10 +189,11 @@ def fast_feedback(value: bytes, limits: Limits, received_at: float | None) -> li
     except msgspec.MsgspecError:
         return None
     votes = decoded if isinstance(decoded, list) else (decoded,)
+    elements = len(votes) if isinstance(decoded, list) else 0
     if (
         not votes
         or len(votes) > limits.max_events_per_envelope
-        or not is_plain(value, limits.max_nesting_depth, decoded)
+        or not is_plain(value, limits.max_nesting_depth, elements)
     ):
         return None
     latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
@@ -248,18 +256,20 @@ def scan(value: Any, limit: int, depth: int = 1) -> str | None:
     return None
 
 
-def is_plain(value: bytes, depth_limit: int, parsed: Any = None) -> bool:
+def is_plain(value: bytes, depth_limit: int, elements: int = 0) -> bool:
     """True when `scan` finds nothing in any event of `value`, decided on the raw bytes at C speed:
     JSON can only carry U+0000 escaped (orjson refuses a raw one), and nesting needs one bracket per
-    level. In an envelope (`parsed` a list) every object or array element holds at least its own
-    bracket, so no element can hold more than the value's brackets less the others' and the
-    envelope's: an envelope of 100 flat events is plain, as each of them alone would be."""
+    level. In an envelope of `elements` objects or arrays, each holds at least its own bracket, so
+    none can hold more than the value's brackets less the others' and the envelope's: an envelope of
+    100 flat events is plain, as each of them alone would be."""
     if b"\\u0000" in value:
         return False
-    brackets = value.count(b"{") + value.count(b"[")
-    if isinstance(parsed, list):
-        brackets -= sum(isinstance(e, (dict, list, msgspec.Struct)) for e in parsed)
-    return brackets <= depth_limit
+    return value.count(b"{") + value.count(b"[") - elements <= depth_limit
+
+
+def containers(parsed: Any) -> int:
+    """How many elements of an envelope are objects or arrays (0 for a single event): see is_plain."""
+    return sum(isinstance(e, (dict, list)) for e in parsed) if isinstance(parsed, list) else 0
 
 
 def _explain(error: ValidationError) -> str:
@@ -338,7 +348,7 @@ def by_contract(
         parsed = orjson.loads(value)
     except orjson.JSONDecodeError as error:
         return [], [Rejection("not_json", str(error)[:500])]
-    plain = is_plain(value, limits.max_nesting_depth, parsed)
+    plain = is_plain(value, limits.max_nesting_depth, containers(parsed))
     if not isinstance(parsed, list):
         outcome = _judge(parsed, kind, limits, None, plain, received_at)
         return ([], [outcome]) if isinstance(outcome, Rejection) else ([outcome], [])

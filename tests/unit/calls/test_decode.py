@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import samples
-from worker.calls.decode import Limits, decode, is_plain, scan
+from worker.calls.decode import Limits, containers, decode, is_plain, scan
 from worker.calls.events import EventKind
 from worker.calls.redaction import redact_identifier
 
@@ -136,15 +136,15 @@ def test_the_raw_byte_shortcut_never_skips_what_scan_would_find(event, depth_lim
 )
 def test_the_shortcut_judges_an_envelope_as_each_of_its_events(envelope, depth_limit):
     raw = orjson.dumps(envelope)
-    if is_plain(raw, depth_limit, envelope):
+    if is_plain(raw, depth_limit, containers(envelope)):
         assert all(scan(e, depth_limit) is None for e in envelope if isinstance(e, (dict, list)))
 
 
 def test_an_envelope_of_many_flat_events_is_plain_and_one_deep_event_is_not():
     flat = [{"a": 1}] * 100
-    assert is_plain(orjson.dumps(flat), 4, flat)
+    assert is_plain(orjson.dumps(flat), 4, containers(flat))
     deep = flat + [{"a": [[[[1]]]]}]
-    assert not is_plain(orjson.dumps(deep), 4, deep)
+    assert not is_plain(orjson.dumps(deep), 4, containers(deep))
 
 
 def test_an_event_dated_past_the_acceptance_window_is_refused_with_the_reason():
