@@ -146,7 +146,8 @@ async def test_one_row_per_event_kept_for_the_dedupe_window_and_a_call_for_the_f
     from worker.store.feedback import FeedbackLimits
 
     now = time.time()
-    recent, old = call(at=now - 60), call(at=now - 10 * 86_400)
+    recent = call(at=now - 60)._replace(request_id='req "ü\\ 1', route_probability=0.123456789012345, arm="b")
+    old = call(at=now - 10 * 86_400)
     metric = Metric(str(uuid.uuid4()), "queue_depth", 3.0, "requests", {}, now)
     async with migrated.acquire() as conn:
         await stored_offsets(conn, GROUP, [TP])
@@ -171,6 +172,15 @@ async def test_one_row_per_event_kept_for_the_dedupe_window_and_a_call_for_the_f
     assert kept[old.event_id] == pytest.approx(kept[metric.event_id], abs=1e-3) == pytest.approx(1 / 24, abs=1e-3)
     joinable = {str(r[0]) for r in await migrated.fetch("SELECT event_id FROM call_index")}
     assert joinable == {recent.event_id, old.event_id}  # calls only: the metric is deduped, not joinable
+    row = await migrated.fetchrow(
+        "SELECT request_id, route_probability, arm, experiment_id, ok, layer, "
+        "extract(epoch FROM minute)::float8 AS minute FROM call_index WHERE event_id = $1",
+        uuid.UUID(recent.event_id),
+    )  # the values as the flush had them: strings, floats and nulls through the jsonb rows
+    assert (row["request_id"], row["route_probability"], row["arm"], row["experiment_id"], row["ok"]) == (
+        recent.request_id, recent.route_probability, "b", None, True,
+    )  # fmt: skip
+    assert (row["layer"], row["minute"]) == ("fast", float(int(recent.occurred_at // 60) * 60))
     await migrated.execute("UPDATE seen_events SET keep_until = keep_until - interval '2 hours'")  # time passes
     async with migrated.acquire() as conn:
         assert await prune_seen(conn) == 2

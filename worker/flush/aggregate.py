@@ -134,10 +134,12 @@ def aggregate(calls: Sequence[Call], recent_from: float = float("-inf")) -> Delt
     keys, tallies = _tallies(c, minute_code * n_series + c.series)
     for key, tally in zip(keys.tolist(), tallies, strict=True):
         deltas.by_minute[(minute_list[key // n_series], *c.series_keys[key % n_series])] = tally
-    pairs, pair_keys = _codes(list(zip(c.cols[_MODEL], c.cols[_TASK], strict=True)))
-    keys, tallies = _tallies(c, pairs)
+    # (model, task type) and layer codes per series, then per call by lookup: no second pass over the strings
+    pair_of_series, pair_keys = _codes([(model, task) for model, task, _ in c.series_keys])
+    keys, tallies = _tallies(c, pair_of_series[c.series])
     deltas.by_model = {pair_keys[key]: tally for key, tally in zip(keys.tolist(), tallies, strict=True)}
-    layers, layer_keys = _codes(list(c.cols[_LAYER]))
+    layer_of_series, layer_keys = _codes([layer for _, _, layer in c.series_keys])
+    layers = layer_of_series[c.series]
     n_layers = len(layer_keys)
     keys, tallies = _tallies(c, minute_code * (n_layers + 1) + layers)
     for key, tally in zip(keys.tolist(), tallies, strict=True):
@@ -151,6 +153,8 @@ def aggregate(calls: Sequence[Call], recent_from: float = float("-inf")) -> Delt
 
 
 def _arms(c: _Columns) -> dict[tuple[str, str], ArmTally]:
+    if c.cols[_ARM].count(None) == c.n:  # no experiment running: one C-level pass, nothing more
+        return {}
     tagged = (_not_none(c.cols[_EXPERIMENT]) & _not_none(c.cols[_ARM])).tolist()
     rows = np.flatnonzero(tagged)
     if not len(rows):
@@ -172,6 +176,8 @@ def _arms(c: _Columns) -> dict[tuple[str, str], ArmTally]:
 
 
 def _logged(c: _Columns, minutes: list[int], minute_code: np.ndarray) -> dict[tuple[str, int, str], LoggedTally]:
+    if c.cols[_P].count(None) == c.n:  # no router logs propensities
+        return {}
     logged = _not_none(c.cols[_P]).tolist()
     rows = np.flatnonzero(logged)
     if not len(rows):

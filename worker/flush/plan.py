@@ -35,7 +35,7 @@ class FlushPlan:
     metrics: list[Metric]
     bug_reports: list[BugReport]
     deltas: Deltas
-    seen_rows: list[list]  # every event's id, with what the feedback join needs of a call
+    seen_json: str  # every event's id, with what the feedback join needs of a call (rows.seen_json)
     model_rows: list[list]
     minute_rows: list[list]
     health_rows: list[list]
@@ -84,7 +84,7 @@ def _planned(items: Sequence[Item], consumed: int, now: float) -> FlushPlan:
         metrics=[c for c in items if isinstance(c, Metric)],
         bug_reports=[c for c in items if isinstance(c, BugReport)],
         deltas=deltas,
-        seen_rows=rows.seen_rows(items),
+        seen_json=rows.seen_json(items),
         model_rows=rows.model_rows(deltas),
         minute_rows=rows.minute_rows(deltas),
         health_rows=rows.health_rows(deltas),

@@ -35,17 +35,19 @@ def columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
 _NOT_A_CALL = (None,) * 11
 
 
-def seen_rows(items: Sequence[Item]) -> list[list[Any]]:
-    """seen_events columns: every event's id, and for a call what the feedback join needs (request id,
-    occurred_at, minute, model, task type, layer, answered, experiment, arm, rule, propensity)."""
-    rows = (
-        (i.event_id, i.request_id, i.occurred_at, float(minute_of(i.occurred_at)), i.model_id, i.task_type, i.layer)
-        + (i.ok, i.experiment_id, i.arm, i.routing_rule_id, i.route_probability)
-        if isinstance(i, Call)
-        else (i.event_id, *_NOT_A_CALL)
-        for i in items
-    )
-    return columns(rows, 12)
+def seen_json(items: Sequence[Item]) -> str:
+    """seen_events rows as one JSON array of arrays: every event's id, and for a call what the feedback
+    join needs (request id, occurred_at, minute, model, task type, layer, answered, experiment, arm,
+    rule, propensity). Floats keep their value: orjson writes the shortest text that reads back the same."""
+    return orjson.dumps(
+        [
+            (i.event_id, i.request_id, i.occurred_at, float(minute_of(i.occurred_at)), i.model_id, i.task_type)
+            + (i.layer, i.ok, i.experiment_id, i.arm, i.routing_rule_id, i.route_probability)
+            if isinstance(i, Call)
+            else (i.event_id, *_NOT_A_CALL)
+            for i in items
+        ]
+    ).decode()
 
 
 def _sums(t: Tally) -> tuple:

@@ -25,6 +25,7 @@ NAME_LOCK_KEY = 0x7E1E_FEED  # serialises the rare addition of a new feedback na
 _PENDING_COLUMNS = """event_id::text, call_event_id::text, request_id, name, source, score_micro,
     extract(epoch FROM occurred_at)::float8 AS occurred_at, comment"""
 
+ANY_PENDING = "SELECT EXISTS (SELECT 1 FROM feedback_pending)"  # most flushes: none, so no lookup of every call
 RELEASE_PENDING = f"""
 DELETE FROM feedback_pending
 WHERE call_event_id = ANY($1::uuid[]) OR (call_event_id IS NULL AND request_id = ANY($2::text[]))
@@ -223,7 +224,7 @@ async def apply_feedback(
     of them with their ids, worker/store/flush.py), and join and apply every feedback whose call is
     known; the rest waits (bounded) or is dead-lettered."""
     released: list[Feedback] = []
-    if limits.window_s > 0 and calls:
+    if limits.window_s > 0 and calls and await conn.fetchval(ANY_PENDING):
         requests = sorted({c.request_id for c in calls if c.request_id is not None})
         released = [_as_feedback(r) for r in await conn.fetch(RELEASE_PENDING, [c.event_id for c in calls], requests)]
     incoming = released + list(feedback)  # arrival order: what waited arrived first

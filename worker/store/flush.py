@@ -36,13 +36,17 @@ WHERE c.consumer_group = $1 AND c.topic = u.topic AND c.partition = u.partition"
 
 # One row per event: its id (the dedupe log) and, for a call, what the feedback join needs. Kept until the
 # dedupe window has passed and, for a call, the feedback window after it occurred (see migration 0016).
+# The rows come as one jsonb array of arrays (worker/flush/rows.py, seen_json): asyncpg's array
+# parameters check every element in Python, which cost the worker about 10 us of CPU per event here,
+# against about 1.4 us to serialise the rows with orjson (PostgreSQL's time is the same).
 MARK_SEEN = """
 INSERT INTO seen_events (event_id, keep_until, request_id, occurred_at, minute, model_id, task_type, layer, ok,
     experiment_id, arm, routing_rule_id, route_probability)
-SELECT e, greatest(now() + make_interval(secs => $13), to_timestamp(a) + make_interval(secs => $14)), r,
-    to_timestamp(a), to_timestamp(w), m, k, y, o, x, g, u, p
-FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::float8[], $5::text[], $6::text[], $7::text[], $8::bool[],
-            $9::text[], $10::text[], $11::text[], $12::float8[]) AS c(e, r, a, w, m, k, y, o, x, g, u, p)
+SELECT (r->>0)::uuid,
+    greatest(now() + make_interval(secs => $2), to_timestamp((r->>2)::float8) + make_interval(secs => $3)),
+    r->>1, to_timestamp((r->>2)::float8), to_timestamp((r->>3)::float8), r->>4, r->>5, r->>6, (r->>7)::bool,
+    r->>8, r->>9, r->>10, (r->>11)::float8
+FROM jsonb_array_elements($1::jsonb) AS r
 ON CONFLICT DO NOTHING RETURNING event_id::text"""
 
 _SUMS_UPDATE = """
@@ -186,7 +190,7 @@ async def write_flush(
             raise OffsetFenced(stale)
         if plan.items:
             windows = (float(dedupe_window_s), float(feedback.window_s))
-            fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, *plan.seen_rows, *windows)}
+            fresh_ids = {r[0] for r in await conn.fetch(MARK_SEEN, plan.seen_json, *windows)}
             if len(fresh_ids) < plan.counted:  # re-sent events: count the others (rare, so planned again only then)
                 plan = await asyncio.to_thread(plan.fresh, fresh_ids)
         joined = FeedbackOutcome()
