@@ -12,6 +12,7 @@ the same values; a property test holds the two paths to that.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -129,21 +130,26 @@ def to_feedback(event: CallFeedback) -> Feedback:
 _FINER_THAN_MICROSECONDS = re.compile(rb":\d\d[.,]\d{7}")
 
 
-def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> list[Call] | None:
-    """The calls of a value that is wholly valid and plain, or None: then the contract path judges it."""
+def _plain(decoder: msgspec.json.Decoder, value: bytes, limits: Limits) -> Sequence[Any] | None:
+    """The typed events of a value the fast path may take whole (an event or a bounded envelope, valid,
+    nothing `scan` would find), or None: then the contract path judges it."""
     if _FINER_THAN_MICROSECONDS.search(value):
         return None
     try:
-        decoded = COMPLETED.decode(value)
+        decoded = decoder.decode(value)
     except msgspec.MsgspecError:
         return None
-    events = decoded if isinstance(decoded, list) else (decoded,)
-    elements = len(events) if isinstance(decoded, list) else 0
-    if (
-        not events
-        or len(events) > limits.max_events_per_envelope
-        or not is_plain(value, limits.max_nesting_depth, elements)
-    ):
+    envelope = isinstance(decoded, list)
+    events = decoded if envelope else (decoded,)
+    if not events or len(events) > limits.max_events_per_envelope:
+        return None
+    return events if is_plain(value, limits.max_nesting_depth, len(events) if envelope else 0) else None
+
+
+def fast_completed(value: bytes, limits: Limits, received_at: float | None) -> list[Call] | None:
+    """The calls of a value that is wholly valid and plain, or None: then the contract path judges it."""
+    events = _plain(COMPLETED, value, limits)
+    if events is None:
         return None
     latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
     calls = []
@@ -182,19 +188,8 @@ _new_call = tuple.__new__
 
 def fast_feedback(value: bytes, limits: Limits, received_at: float | None) -> list[Feedback] | None:
     """The feedback of a value that is wholly valid and plain, or None: then the contract path judges it."""
-    if _FINER_THAN_MICROSECONDS.search(value):
-        return None
-    try:
-        decoded = FEEDBACK.decode(value)
-    except msgspec.MsgspecError:
-        return None
-    votes = decoded if isinstance(decoded, list) else (decoded,)
-    elements = len(votes) if isinstance(decoded, list) else 0
-    if (
-        not votes
-        or len(votes) > limits.max_events_per_envelope
-        or not is_plain(value, limits.max_nesting_depth, elements)
-    ):
+    votes = _plain(FEEDBACK, value, limits)
+    if votes is None:
         return None
     latest = float("inf") if received_at is None else received_at + limits.max_ahead_s
     out = []

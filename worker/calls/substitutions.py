@@ -27,13 +27,11 @@ class Substitutions:
     def __init__(self, rules: Sequence[Rule]):
         self.rules = tuple(rules)
         self._text = tuple((re2.compile(p), _constant(r), needs) for p, r, needs in self.rules)
-        self._ascii = tuple(
-            (re2.compile(p.encode()), r.encode("ascii"), tuple(n.encode() for n in needs)) for p, r, needs in self.rules
-        )
+        self._ascii = tuple((re2.compile(p.encode()), r.encode("ascii")) for p, r, _ in self.rules)
         self._which = None  # which rules match a text somewhere: one pass for all of them
         if self.rules:
             self._which = re2.Set.SearchSet(self._ascii[0][0].options)
-            for index, (pattern, _, _) in enumerate(self._ascii):
+            for index, (pattern, _) in enumerate(self._ascii):
                 if self._which.Add(pattern.pattern) != index:
                     raise ValueError(f"rule {index} did not get its own index in the RE2 set")
             self._which.Compile()
@@ -51,7 +49,7 @@ class Substitutions:
             if not found:
                 break
             first = min(found)
-            pattern, replacement, _ = self._ascii[first]
+            pattern, replacement = self._ascii[first]
             data = _sub_bytes(pattern, replacement, data)
             after = first + 1
         return data.decode("ascii")

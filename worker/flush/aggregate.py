@@ -33,13 +33,6 @@ _LATENCY, _COST, _IN, _OUT = (_F.index(n) for n in ("latency_ms", "cost_usd", "i
 _EXPERIMENT, _ARM, _P = (_F.index(n) for n in ("experiment_id", "arm", "route_probability"))
 
 
-def buckets_of(latency_ms: np.ndarray) -> np.ndarray:
-    """histogram.bucket_of for a whole column (a test holds the two equal, bucket edges included)."""
-    tracked = np.maximum(latency_ms, histogram.MIN_TRACKED_MS)
-    buckets = np.ceil(np.log(tracked) / histogram._LOG_GAMMA).astype(np.int64)
-    return np.where(latency_ms < histogram.MIN_TRACKED_MS, histogram.ZERO_BUCKET, buckets)
-
-
 def _codes(keys: list) -> tuple[np.ndarray, list]:
     """Each key's index among the distinct keys (in order of first appearance), and those keys:
     hashing in C (dict.fromkeys, map), no Python code per call."""
@@ -60,7 +53,7 @@ class _Columns:
         self.cost = np.array(cols[_COST], dtype=np.float64)
         self.tokens_in = np.array(cols[_IN], dtype=np.int64)
         self.tokens_out = np.array(cols[_OUT], dtype=np.int64)
-        self.bucket = buckets_of(self.latency)
+        self.bucket = histogram.buckets_of(self.latency)
         self.cols = cols
         self.series, self.series_keys = _codes(list(zip(cols[_MODEL], cols[_TASK], cols[_LAYER], strict=True)))
         self.minute = (self.at // 60.0).astype(np.int64) * 60  # Python's // on floats, as minute_of
@@ -180,8 +173,6 @@ def _logged(c: _Columns, minutes: list[int], minute_code: np.ndarray) -> dict[tu
         return {}
     logged = _not_none(c.cols[_P]).tolist()
     rows = np.flatnonzero(logged)
-    if not len(rows):
-        return {}
     p = np.array(list(compress(c.cols[_P], logged)), dtype=np.float64)
     cells, cell_keys = _codes(
         list(zip(compress(c.cols[_TASK], logged), minute_code[rows].tolist(), compress(c.cols[_MODEL], logged)))

@@ -47,10 +47,6 @@ class FlushPlan:
     patterns: dict[str, PatternDelta]
 
     @property
-    def event_ids(self) -> list[str]:
-        return [item.event_id for item in self.items]
-
-    @property
     def counted(self) -> int:
         return len(self.items)
 
